@@ -1,0 +1,57 @@
+# Two commands for a newcomer: `make demo` and `make test`. `make setup` is idempotent and fast
+# when nothing changed (a stamp file records the pyproject it installed).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test test-fast lint format ui sandbox bench clean-state help
+
+help:
+	@echo "make setup   create .venv and install everything (idempotent)"
+	@echo "make demo    run the daily loop offline on the embedded defaults, print where outputs are"
+	@echo "make test    run the whole test suite"
+	@echo "make lint    ruff check + format check"
+	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Order matters (see README, "Installation"): CPU torch first, then the project, then ludwig
+# without its dependencies (its rich pin conflicts with evidently; its real deps are in pyproject).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps ludwig==0.11.0
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/mlops run
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+ui: setup
+	$(BIN)/mlops ui
+
+sandbox: setup
+	$(BIN)/mlops sandbox serve
+
+clean-state:
+	rm -rf .mlops

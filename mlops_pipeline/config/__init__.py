@@ -1,0 +1,1 @@
+"""Platform settings (infrastructure, from env / .env) and team overlays (from ``teams/``)."""

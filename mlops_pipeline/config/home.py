@@ -1,0 +1,39 @@
+"""The embedded state folder (``.mlops/`` by default): Dagster instance, objects, MLflow, DVC remote."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from mlops_pipeline.config.settings import PlatformSettings
+
+# Pools used by assets; every pool gets this limit unless the instance config says otherwise.
+ALPHAVANTAGE_POOL = "alphavantage"
+
+
+def embedded_dagster_yaml() -> dict:
+    """The embedded instance: SQLite storage (Dagster's default), telemetry off, one AlphaVantage
+    request stream at a time across all runs."""
+    return {
+        "telemetry": {"enabled": False},
+        "concurrency": {"pools": {"default_limit": 1}},
+    }
+
+
+def ensure_home(settings: PlatformSettings) -> None:
+    """Create the embedded folders and the Dagster instance config; point DAGSTER_HOME at it.
+
+    Idempotent. An existing ``dagster.yaml`` written by a user (e.g. a Postgres one) is kept.
+    """
+    for folder in (settings.home_dir, settings.dagster_home_path, settings.home_dir / "mlflow"):
+        folder.mkdir(parents=True, exist_ok=True)
+    if settings.storage == "local":
+        settings.storage_root_path.mkdir(parents=True, exist_ok=True)
+    if settings.dvc_remote_url and "://" not in settings.dvc_remote_url:
+        Path(settings.dvc_remote_url).mkdir(parents=True, exist_ok=True)
+    instance_yaml = settings.dagster_home_path / "dagster.yaml"
+    if not instance_yaml.exists():
+        instance_yaml.write_text(yaml.safe_dump(embedded_dagster_yaml(), sort_keys=False), encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home_path)

@@ -1,0 +1,165 @@
+"""Infrastructure settings: one pydantic-settings object read from env vars and an untracked ``.env``.
+
+Every variable is prefixed ``MLOPS_`` except the standard ones that other tools read too
+(``DAGSTER_HOME``, ``MLFLOW_TRACKING_URI``, ``AWS_*``, ``ALPHAVANTAGE_API_KEY``). Secrets are
+``SecretStr`` and only ever come from the environment; ``redacted()`` is safe to print and to
+attach to runs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def default_project_dir() -> Path:
+    """The checkout that holds ``teams/``: ``MLOPS_PROJECT_DIR``, else the package's parent, else CWD."""
+    explicit = os.environ.get("MLOPS_PROJECT_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    if (PACKAGE_DIR.parent / "teams").is_dir():
+        return PACKAGE_DIR.parent
+    return Path.cwd().resolve()
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class PlatformSettings(BaseSettings):
+    """Where everything lives and which services are used. Defaults are the embedded, offline mode."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    project_dir: Path = Field(default_factory=default_project_dir)
+    home: Path | None = Field(default=None, description="Embedded state root (default <project>/.mlops)")
+    teams_dir: Path | None = Field(default=None, description="Team overlay folder (default <project>/teams)")
+    ludwig_configs_dir: Path | None = Field(default=None, description="Ludwig configs (default <project>/ludwig_configs)")
+    dagster_home: Path | None = Field(
+        default=None, validation_alias=_alias("MLOPS_DAGSTER_HOME", "DAGSTER_HOME"),
+        description="Dagster instance folder (default <home>/dagster)",
+    )
+
+    storage: Literal["local", "s3"] = Field(default="local", description="Object store backend")
+    storage_root: Path | None = Field(default=None, description="Local object store folder (default <home>/objects)")
+    s3_bucket: str = Field(default="mlops", min_length=3, description="Object store bucket (storage=s3)")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000")
+    s3_region: str = Field(default="us-east-1")
+    aws_access_key_id: SecretStr | None = Field(default=None, validation_alias=_alias("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("AWS_SECRET_ACCESS_KEY")
+    )
+
+    mlflow_tracking_uri: str | None = Field(
+        default=None, validation_alias=_alias("MLOPS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI (default sqlite:///<home>/mlflow/mlflow.db)",
+    )
+    mlflow_artifact_root: str | None = Field(
+        default=None, description="Artifact root for new experiments (default <home>/mlflow/artifacts)"
+    )
+    dvc_remote_url: str | None = Field(default=None, description="DVC remote (default <home>/dvc-remote; or s3://...)")
+    dvc_remote_endpoint_url: str | None = Field(default=None, description="S3 endpoint for an s3:// DVC remote")
+
+    market_data: Literal["sandbox", "alphavantage"] = Field(default="sandbox")
+    alphavantage_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("MLOPS_ALPHAVANTAGE_API_KEY", "ALPHAVANTAGE_API_KEY")
+    )
+    alphavantage_premium: bool = Field(default=False, description="Key is premium: full history, adjusted series")
+    alphavantage_base_url: str = Field(default="https://www.alphavantage.co")
+    alphavantage_daily_budget: int = Field(default=25, ge=0, description="Requests per day; 0 = unlimited")
+    alphavantage_min_interval_s: float = Field(default=1.0, ge=0, description="Minimum seconds between requests")
+
+    broker: Literal["sandbox", "alpaca"] = Field(default="sandbox")
+
+    sandbox_url: str | None = Field(
+        default=None, description="A running sandbox server; unset = start one on 127.0.0.1:<sandbox_port>"
+    )
+    sandbox_port: int = Field(default=8765, ge=1, le=65535)
+    sandbox_today: date | None = Field(default=None, description="The sandbox market's 'today' (default: real date)")
+    sandbox_seed: int = Field(default=7)
+
+    serving_launcher: Literal["auto", "docker", "process"] = Field(default="auto")
+
+    @model_validator(mode="after")
+    def _fill_derived_paths(self) -> PlatformSettings:
+        project = self.project_dir.resolve()
+        self.project_dir = project
+        self.home = (self.home or project / ".mlops").resolve()
+        self.teams_dir = (self.teams_dir or project / "teams").resolve()
+        self.ludwig_configs_dir = (self.ludwig_configs_dir or project / "ludwig_configs").resolve()
+        self.dagster_home = (self.dagster_home or self.home / "dagster").resolve()
+        self.storage_root = (self.storage_root or self.home / "objects").resolve()
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+        if self.mlflow_artifact_root is None:
+            self.mlflow_artifact_root = str(self.home / "mlflow" / "artifacts")
+        if self.dvc_remote_url is None:
+            self.dvc_remote_url = str(self.home / "dvc-remote")
+        if self.market_data == "alphavantage" and self.alphavantage_api_key is None:
+            raise ValueError(
+                "MLOPS_MARKET_DATA=alphavantage needs ALPHAVANTAGE_API_KEY in the environment or .env"
+            )
+        return self
+
+    # Paths are always set after validation; these accessors give them non-optional types.
+    @property
+    def home_dir(self) -> Path:
+        assert self.home is not None
+        return self.home
+
+    @property
+    def teams_path(self) -> Path:
+        assert self.teams_dir is not None
+        return self.teams_dir
+
+    @property
+    def ludwig_configs_path(self) -> Path:
+        assert self.ludwig_configs_dir is not None
+        return self.ludwig_configs_dir
+
+    @property
+    def dagster_home_path(self) -> Path:
+        assert self.dagster_home is not None
+        return self.dagster_home
+
+    @property
+    def storage_root_path(self) -> Path:
+        assert self.storage_root is not None
+        return self.storage_root
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting as JSON-friendly values, secrets replaced by ``'***' (set)`` or ``None``."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "*** (set)"
+            elif isinstance(value, Path | date):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
+
+
+def load_settings(**overrides: Any) -> PlatformSettings:
+    """Read settings from the environment and ``<project>/.env`` (the environment wins)."""
+    project_dir = Path(overrides.get("project_dir") or default_project_dir())
+    env_file = project_dir / ".env"
+    return PlatformSettings(_env_file=env_file if env_file.is_file() else None, **overrides)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> PlatformSettings:
+    """Process-wide settings, read once. Tests build their own with :func:`load_settings`."""
+    return load_settings()

@@ -1,0 +1,295 @@
+"""Team overlays: ``teams/base.yaml`` holds the defaults, ``teams/<team>.yaml`` overlays it.
+
+A team is added by adding a file: ``teams/green.yaml`` makes a team ``green``. Every resolved
+config is validated by the pydantic models below; any problem raises :class:`ConfigError` naming
+the file, the key path and the problem, and no team is returned at all (never a partial graph).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from mlops_pipeline.config.errors import ConfigError, ConfigIssue
+from mlops_pipeline.config.overlay import deep_merge, format_key_path, read_yaml_mapping, source_of
+
+BASE_FILE = "base.yaml"
+TEAM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+Ticker = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]
+EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(StrictModel):
+    """Which Ludwig config the team trains, and on how much history."""
+
+    ludwig_config: str = Field(description="File name inside ludwig_configs/")
+    train_window_days: int | None = Field(default=None, ge=60, description="Trading days of history; None = all")
+
+    @field_validator("ludwig_config")
+    @classmethod
+    def _config_file_exists(cls, value: str, info: ValidationInfo) -> str:
+        if Path(value).name != value:
+            raise ValueError(f"must be a file name inside ludwig_configs/, not a path: {value!r}")
+        configs_dir = (info.context or {}).get("ludwig_configs_dir")
+        if configs_dir is not None and not (Path(configs_dir) / value).is_file():
+            available = sorted(p.name for p in Path(configs_dir).glob("*.yaml"))
+            raise ValueError(f"{value!r} not found in {configs_dir} (available: {', '.join(available) or 'none'})")
+        return value
+
+
+class EvaluationSpec(StrictModel):
+    """Walk-forward evaluation shared by every candidate model of a ticker."""
+
+    folds: int = Field(default=3, ge=3, le=20)
+    test_days: int = Field(default=60, ge=10, description="Trading days in each fold's test window")
+    purge_days: int = Field(default=30, ge=1, description="Gap between train and test (>= horizon + lookback)")
+
+
+class PromotionPolicy(StrictModel):
+    """When a challenger becomes the champion."""
+
+    metric: Literal["mae", "rmse", "directional_accuracy"] = "mae"
+    min_skill_vs_naive: float = Field(default=0.0, description="Required skill over the persistence forecast")
+
+
+class RotateBestGainParams(StrictModel):
+    threshold: float = Field(gt=0, description="Predicted return (fraction) needed to act")
+    max_holdings: int = Field(default=1, ge=1)
+
+
+class ThresholdLongFlatParams(StrictModel):
+    threshold: float = Field(ge=0, description="Predicted return (fraction) above which to be long")
+
+
+class DirectionClassifierParams(StrictModel):
+    min_confidence: float = Field(default=0.55, gt=0.5, le=1)
+
+
+class RotateBestGain(StrictModel):
+    name: Literal["rotate_best_gain"]
+    params: RotateBestGainParams
+
+
+class ThresholdLongFlat(StrictModel):
+    name: Literal["threshold_long_flat"]
+    params: ThresholdLongFlatParams
+
+
+class DirectionClassifier(StrictModel):
+    name: Literal["direction_classifier"]
+    params: DirectionClassifierParams = DirectionClassifierParams()
+
+
+StrategySpec = Annotated[RotateBestGain | ThresholdLongFlat | DirectionClassifier, Field(discriminator="name")]
+
+
+class RiskLimits(StrictModel):
+    max_position_pct: Fraction = 0.25
+    max_gross_exposure: Fraction = 1.0
+    cash_buffer_pct: float = Field(default=0.02, ge=0, lt=1)
+    max_orders_per_day: int = Field(default=10, ge=0)
+    max_notional_per_day: float = Field(default=100_000.0, ge=0)
+    kill_switch_env: EnvVarName = "MLOPS_KILL_SWITCH"
+    kill_switch_file: str | None = Field(default=None, description="Orders are blocked while this file exists")
+
+
+class CostModel(StrictModel):
+    commission_bps: float = Field(default=0.0, ge=0)
+    slippage_bps: float = Field(default=5.0, ge=0)
+
+
+class MonitoringSpec(StrictModel):
+    window_days: int = Field(default=20, ge=5)
+    drift_share_threshold: Fraction = 0.5
+    drift_severity: Literal["WARN", "ERROR"] = "WARN"
+    performance_tolerance: float = Field(default=1.5, gt=1, description="Allowed live/eval error ratio")
+
+
+class RetrainPolicy(StrictModel):
+    cron: str = Field(default="0 6 * * 6", description="Weekly retraining (America/New_York)")
+    on_drift: bool = False
+    cooldown_days: int = Field(default=5, ge=0)
+
+
+class ScheduleSpec(StrictModel):
+    daily_cron: str = Field(default="30 17 * * 1-5", description="Daily loop, after the close")
+    timezone: str = "America/New_York"
+
+    @field_validator("daily_cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"must be a 5-field cron expression, got {value!r}")
+        return value
+
+
+class BrokerSpec(StrictModel):
+    """The NAMES of the environment variables that hold the team's Alpaca paper keys."""
+
+    api_key_env: EnvVarName
+    secret_key_env: EnvVarName
+
+
+class TeamConfig(StrictModel):
+    """One team's resolved configuration (base.yaml deep-merged with the team's overlay)."""
+
+    name: str
+    display_name: str | None = None
+    tickers: list[Ticker] = Field(min_length=1, max_length=50)
+    model: ModelSpec
+    evaluation: EvaluationSpec = EvaluationSpec()
+    promotion: PromotionPolicy = PromotionPolicy()
+    strategy: StrategySpec
+    risk: RiskLimits = RiskLimits()
+    costs: CostModel = CostModel()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    retrain: RetrainPolicy = RetrainPolicy()
+    schedule: ScheduleSpec = ScheduleSpec()
+    broker: BrokerSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_broker_env_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "broker" not in data and isinstance(data.get("name"), str):
+            prefix = data["name"].upper()
+            data = {
+                **data,
+                "broker": {"api_key_env": f"{prefix}_ALPACA_API_KEY", "secret_key_env": f"{prefix}_ALPACA_SECRET_KEY"},
+            }
+        return data
+
+    @field_validator("tickers")
+    @classmethod
+    def _unique_tickers(cls, tickers: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for ticker in tickers:
+            if ticker in seen:
+                raise ValueError(f"duplicate ticker {ticker!r}")
+            seen.add(ticker)
+        return tickers
+
+    @property
+    def config_hash(self) -> str:
+        """A stable short hash of the resolved config (recorded on every run)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def team_files(teams_dir: Path) -> dict[str, Path]:
+    """``{team name: overlay path}`` for every ``*.yaml`` in ``teams_dir`` except ``base.yaml``."""
+    if not teams_dir.is_dir():
+        raise ConfigError.single(str(teams_dir), "", "team overlay folder not found (set MLOPS_TEAMS_DIR)")
+    files = {path.stem: path for path in sorted(teams_dir.glob("*.yaml")) if path.name != BASE_FILE}
+    misnamed = sorted(path.name for path in teams_dir.glob("*.yml"))
+    if misnamed:
+        raise ConfigError.single(f"{teams_dir.name}/{misnamed[0]}", "", "overlays must use the .yaml extension")
+    return files
+
+
+def resolve_team(
+    name: str,
+    overlay: dict[str, Any],
+    overlay_source: str,
+    base: dict[str, Any],
+    base_source: str,
+    ludwig_configs_dir: Path,
+) -> TeamConfig:
+    """Merge ``overlay`` onto ``base`` and validate the result as team ``name``."""
+    if not TEAM_NAME_PATTERN.match(name):
+        raise ConfigError.single(
+            overlay_source, "", f"team name {name!r} must match {TEAM_NAME_PATTERN.pattern} (it becomes an asset key)"
+        )
+    if "name" in overlay or "name" in base:
+        raise ConfigError.single(
+            overlay_source if "name" in overlay else base_source, "name", "set by the file name; remove this key"
+        )
+    merged, provenance = deep_merge([(base_source, base), (overlay_source, overlay)])
+    try:
+        return TeamConfig.model_validate(
+            {"name": name, **merged}, context={"ludwig_configs_dir": ludwig_configs_dir}
+        )
+    except ValidationError as exc:
+        issues = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            # Discriminated unions add the tag to the location: strategy.rotate_best_gain.params -> drop it.
+            loc = tuple(part for part in loc if not (isinstance(part, str) and part in _STRATEGY_TAGS))
+            message = error["msg"]
+            if error["type"] == "missing":
+                message = "required key is missing"
+            elif "input" in error and error["type"] not in {"extra_forbidden"} and not isinstance(
+                error["input"], dict | list
+            ):
+                message = f"{message} (got {error['input']!r})"
+            elif error["type"] == "extra_forbidden":
+                message = "unknown key"
+            file = source_of(loc, provenance) or overlay_source
+            if error["type"] == "missing" and base:
+                file = f"{overlay_source} (merged with {base_source})"
+            issues.append(ConfigIssue(file, format_key_path(loc), message))
+        raise ConfigError(issues) from exc
+
+
+_STRATEGY_TAGS = {"rotate_best_gain", "threshold_long_flat", "direction_classifier"}
+
+
+def load_teams(teams_dir: Path, ludwig_configs_dir: Path, only: list[str] | None = None) -> dict[str, TeamConfig]:
+    """Load and validate every team overlay; raise one :class:`ConfigError` listing every problem."""
+    files = team_files(teams_dir)
+    base_path = teams_dir / BASE_FILE
+    base_source = _display(base_path, teams_dir)
+    issues: list[ConfigIssue] = []
+    base: dict[str, Any] = {}
+    if base_path.is_file():
+        try:
+            base = read_yaml_mapping(base_path, base_source)
+        except ConfigError as exc:
+            raise ConfigError(exc.issues) from exc
+    if only:
+        unknown = [team for team in only if team not in files]
+        if unknown:
+            raise ConfigError.single(
+                str(teams_dir), "", f"unknown team(s) {', '.join(unknown)}; known: {', '.join(files) or 'none'}"
+            )
+        files = {team: files[team] for team in only}
+    if not files:
+        raise ConfigError.single(_display(teams_dir, teams_dir), "", "no team overlays (*.yaml besides base.yaml)")
+    teams: dict[str, TeamConfig] = {}
+    for name, path in files.items():
+        source = _display(path, teams_dir)
+        try:
+            overlay = read_yaml_mapping(path, source)
+            teams[name] = resolve_team(name, overlay, source, base, base_source, ludwig_configs_dir)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(issues)
+    return teams
+
+
+def _display(path: Path, teams_dir: Path) -> str:
+    """Name files as the project does: ``teams/red.yaml`` (relative to the teams folder's parent)."""
+    try:
+        return path.resolve().relative_to(teams_dir.resolve().parent).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,1 @@
+"""Dagster ConfigurableResources: each has a local (embedded) and a networked implementation."""

@@ -1,0 +1,252 @@
+"""Object store: a local folder (embedded default) or any S3 endpoint (MinIO, AWS, ...).
+
+Keys are ``/``-separated relative paths. Writes are atomic: the local store writes a temporary
+file and renames it; S3 PUTs are atomic per object. A store can be narrowed to a prefix with
+:meth:`ObjectStore.scoped`, after which every key is relative to that prefix and a key that
+escapes it is refused, so one team's code cannot write into another team's objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class ObjectStoreError(RuntimeError):
+    """A store operation failed; the message names the key and the store."""
+
+
+class ObjectNotFoundError(ObjectStoreError, KeyError):
+    """The key does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def normalize_key(key: str) -> str:
+    """Validate a relative object key and return it normalized (no ``..``, no leading ``/``)."""
+    if not key or key.startswith("/") or "\\" in key:
+        raise ObjectStoreError(f"invalid object key {key!r}: use a relative '/'-separated path")
+    parts = key.rstrip("/").split("/")
+    if any(part in {"..", ".", ""} for part in parts):
+        raise ObjectStoreError(f"invalid object key {key!r}: empty, '.' and '..' segments are not allowed")
+    return "/".join(parts)
+
+
+class ObjectStore(dg.ConfigurableResource):
+    """Common interface and helpers; use :class:`LocalObjectStore` or :class:`S3ObjectStore`."""
+
+    prefix: str = Field(default="", description="Every key is stored under this prefix")
+
+    # -- backend primitives (keys here are full keys, prefix already applied) -----------------
+    def _put(self, full_key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _get(self, full_key: str) -> bytes:
+        raise NotImplementedError
+
+    def _exists(self, full_key: str) -> bool:
+        raise NotImplementedError
+
+    def _delete(self, full_key: str) -> None:
+        raise NotImplementedError
+
+    def _list(self, full_prefix: str) -> Iterator[str]:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        """A URI a human (or another tool) can use to find the object."""
+        raise NotImplementedError
+
+    # -- public API ---------------------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        key = normalize_key(key)
+        return f"{self.prefix.rstrip('/')}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Store ``data`` under ``key`` atomically (replacing any previous object); return its URI."""
+        self._put(self._full(key), data)
+        return self.uri(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._get(self._full(key))
+
+    def exists(self, key: str) -> bool:
+        return self._exists(self._full(key))
+
+    def delete(self, key: str) -> None:
+        self._delete(self._full(key))
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (relative to this store), sorted; pages through large listings."""
+        base = self.prefix.rstrip("/") + "/" if self.prefix else ""
+        wanted = normalize_key(prefix) if prefix else ""
+        return sorted(key[len(base) :] for key in self._list(base + wanted))
+
+    def put_text(self, key: str, text: str) -> str:
+        return self.put_bytes(key, text.encode("utf-8"))
+
+    def get_text(self, key: str) -> str:
+        return self.get_bytes(key).decode("utf-8")
+
+    def put_parquet(self, key: str, frame: pd.DataFrame) -> str:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return self.put_bytes(key, buffer.getvalue())
+
+    def get_parquet(self, key: str) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
+
+    def scoped(self, prefix: str) -> ObjectStore:
+        """The same store narrowed to ``prefix``; keys outside it cannot be reached from the result."""
+        inner = normalize_key(prefix.strip("/"))
+        combined = f"{self.prefix.rstrip('/')}/{inner}" if self.prefix else inner
+        return self.model_copy(update={"prefix": combined})
+
+
+class LocalObjectStore(ObjectStore):
+    """Objects as files under ``root`` (the embedded default: ``.mlops/objects``)."""
+
+    root: str = Field(description="Folder that holds the objects")
+
+    def _path(self, full_key: str) -> Path:
+        return Path(self.root) / full_key
+
+    def _put(self, full_key: str, data: bytes) -> None:
+        target = self._path(full_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _get(self, full_key: str) -> bytes:
+        try:
+            return self._path(full_key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ObjectNotFoundError(f"object {full_key!r} not found in {self.root}") from exc
+
+    def _exists(self, full_key: str) -> bool:
+        return self._path(full_key).is_file()
+
+    def _delete(self, full_key: str) -> None:
+        self._path(full_key).unlink(missing_ok=True)
+
+    def _list(self, full_prefix: str) -> Iterator[str]:
+        root = Path(self.root)
+        if not root.is_dir():
+            return
+        for path in root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(root).as_posix()
+                if key.startswith(full_prefix):
+                    yield key
+
+    def uri(self, key: str) -> str:
+        return self._path(self._full(key)).resolve().as_uri()
+
+
+class S3ObjectStore(ObjectStore):
+    """Objects in an S3 bucket (MinIO in the compose stack). Credentials come from the standard
+    AWS environment variables / profile chain, never from this resource's config."""
+
+    bucket: str = Field(min_length=3)
+    endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000; None = AWS")
+    region: str = "us-east-1"
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 5
+
+    _client: object | None = PrivateAttr(default=None)
+
+    def client(self):  # noqa: ANN201 - botocore client type is generated at run time
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=self.connect_timeout_s,
+                read_timeout=self.read_timeout_s,
+                retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            )
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config)
+        return self._client
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (MinIO / moto start empty)."""
+        from botocore.exceptions import ClientError
+
+        client = self.client()
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+                raise ObjectStoreError(f"cannot access bucket {self.bucket!r} at {self._where()}: {exc}") from exc
+            client.create_bucket(Bucket=self.bucket)
+
+    def _where(self) -> str:
+        return self.endpoint_url or "AWS"
+
+    def _put(self, full_key: str, data: bytes) -> None:
+        self._call("put", full_key, lambda: self.client().put_object(Bucket=self.bucket, Key=full_key, Body=data))
+
+    def _get(self, full_key: str) -> bytes:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client().get_object(Bucket=self.bucket, Key=full_key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                raise ObjectNotFoundError(f"object {full_key!r} not found in s3://{self.bucket}") from exc
+            raise ObjectStoreError(f"get s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
+        return response["Body"].read()
+
+    def _exists(self, full_key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client().head_object(Bucket=self.bucket, Key=full_key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise ObjectStoreError(f"head s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
+        return True
+
+    def _delete(self, full_key: str) -> None:
+        self._call("delete", full_key, lambda: self.client().delete_object(Bucket=self.bucket, Key=full_key))
+
+    def _list(self, full_prefix: str) -> Iterator[str]:
+        paginator = self.client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def _call(self, verb: str, full_key: str, action) -> None:  # noqa: ANN001
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            action()
+        except (ClientError, BotoCoreError) as exc:
+            raise ObjectStoreError(f"{verb} s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}"

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import load_settings
+
+
+def test_embedded_defaults_live_under_home(isolated_env: Path) -> None:
+    settings = load_settings()
+    assert settings.home_dir == isolated_env.resolve()
+    assert settings.storage == "local"
+    assert settings.storage_root_path == isolated_env.resolve() / "objects"
+    assert settings.dagster_home_path == isolated_env.resolve() / "dagster"
+    assert settings.mlflow_tracking_uri == f"sqlite:///{isolated_env.resolve() / 'mlflow' / 'mlflow.db'}"
+    assert settings.dvc_remote_url == str(isolated_env.resolve() / "dvc-remote")
+    assert settings.market_data == "sandbox"
+    assert settings.broker == "sandbox"
+
+
+def test_env_overrides_and_standard_aliases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLOPS_STORAGE", "s3")
+    monkeypatch.setenv("MLOPS_S3_BUCKET", "team-objects")
+    monkeypatch.setenv("MLOPS_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dh"))
+    monkeypatch.setenv("MLOPS_TEAMS_DIR", str(tmp_path / "elsewhere"))
+    settings = load_settings()
+    assert settings.storage == "s3"
+    assert settings.s3_bucket == "team-objects"
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert settings.dagster_home_path == (tmp_path / "dh").resolve()
+    assert settings.teams_path == (tmp_path / "elsewhere").resolve()
+
+
+def test_dotenv_file_is_read_and_environment_wins(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / ".env").write_text("MLOPS_SANDBOX_PORT=9911\nMLOPS_S3_BUCKET=from-dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("MLOPS_S3_BUCKET", "from-env")
+    settings = load_settings()
+    assert settings.sandbox_port == 9911
+    assert settings.s3_bucket == "from-env"
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "K3YVALUE123")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "S3CRETVALUE")
+    settings = load_settings()
+    dumped = json.dumps(settings.redacted())
+    assert "K3YVALUE123" not in dumped and "S3CRETVALUE" not in dumped
+    assert settings.redacted()["alphavantage_api_key"] == "*** (set)"
+    assert "K3YVALUE123" not in repr(settings)
+
+
+def test_live_market_data_requires_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_MARKET_DATA", "alphavantage")
+    with pytest.raises(ValidationError, match="needs ALPHAVANTAGE_API_KEY"):
+        load_settings()
+
+
+def test_bad_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_STORAGE", "ftp")
+    with pytest.raises(ValidationError, match="storage"):
+        load_settings()
+
+
+def test_ensure_home_creates_instance_with_telemetry_off(isolated_env: Path) -> None:
+    settings = load_settings()
+    ensure_home(settings)
+    ensure_home(settings)  # idempotent
+    text = (settings.dagster_home_path / "dagster.yaml").read_text()
+    assert "telemetry:\n  enabled: false" in text
+    assert settings.storage_root_path.is_dir()
+    assert Path(settings.dvc_remote_url or "").is_dir()

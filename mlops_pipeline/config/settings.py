@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
+from dotenv import load_dotenv
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -72,9 +73,7 @@ class PlatformSettings(BaseSettings):
     dvc_remote_endpoint_url: str | None = Field(default=None, description="S3 endpoint for an s3:// DVC remote")
 
     market_data: Literal["sandbox", "alphavantage"] = Field(default="sandbox")
-    alphavantage_api_key: SecretStr | None = Field(
-        default=None, validation_alias=_alias("MLOPS_ALPHAVANTAGE_API_KEY", "ALPHAVANTAGE_API_KEY")
-    )
+    alphavantage_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ALPHAVANTAGE_API_KEY"))
     alphavantage_premium: bool = Field(default=False, description="Key is premium: full history, adjusted series")
     alphavantage_base_url: str = Field(default="https://www.alphavantage.co")
     alphavantage_daily_budget: int = Field(default=25, ge=0, description="Requests per day; 0 = unlimited")
@@ -153,10 +152,16 @@ class PlatformSettings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> PlatformSettings:
-    """Read settings from the environment and ``<project>/.env`` (the environment wins)."""
+    """Read settings from the environment and ``<project>/.env`` (the environment wins).
+
+    Variables from ``.env`` are exported into the process environment (without overriding), so that
+    secrets referenced by name (``dg.EnvVar``) and child processes see them too.
+    """
     project_dir = Path(overrides.get("project_dir") or default_project_dir())
     env_file = project_dir / ".env"
-    return PlatformSettings(_env_file=env_file if env_file.is_file() else None, **overrides)  # type: ignore[call-arg]
+    if env_file.is_file():
+        load_dotenv(env_file, override=False)
+    return PlatformSettings(**overrides)
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,7 @@ from mlops_pipeline.config.overlay import deep_merge, format_key_path, read_yaml
 
 BASE_FILE = "base.yaml"
 TEAM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+RESERVED_TEAM_NAMES = frozenset({"market", "platform", "base"})
 
 Ticker = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
@@ -219,6 +220,8 @@ def resolve_team(
         raise ConfigError.single(
             overlay_source, "", f"team name {name!r} must match {TEAM_NAME_PATTERN.pattern} (it becomes an asset key)"
         )
+    if name in RESERVED_TEAM_NAMES:
+        raise ConfigError.single(overlay_source, "", f"team name {name!r} is reserved; rename the file")
     if "name" in overlay or "name" in base:
         raise ConfigError.single(
             overlay_source if "name" in overlay else base_source, "name", "set by the file name; remove this key"

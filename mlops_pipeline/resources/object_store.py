@@ -9,17 +9,20 @@ escapes it is refused, so one team's code cannot write into another team's objec
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_MANIFEST_FIELD = b"mlops.manifest"
 
 
 class ObjectStoreError(RuntimeError):
@@ -99,15 +102,31 @@ class ObjectStore(dg.ConfigurableResource):
     def get_text(self, key: str) -> str:
         return self.get_bytes(key).decode("utf-8")
 
-    def put_parquet(self, key: str, frame: pd.DataFrame) -> str:
+    def put_parquet(self, key: str, frame: pd.DataFrame, manifest: dict[str, Any] | None = None) -> str:
+        """Store ``frame`` as parquet; ``manifest`` (JSON-able) travels inside the same object, so
+        data and its description are replaced together or not at all."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if manifest is not None:
+            metadata = dict(table.schema.metadata or {})
+            metadata[_MANIFEST_FIELD] = json.dumps(manifest, sort_keys=True, default=str).encode()
+            table = table.replace_schema_metadata(metadata)
         buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
+        pq.write_table(table, buffer)
         return self.put_bytes(key, buffer.getvalue())
 
     def get_parquet(self, key: str) -> pd.DataFrame:
-        import pandas as pd
+        return self.get_parquet_with_manifest(key)[0]
 
-        return pd.read_parquet(io.BytesIO(self.get_bytes(key)))
+    def get_parquet_with_manifest(self, key: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The frame stored under ``key`` and the manifest stored with it (``{}`` if none)."""
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(io.BytesIO(self.get_bytes(key)))
+        raw = (table.schema.metadata or {}).get(_MANIFEST_FIELD)
+        return table.to_pandas(), (json.loads(raw) if raw else {})
 
     def scoped(self, prefix: str) -> ObjectStore:
         """The same store narrowed to ``prefix``; keys outside it cannot be reached from the result."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,11 @@ def test_ensure_home_creates_instance_with_telemetry_off(isolated_env: Path) -> 
     assert "telemetry:\n  enabled: false" in text
     assert settings.storage_root_path.is_dir()
     assert Path(settings.dvc_remote_url or "").is_dir()
+
+
+def test_dotenv_values_are_exported_for_child_processes(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RED_ALPACA_API_KEY", "placeholder")
+    monkeypatch.delenv("RED_ALPACA_API_KEY")  # removed again when the test ends
+    (project / ".env").write_text("RED_ALPACA_API_KEY=from-dotenv\n", encoding="utf-8")
+    load_settings()
+    assert os.environ["RED_ALPACA_API_KEY"] == "from-dotenv"

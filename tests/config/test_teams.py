@@ -154,3 +154,8 @@ def test_required_key_missing_everywhere(project: Path) -> None:
     _write(project, "green.yaml", "tickers: [IBM]\n")
     lines = _error_lines(project)
     assert "teams/green.yaml (merged with teams/base.yaml): strategy: required key is missing" in lines
+
+
+def test_reserved_team_name(project: Path) -> None:
+    _write(project, "market.yaml", "tickers: [AAPL]\n")
+    assert _error_lines(project) == ["teams/market.yaml: team name 'market' is reserved; rename the file"]

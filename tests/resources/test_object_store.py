@@ -88,3 +88,13 @@ def test_s3_unreachable_endpoint_fails_with_a_clear_error() -> None:
     )
     with pytest.raises(ObjectStoreError, match=r"put s3://unreachable/k at http://127.0.0.1:9"):
         store.put_bytes("k", b"x")
+
+
+def test_parquet_manifest_travels_with_the_data(store: ObjectStore) -> None:
+    frame = pd.DataFrame({"x": [1, 2, 3]})
+    store.put_parquet("t.parquet", frame, manifest={"adjusted": True, "as_of": "2024-01-02"})
+    loaded, manifest = store.get_parquet_with_manifest("t.parquet")
+    pd.testing.assert_frame_equal(loaded, frame)
+    assert manifest == {"adjusted": True, "as_of": "2024-01-02"}
+    store.put_parquet("plain.parquet", frame)
+    assert store.get_parquet_with_manifest("plain.parquet")[1] == {}

@@ -1,0 +1,54 @@
+"""Small helpers shared by the asset modules."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from mlops_pipeline.market.checks import CheckOutcome
+
+AS_OF_TAG = "mlops/as_of"
+TEAM_TAG = "mlops/team"
+CONFIG_HASH_TAG = "mlops/config_hash"
+SETTINGS_TAG = "mlops/settings"
+
+
+def tagged_as_of(context: dg.AssetExecutionContext) -> date | None:
+    """The as-of trading date a run was launched for (``mlops/as_of`` tag), if any."""
+    raw = context.run.tags.get(AS_OF_TAG)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise dg.Failure(f"run tag {AS_OF_TAG}={raw!r} is not a YYYY-MM-DD date") from exc
+
+
+def check_result(asset_key: dg.AssetKey, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.severity == "ERROR" else dg.AssetCheckSeverity.WARN,
+        description=outcome.description,
+        metadata={"details": dg.MetadataValue.json(json.loads(json.dumps(outcome.details, default=str)))},
+    )
+
+
+def check_specs(asset_key: dg.AssetKey, descriptions: dict[str, str]) -> list[dg.AssetCheckSpec]:
+    """Blocking checks: a failure stops everything downstream of the asset in the same run."""
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=description)
+        for name, description in descriptions.items()
+    ]
+
+
+def failed_names(outcomes: list[CheckOutcome]) -> list[str]:
+    return [outcome.name for outcome in outcomes if not outcome.passed]
+
+
+def json_metadata(value: Any) -> dg.MetadataValue:
+    return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))

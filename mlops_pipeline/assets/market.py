@@ -1,0 +1,152 @@
+"""Shared market data, partitioned by ticker (the union of every team's tickers).
+
+``market/prices`` keeps each ticker's growing daily history (one request per ticker per day at
+most); ``market/features`` turns it into the point-in-time feature table. Both carry blocking
+checks, and both record their check outcomes in the stored object's manifest so that team assets
+in later runs refuse data that failed them.
+"""
+
+
+import dagster as dg
+
+from mlops_pipeline.assets.common import check_result, check_specs, failed_names, json_metadata, tagged_as_of
+from mlops_pipeline.config.home import ALPHAVANTAGE_POOL
+from mlops_pipeline.market.checks import check_point_in_time, check_price_history, check_targets
+from mlops_pipeline.market.features import build_features
+from mlops_pipeline.market.history import infer_splits
+from mlops_pipeline.market.ingest import ingest_prices
+from mlops_pipeline.market.store import features_key, prices_key, read_prices
+from mlops_pipeline.resources.market_data import MarketDataResource
+from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.training.dataset import frame_fingerprint
+
+PRICES = dg.AssetKey(["market", "prices"])
+FEATURES = dg.AssetKey(["market", "features"])
+
+PRICE_CHECKS = {
+    "price_schema": "Exactly the canonical columns and dtypes",
+    "unique_dates": "No date appears twice",
+    "trading_days": "Every NYSE session between first and last row is present, and nothing else",
+    "positive_prices": "All prices are > 0",
+    "price_ranges": "low <= open, close <= high",
+    "freshness": "The last row is the as-of session",
+}
+FEATURE_CHECKS = {
+    "point_in_time": "Features recomputed on truncated histories equal the stored ones (no look-ahead)",
+    "targets": "Targets are the next session's prices",
+}
+
+
+def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
+    partitions = dg.StaticPartitionsDefinition(tickers)
+
+    @dg.asset(
+        key=PRICES,
+        partitions_def=partitions,
+        pool=ALPHAVANTAGE_POOL,
+        group_name="market",
+        kinds={"parquet"},
+        check_specs=check_specs(PRICES, PRICE_CHECKS),
+        description="Daily prices per ticker: an append-only history, updated with at most one request a day.",
+    )
+    def prices(
+        context: dg.AssetExecutionContext, market_data: MarketDataResource, object_store: ObjectStore
+    ) -> dg.MaterializeResult:
+        ticker = context.partition_key
+        as_of = tagged_as_of(context) or market_data.default_as_of()
+        stored, manifest = read_prices(object_store, ticker)
+        result = ingest_prices(
+            ticker,
+            stored,
+            bool(manifest.get("adjusted", market_data.premium)),
+            as_of,
+            market_data.premium,
+            market_data.fetch_daily,
+        )
+        outcomes = check_price_history(result.history, expected_last_date=as_of)
+        version = frame_fingerprint(result.history)
+        new_manifest = {
+            "ticker": ticker,
+            "adjusted": result.adjusted,
+            "source": market_data.source,
+            "as_of": as_of.isoformat(),
+            "data_version": version,
+            "failed_checks": failed_names(outcomes),
+        }
+        if result.api_calls or manifest != new_manifest:
+            uri = object_store.put_parquet(prices_key(ticker), result.history, new_manifest)
+        else:
+            uri = object_store.uri(prices_key(ticker))
+        context.log.info(f"{ticker}: {result.plan.reason}; {result.api_calls} request(s)")
+        return dg.MaterializeResult(
+            metadata={
+                "as_of": as_of.isoformat(),
+                "api_calls": result.api_calls,
+                "fetch": result.plan.reason,
+                "rows": len(result.history),
+                "first_date": str(result.first_date),
+                "last_date": str(result.last_date),
+                "appended_rows": result.appended,
+                "revised_values": len(result.revisions),
+                "revisions": dg.MetadataValue.md(result.revisions.head(20).to_markdown(index=False))
+                if len(result.revisions)
+                else "none",
+                "split_adjusted_source": result.adjusted,
+                "source": market_data.source,
+                "budget_remaining": market_data.budget_remaining() if market_data.daily_budget else "unlimited",
+                "uri": dg.MetadataValue.path(uri),
+            },
+            check_results=[check_result(PRICES, outcome) for outcome in outcomes],
+            data_version=dg.DataVersion(version),
+        )
+
+    @dg.asset(
+        key=FEATURES,
+        deps=[PRICES],
+        partitions_def=partitions,
+        group_name="market",
+        kinds={"parquet"},
+        check_specs=check_specs(FEATURES, FEATURE_CHECKS),
+        description="Point-in-time features and next-session targets, computed from split-adjusted prices.",
+    )
+    def features(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+        ticker = context.partition_key
+        history, manifest = read_prices(object_store, ticker)
+        if history is None:
+            raise dg.Failure(f"no stored prices for {ticker}: materialize market/prices first")
+        inferred_splits = 0
+        if not manifest.get("adjusted", False):
+            inference = infer_splits(history)
+            history, inferred_splits = inference.frame, len(inference.splits)
+        table = build_features(history)
+        outcomes = [check_point_in_time(history, table), check_targets(history, table)]
+        version = frame_fingerprint(table)
+        uri = object_store.put_parquet(
+            features_key(ticker),
+            table,
+            {
+                "ticker": ticker,
+                "as_of": manifest.get("as_of"),
+                "prices_version": manifest.get("data_version"),
+                "data_version": version,
+                "failed_checks": failed_names(outcomes) + list(manifest.get("failed_checks", [])),
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "rows": len(table),
+                "last_date": str(table["date"].iloc[-1].date()) if len(table) else "none",
+                "inferred_splits": inferred_splits,
+                "prices_version": str(manifest.get("data_version")),
+                "columns": json_metadata(list(table.columns)),
+                "preview": dg.MetadataValue.md(table.tail(5).to_markdown(index=False)),
+                "uri": dg.MetadataValue.path(uri),
+            },
+            check_results=[check_result(FEATURES, outcome) for outcome in outcomes],
+            data_version=dg.DataVersion(version),
+        )
+
+    return [prices, features]
+
+
+

@@ -1,0 +1,73 @@
+"""Per-team assets, under the team's key prefix and partitioned by the team's tickers."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.market.store import read_features
+from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
+from mlops_pipeline.training.ludwig_config import load_ludwig_config
+
+
+def team_store(object_store: ObjectStore, team: str) -> ObjectStore:
+    """The team's own part of the object store; writes outside ``teams/<team>/`` are refused."""
+    return object_store.scoped(f"teams/{team}")
+
+
+def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.AssetsDefinition]:
+    partitions = dg.StaticPartitionsDefinition(team.tickers)
+    ludwig_path = ludwig_configs_dir / team.model.ludwig_config
+    team_metadata = {"team": team.name, "config_hash": team.config_hash, "ludwig_config": team.model.ludwig_config}
+
+    @dg.asset(
+        key=[team.name, "training_dataset"],
+        deps=[dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping())],
+        partitions_def=partitions,
+        group_name=team.name,
+        kinds={"parquet"},
+        tags={"team": team.name},
+        metadata=team_metadata,
+        description=f"Team {team.name}: the columns of {team.model.ludwig_config} from checked market features.",
+    )
+    def training_dataset(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+        ticker = context.partition_key
+        features, manifest = read_features(object_store, ticker)
+        if features is None:
+            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+        if manifest.get("failed_checks"):
+            raise dg.Failure(
+                f"market data for {ticker} failed checks {manifest['failed_checks']}: training data blocked",
+                metadata={"failed_checks": json_metadata(manifest["failed_checks"])},
+            )
+        try:
+            ludwig = load_ludwig_config(ludwig_path)
+            dataset = build_training_dataset(features, ludwig, team.model.train_window_days)
+        except (ConfigError, DatasetError) as exc:
+            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
+        version = frame_fingerprint(dataset)
+        uri = team_store(object_store, team.name).put_parquet(
+            f"datasets/{ticker}.parquet",
+            dataset,
+            {**team_metadata, "ticker": ticker, "features_version": manifest.get("data_version"), "data_version": version},
+        )
+        return dg.MaterializeResult(
+            metadata={
+                **team_metadata,
+                "rows": len(dataset),
+                "first_date": str(dataset["date"].iloc[0].date()),
+                "last_date": str(dataset["date"].iloc[-1].date()),
+                "inputs": json_metadata(ludwig.input_features),
+                "outputs": json_metadata(ludwig.output_features),
+                "features_version": str(manifest.get("data_version")),
+                "uri": dg.MetadataValue.path(uri),
+            },
+            data_version=dg.DataVersion(version),
+        )
+
+    return [training_dataset]

@@ -1,0 +1,163 @@
+"""``mlops``: the platform's command line (run the daily loop, open the UI, inspect config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from typing import Annotated
+
+import typer
+import yaml
+from rich.table import Table
+
+from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import PlatformSettings, load_settings
+from mlops_pipeline.config.teams import TeamConfig, load_teams
+from mlops_pipeline.console import console, fail
+from mlops_pipeline.sandbox.cli import sandbox_app
+
+app = typer.Typer(
+    name="mlops",
+    help="Daily stock prediction and paper trading for competing teams, on Dagster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+teams_app = typer.Typer(help="Check and inspect team overlays.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(teams_app, name="teams")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _settings() -> PlatformSettings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        fail(f"invalid settings: {exc}")
+
+
+def _teams(settings: PlatformSettings, only: list[str] | None = None) -> dict[str, TeamConfig]:
+    try:
+        return load_teams(settings.teams_path, settings.ludwig_configs_path, only=only)
+    except ConfigError as exc:
+        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+
+
+def _env_name(field_name: str) -> str:
+    field = PlatformSettings.model_fields[field_name]
+    alias = field.validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return str(choices[0])
+    return f"MLOPS_{field_name.upper()}"
+
+
+@config_app.command("show")
+def config_show(
+    team: Annotated[str | None, typer.Option("--team", help="Show this team's resolved overlay")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Print the resolved settings (secrets masked), or one team's resolved config and its hash."""
+    settings = _settings()
+    if team:
+        config = _teams(settings, only=[team])[team]
+        payload = config.model_dump(mode="json")
+        if as_json:
+            console.print_json(json.dumps({"config_hash": config.config_hash, "config": payload}))
+            return
+        console.print(f"# team {team}: resolved from teams/base.yaml + teams/{team}.yaml")
+        console.print(f"# config_hash: {config.config_hash}")
+        console.print(yaml.safe_dump(payload, sort_keys=False).rstrip())
+        return
+    redacted = settings.redacted()
+    if as_json:
+        console.print_json(json.dumps(redacted))
+        return
+    table = Table(title="Platform settings (env / .env; secrets masked)")
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in redacted.items():
+        table.add_row(_env_name(name), "" if value is None else str(value))
+    console.print(table)
+
+
+@teams_app.command("validate")
+def teams_validate() -> None:
+    """Validate every overlay in the teams folder; list every problem with file and key."""
+    settings = _settings()
+    teams = _teams(settings)
+    table = Table(title=f"{len(teams)} team(s) valid in {settings.teams_path}")
+    for column in ("team", "tickers", "ludwig config", "strategy", "config hash"):
+        table.add_column(column)
+    for name, config in teams.items():
+        table.add_row(
+            name, ", ".join(config.tickers), config.model.ludwig_config, config.strategy.name, config.config_hash
+        )
+    console.print(table)
+
+
+@app.command("run")
+def run(
+    team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--date", help="Trading date YYYY-MM-DD (default: last completed session)")
+    ] = None,
+) -> None:
+    """Run the daily loop: shared market data for every ticker, then each team's assets."""
+    from mlops_pipeline.orchestration import DailyRunError, run_daily
+
+    settings = _settings()
+    teams = _teams(settings, only=team)
+    day: date | None = None
+    if as_of is not None:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            fail(f"--date must be YYYY-MM-DD, got {as_of!r}")
+    ensure_home(settings)
+    try:
+        report = run_daily(settings, teams, as_of=day, console=console)
+    except DailyRunError as exc:
+        fail(str(exc))
+    console.print(report.render())
+    for what, where in report.locations():
+        console.print(f"  {what}: {where}")
+    if not report.ok:
+        fail(f"{report.failed_count} of {report.total_count} partition run(s) failed; see above")
+
+
+@app.command("ui")
+def ui(
+    port: Annotated[int, typer.Option(help="Webserver port on 127.0.0.1")] = 3000,
+) -> None:
+    """Start the Dagster webserver and daemon on 127.0.0.1 with the embedded instance."""
+    from mlops_pipeline.sandbox_service import ensure_sandbox
+
+    settings = _settings()
+    _teams(settings)
+    ensure_home(settings)
+    env = dict(os.environ)
+    with ensure_sandbox(settings) as sandbox_url:
+        env["MLOPS_SANDBOX_URL"] = sandbox_url
+        console.print(f"Dagster UI: http://127.0.0.1:{port}  (instance: {settings.dagster_home_path})")
+        command = [
+            sys.executable, "-m", "dagster", "dev",
+            "-m", "mlops_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, env=env, check=False)
+        except KeyboardInterrupt:
+            pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""The daily loop as one call: shared market data for every ticker, then every team's assets.
+
+Each (job, ticker) is its own Dagster run on the configured instance, so the runs, their logs and
+the asset history all appear in the UI afterwards. A ticker whose market data fails is skipped by
+every team; one team's failure never stops another team.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlops_pipeline.assets.common import AS_OF_TAG, SETTINGS_TAG
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.defs_builder import MARKET_JOB, all_tickers, build_definitions, team_job_name
+from mlops_pipeline.market.calendar import holiday_name, is_trading_day
+from mlops_pipeline.resources.factory import market_data_from_settings
+from mlops_pipeline.sandbox_service import ensure_sandbox, set_sandbox_today, uses_sandbox
+
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+_RECORDED_SETTINGS = ("storage", "market_data", "broker", "mlflow_tracking_uri", "dvc_remote_url", "serving_launcher")
+
+
+class DailyRunError(RuntimeError):
+    """The daily loop could not start (bad date, unreachable service)."""
+
+
+@dataclass(frozen=True)
+class PartitionRun:
+    job: str
+    partition: str
+    status: str  # "success" | "failure" | "skipped"
+    seconds: float
+    run_id: str | None
+    note: str = ""
+
+
+@dataclass
+class DailyRunReport:
+    as_of: date
+    settings: PlatformSettings
+    runs: list[PartitionRun] = field(default_factory=list)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(run.status != "success" for run in self.runs)
+
+    @property
+    def total_count(self) -> int:
+        return len(self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_count == 0
+
+    def render(self) -> Table:
+        table = Table(title=f"Daily loop for {self.as_of} ({self.total_count - self.failed_count}/{self.total_count} ok)")
+        for column in ("job", "ticker", "status", "seconds", "run id", "note"):
+            table.add_column(column)
+        style = {"success": "green", "failure": "red", "skipped": "yellow"}
+        for run in self.runs:
+            table.add_row(
+                run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
+                (run.run_id or "")[:8], run.note,
+            )  # fmt: skip
+        return table
+
+    def locations(self) -> list[tuple[str, str]]:
+        s = self.settings
+        objects = s.storage_root_path if s.storage == "local" else f"s3://{s.s3_bucket}/{s.s3_prefix}"
+        return [
+            ("market prices", f"{objects}/market/prices/<TICKER>.parquet"),
+            ("market features", f"{objects}/market/features/<TICKER>.parquet"),
+            ("team datasets", f"{objects}/teams/<team>/datasets/<TICKER>.parquet"),
+            ("Dagster instance (runs, logs, asset history)", str(s.dagster_home_path)),
+            ("Dagster UI", "make ui  (or: .venv/bin/mlops ui), then open http://127.0.0.1:3000"),
+        ]
+
+
+def _error_text(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_failure and event.event_specific_data is not None:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                return error.message.strip().splitlines()[0][:160]
+    return "failed (see the run's logs in the UI)"
+
+
+def _resolve_as_of(settings: PlatformSettings, sandbox_url: str | None, requested: date | None) -> date:
+    if requested is not None:
+        if not is_trading_day(requested):
+            reason = holiday_name(requested) or "a weekend"
+            raise DailyRunError(f"{requested} is not an NYSE trading day ({reason})")
+        if sandbox_url and settings.market_data == "sandbox":
+            set_sandbox_today(sandbox_url, requested)
+        return requested
+    resource = market_data_from_settings(
+        settings.model_copy(update={"sandbox_url": sandbox_url}) if sandbox_url else settings
+    )
+    return resource.default_as_of()
+
+
+def run_daily(
+    settings: PlatformSettings,
+    teams: dict[str, TeamConfig],
+    as_of: date | None = None,
+    console: Console | None = None,
+) -> DailyRunReport:
+    """Run market data for every ticker, then each team's assets, for one trading date."""
+    console = console or Console(quiet=True)
+    with ExitStack() as stack:
+        sandbox_url = stack.enter_context(ensure_sandbox(settings)) if uses_sandbox(settings) else None
+        if sandbox_url:
+            settings = settings.model_copy(update={"sandbox_url": sandbox_url})
+        day = _resolve_as_of(settings, sandbox_url, as_of)
+        defs = build_definitions(settings, teams)
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        report = DailyRunReport(as_of=day, settings=settings)
+        recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
+        base_tags = {AS_OF_TAG: day.isoformat(), SETTINGS_TAG: json.dumps(recorded, sort_keys=True)}
+        tickers = all_tickers(teams)
+        plan = [(MARKET_JOB, ticker) for ticker in tickers] + [
+            (team_job_name(name), ticker) for name, team in teams.items() for ticker in team.tickers
+        ]
+        failed_market: set[str] = set()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"daily loop {day}", total=len(plan))
+            for job_name, ticker in plan:
+                progress.update(task, description=f"{job_name} [{ticker}]")
+                if job_name != MARKET_JOB and ticker in failed_market:
+                    report.runs.append(
+                        PartitionRun(job_name, ticker, "skipped", 0.0, None, "market data failed for this ticker")
+                    )
+                    progress.advance(task)
+                    continue
+                started = time.monotonic()
+                result = defs.resolve_job_def(job_name).execute_in_process(
+                    instance=instance, partition_key=ticker, tags=base_tags, run_config=_QUIET_LOGS, raise_on_error=False
+                )
+                seconds = time.monotonic() - started
+                if result.success:
+                    report.runs.append(PartitionRun(job_name, ticker, "success", seconds, result.run_id))
+                else:
+                    if job_name == MARKET_JOB:
+                        failed_market.add(ticker)
+                    report.runs.append(
+                        PartitionRun(job_name, ticker, "failure", seconds, result.run_id, _error_text(result))
+                    )
+                progress.advance(task)
+        return report

@@ -1,0 +1,61 @@
+"""Daily prices from AlphaVantage or from the platform's sandbox (same client, same wire format)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
+from mlops_pipeline.market.budget import RequestBudget
+from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE, last_completed_trading_day, previous_trading_day
+from mlops_pipeline.market.calendar import is_trading_day
+
+SANDBOX_API_KEY = "sandbox-premium"
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """One AlphaVantage-compatible source. The API key should be given as ``dg.EnvVar`` so that
+    its value never appears in run config or the UI."""
+
+    source: Literal["sandbox", "alphavantage"] = "sandbox"
+    base_url: str
+    api_key: str
+    premium: bool = Field(description="Full history and split-adjusted prices (premium key or sandbox)")
+    daily_budget: int = Field(default=25, ge=0, description="Requests per day; 0 = unlimited")
+    min_interval_s: float = Field(default=1.0, ge=0)
+    budget_path: str = Field(description="SQLite file shared by every run that uses this key")
+    timeout_s: float = 30.0
+    max_retries: int = 3
+
+    def _client(self) -> AlphaVantageClient:
+        budget = RequestBudget(
+            self.budget_path, self.api_key, daily_limit=self.daily_budget, min_interval_s=self.min_interval_s
+        )
+        return AlphaVantageClient(
+            self.api_key,
+            base_url=self.base_url,
+            premium=self.premium,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            budget=budget,
+        )
+
+    def fetch_daily(self, symbol: str, outputsize: OutputSize, adjusted: bool) -> DailySeries:
+        with self._client() as client:
+            return client.daily(symbol, outputsize=outputsize, adjusted=adjusted)
+
+    def budget_remaining(self) -> int | None:
+        budget = RequestBudget(self.budget_path, self.api_key, self.daily_budget, self.min_interval_s)
+        return budget.remaining()
+
+    def default_as_of(self) -> date:
+        """The last completed session: by the sandbox's clock, or by the real clock for AlphaVantage."""
+        if self.source == "sandbox":
+            from mlops_pipeline.sandbox_service import sandbox_today
+
+            today = sandbox_today(self.base_url)
+            return today if is_trading_day(today) else previous_trading_day(today)
+        return last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))

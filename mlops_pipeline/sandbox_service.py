@@ -1,0 +1,96 @@
+"""Reach the sandbox server the settings point at, starting an embedded one when none is configured.
+
+``MLOPS_SANDBOX_URL`` names a sandbox someone else runs (it must answer). Without it, the embedded
+default is a sandbox on ``127.0.0.1:MLOPS_SANDBOX_PORT``: reused if one already answers there,
+otherwise started as a child process for the duration of the ``with`` block.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import httpx
+
+from mlops_pipeline.config.settings import PlatformSettings
+
+logger = logging.getLogger(__name__)
+
+_STARTUP_TIMEOUT_S = 30.0
+_REQUEST_TIMEOUT = httpx.Timeout(5.0)
+
+
+class SandboxUnavailableError(RuntimeError):
+    """The configured sandbox does not answer."""
+
+
+def sandbox_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/_sandbox/health", timeout=_REQUEST_TIMEOUT).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def embedded_sandbox_url(settings: PlatformSettings) -> str:
+    return settings.sandbox_url or f"http://127.0.0.1:{settings.sandbox_port}"
+
+
+def uses_sandbox(settings: PlatformSettings) -> bool:
+    return settings.market_data == "sandbox" or settings.broker == "sandbox"
+
+
+@contextmanager
+def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
+    """Yield the URL of an answering sandbox (starting and later stopping one if needed)."""
+    url = embedded_sandbox_url(settings)
+    if settings.sandbox_url:
+        if not sandbox_answers(url):
+            raise SandboxUnavailableError(f"MLOPS_SANDBOX_URL={url} does not answer on /_sandbox/health")
+        yield url
+        return
+    if sandbox_answers(url):
+        logger.info("using the sandbox already running at %s", url)
+        yield url
+        return
+    command = [
+        sys.executable, "-m", "mlops_pipeline.cli", "sandbox", "serve",
+        "--host", "127.0.0.1", "--port", str(settings.sandbox_port), "--seed", str(settings.sandbox_seed),
+    ]  # fmt: skip
+    if settings.sandbox_today:
+        command += ["--today", settings.sandbox_today.isoformat()]
+    logger.info("no market sandbox configured: starting the embedded one at %s", url)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not sandbox_answers(url):
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise SandboxUnavailableError(f"the embedded sandbox exited at start: {stderr.strip()[-500:]}")
+            if time.monotonic() > deadline:
+                raise SandboxUnavailableError(f"the embedded sandbox did not answer at {url} in time")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def sandbox_today(url: str) -> date:
+    response = httpx.get(f"{url}/_sandbox/clock", timeout=_REQUEST_TIMEOUT)
+    response.raise_for_status()
+    return date.fromisoformat(response.json()["today"])
+
+
+def set_sandbox_today(url: str, day: date) -> None:
+    """Move the sandbox's 'today' (replays and ``mlops run --date``)."""
+    response = httpx.put(f"{url}/_sandbox/clock", json={"today": day.isoformat()}, timeout=_REQUEST_TIMEOUT)
+    response.raise_for_status()

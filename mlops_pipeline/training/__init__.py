@@ -1,0 +1,1 @@
+"""Training datasets, Ludwig config handling and model evaluation."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -96,7 +97,11 @@ def teams_validate() -> None:
         table.add_column(column)
     for name, config in teams.items():
         table.add_row(
-            name, ", ".join(config.tickers), config.model.ludwig_config, config.strategy.name, config.config_hash
+            name,
+            ", ".join(config.tickers),
+            config.model.ludwig_config,
+            config.strategy.name,
+            config.config_hash,
         )
     console.print(table)
 
@@ -149,10 +154,8 @@ def ui(
             sys.executable, "-m", "dagster", "dev",
             "-m", "mlops_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
         ]  # fmt: skip
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             subprocess.run(command, env=env, check=False)
-        except KeyboardInterrupt:
-            pass
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ def all_tickers(teams: dict[str, TeamConfig]) -> list[str]:
     return sorted({ticker for team in teams.values() for ticker in team.tickers})
 
 
-def build_definitions(settings: PlatformSettings, teams: dict[str, TeamConfig] | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: PlatformSettings, teams: dict[str, TeamConfig] | None = None
+) -> dg.Definitions:
     if teams is None:
         teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
     tickers = all_tickers(teams)

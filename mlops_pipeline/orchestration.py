@@ -27,7 +27,14 @@ from mlops_pipeline.resources.factory import market_data_from_settings
 from mlops_pipeline.sandbox_service import ensure_sandbox, set_sandbox_today, uses_sandbox
 
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-_RECORDED_SETTINGS = ("storage", "market_data", "broker", "mlflow_tracking_uri", "dvc_remote_url", "serving_launcher")
+_RECORDED_SETTINGS = (
+    "storage",
+    "market_data",
+    "broker",
+    "mlflow_tracking_uri",
+    "dvc_remote_url",
+    "serving_launcher",
+)
 
 
 class DailyRunError(RuntimeError):
@@ -63,7 +70,8 @@ class DailyRunReport:
         return self.failed_count == 0
 
     def render(self) -> Table:
-        table = Table(title=f"Daily loop for {self.as_of} ({self.total_count - self.failed_count}/{self.total_count} ok)")
+        succeeded = self.total_count - self.failed_count
+        table = Table(title=f"Daily loop for {self.as_of} ({succeeded}/{self.total_count} ok)")
         for column in ("job", "ticker", "status", "seconds", "run id", "note"):
             table.add_column(column)
         style = {"success": "green", "failure": "red", "skipped": "yellow"}
@@ -87,11 +95,18 @@ class DailyRunReport:
 
 
 def _error_text(result: dg.ExecuteInProcessResult) -> str:
+    """The root cause of the first failed step, in one line (the full trace is in the run's logs)."""
     for event in result.all_events:
-        if event.is_failure and event.event_specific_data is not None:
-            error = getattr(event.event_specific_data, "error", None)
-            if error is not None:
-                return error.message.strip().splitlines()[0][:160]
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        if error is not None:
+            while error.cause is not None:
+                error = error.cause
+            message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+            return message[:200]
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if evaluation is not None and not evaluation.passed and evaluation.blocking:
+                return f"blocking check {evaluation.check_name!r} failed"
     return "failed (see the run's logs in the UI)"
 
 
@@ -139,13 +154,19 @@ def run_daily(
                 progress.update(task, description=f"{job_name} [{ticker}]")
                 if job_name != MARKET_JOB and ticker in failed_market:
                     report.runs.append(
-                        PartitionRun(job_name, ticker, "skipped", 0.0, None, "market data failed for this ticker")
+                        PartitionRun(
+                            job_name, ticker, "skipped", 0.0, None, "market data failed for this ticker"
+                        )
                     )
                     progress.advance(task)
                     continue
                 started = time.monotonic()
                 result = defs.resolve_job_def(job_name).execute_in_process(
-                    instance=instance, partition_key=ticker, tags=base_tags, run_config=_QUIET_LOGS, raise_on_error=False
+                    instance=instance,
+                    partition_key=ticker,
+                    tags=base_tags,
+                    run_config=_QUIET_LOGS,
+                    raise_on_error=False,
                 )
                 seconds = time.monotonic() - started
                 if result.success:

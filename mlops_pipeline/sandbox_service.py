@@ -70,7 +70,9 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         while not sandbox_answers(url):
             if process.poll() is not None:
                 stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                raise SandboxUnavailableError(f"the embedded sandbox exited at start: {stderr.strip()[-500:]}")
+                raise SandboxUnavailableError(
+                    f"the embedded sandbox exited at start: {stderr.strip()[-500:]}"
+                )
             if time.monotonic() > deadline:
                 raise SandboxUnavailableError(f"the embedded sandbox did not answer at {url} in time")
             time.sleep(0.2)

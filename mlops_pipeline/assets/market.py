@@ -6,7 +6,6 @@ checks, and both record their check outcomes in the stored object's manifest so 
 in later runs refuse data that failed them.
 """
 
-
 import dagster as dg
 
 from mlops_pipeline.assets.common import check_result, check_specs, failed_names, json_metadata, tagged_as_of
@@ -47,7 +46,7 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
         group_name="market",
         kinds={"parquet"},
         check_specs=check_specs(PRICES, PRICE_CHECKS),
-        description="Daily prices per ticker: an append-only history, updated with at most one request a day.",
+        description="Daily prices per ticker: append-only history, at most one request per ticker a day.",
     )
     def prices(
         context: dg.AssetExecutionContext, market_data: MarketDataResource, object_store: ObjectStore
@@ -93,7 +92,9 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
                 else "none",
                 "split_adjusted_source": result.adjusted,
                 "source": market_data.source,
-                "budget_remaining": market_data.budget_remaining() if market_data.daily_budget else "unlimited",
+                "budget_remaining": market_data.budget_remaining()
+                if market_data.daily_budget
+                else "unlimited",
                 "uri": dg.MetadataValue.path(uri),
             },
             check_results=[check_result(PRICES, outcome) for outcome in outcomes],
@@ -147,6 +148,3 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
         )
 
     return [prices, features]
-
-
-

@@ -1,6 +1,5 @@
 """Per-team assets, under the team's key prefix and partitioned by the team's tickers."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +8,7 @@ from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features
+from mlops_pipeline.market.store import read_features, read_prices
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
 from mlops_pipeline.training.ludwig_config import load_ludwig_config
@@ -23,7 +22,11 @@ def team_store(object_store: ObjectStore, team: str) -> ObjectStore:
 def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.AssetsDefinition]:
     partitions = dg.StaticPartitionsDefinition(team.tickers)
     ludwig_path = ludwig_configs_dir / team.model.ludwig_config
-    team_metadata = {"team": team.name, "config_hash": team.config_hash, "ludwig_config": team.model.ludwig_config}
+    team_metadata = {
+        "team": team.name,
+        "config_hash": team.config_hash,
+        "ludwig_config": team.model.ludwig_config,
+    }
 
     @dg.asset(
         key=[team.name, "training_dataset"],
@@ -33,18 +36,24 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
         kinds={"parquet"},
         tags={"team": team.name},
         metadata=team_metadata,
-        description=f"Team {team.name}: the columns of {team.model.ludwig_config} from checked market features.",
+        description=f"Team {team.name}: columns of {team.model.ludwig_config} from checked features.",
     )
-    def training_dataset(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+    def training_dataset(
+        context: dg.AssetExecutionContext, object_store: ObjectStore
+    ) -> dg.MaterializeResult:
         ticker = context.partition_key
         features, manifest = read_features(object_store, ticker)
+        _, prices_manifest = read_prices(object_store, ticker)
         if features is None:
             raise dg.Failure(f"no features for {ticker}: materialize market/features first")
-        if manifest.get("failed_checks"):
+        failed = sorted({*manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])})
+        if failed:
             raise dg.Failure(
-                f"market data for {ticker} failed checks {manifest['failed_checks']}: training data blocked",
-                metadata={"failed_checks": json_metadata(manifest["failed_checks"])},
+                f"market data for {ticker} failed checks {failed}: training data blocked",
+                metadata={"failed_checks": json_metadata(failed)},
             )
+        if manifest.get("prices_version") != prices_manifest.get("data_version"):
+            raise dg.Failure(f"features for {ticker} are older than its prices: materialize market/features")
         try:
             ludwig = load_ludwig_config(ludwig_path)
             dataset = build_training_dataset(features, ludwig, team.model.train_window_days)
@@ -54,7 +63,12 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
         uri = team_store(object_store, team.name).put_parquet(
             f"datasets/{ticker}.parquet",
             dataset,
-            {**team_metadata, "ticker": ticker, "features_version": manifest.get("data_version"), "data_version": version},
+            {
+                **team_metadata,
+                "ticker": ticker,
+                "features_version": manifest.get("data_version"),
+                "data_version": version,
+            },
         )
         return dg.MaterializeResult(
             metadata={

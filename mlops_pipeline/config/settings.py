@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
 from dotenv import load_dotenv
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -45,14 +45,19 @@ class PlatformSettings(BaseSettings):
     project_dir: Path = Field(default_factory=default_project_dir)
     home: Path | None = Field(default=None, description="Embedded state root (default <project>/.mlops)")
     teams_dir: Path | None = Field(default=None, description="Team overlay folder (default <project>/teams)")
-    ludwig_configs_dir: Path | None = Field(default=None, description="Ludwig configs (default <project>/ludwig_configs)")
+    ludwig_configs_dir: Path | None = Field(
+        default=None, description="Ludwig configs (default <project>/ludwig_configs)"
+    )
     dagster_home: Path | None = Field(
-        default=None, validation_alias=_alias("MLOPS_DAGSTER_HOME", "DAGSTER_HOME"),
+        default=None,
+        validation_alias=_alias("MLOPS_DAGSTER_HOME", "DAGSTER_HOME"),
         description="Dagster instance folder (default <home>/dagster)",
     )
 
     storage: Literal["local", "s3"] = Field(default="local", description="Object store backend")
-    storage_root: Path | None = Field(default=None, description="Local object store folder (default <home>/objects)")
+    storage_root: Path | None = Field(
+        default=None, description="Local object store folder (default <home>/objects)"
+    )
     s3_bucket: str = Field(default="mlops", min_length=3, description="Object store bucket (storage=s3)")
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000")
@@ -63,21 +68,32 @@ class PlatformSettings(BaseSettings):
     )
 
     mlflow_tracking_uri: str | None = Field(
-        default=None, validation_alias=_alias("MLOPS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        default=None,
+        validation_alias=_alias("MLOPS_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
         description="MLflow tracking URI (default sqlite:///<home>/mlflow/mlflow.db)",
     )
     mlflow_artifact_root: str | None = Field(
         default=None, description="Artifact root for new experiments (default <home>/mlflow/artifacts)"
     )
-    dvc_remote_url: str | None = Field(default=None, description="DVC remote (default <home>/dvc-remote; or s3://...)")
-    dvc_remote_endpoint_url: str | None = Field(default=None, description="S3 endpoint for an s3:// DVC remote")
+    dvc_remote_url: str | None = Field(
+        default=None, description="DVC remote (default <home>/dvc-remote; or s3://...)"
+    )
+    dvc_remote_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for an s3:// DVC remote"
+    )
 
     market_data: Literal["sandbox", "alphavantage"] = Field(default="sandbox")
-    alphavantage_api_key: SecretStr | None = Field(default=None, validation_alias=_alias("ALPHAVANTAGE_API_KEY"))
-    alphavantage_premium: bool = Field(default=False, description="Key is premium: full history, adjusted series")
+    alphavantage_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("ALPHAVANTAGE_API_KEY")
+    )
+    alphavantage_premium: bool = Field(
+        default=False, description="Key is premium: full history, adjusted series"
+    )
     alphavantage_base_url: str = Field(default="https://www.alphavantage.co")
     alphavantage_daily_budget: int = Field(default=25, ge=0, description="Requests per day; 0 = unlimited")
-    alphavantage_min_interval_s: float = Field(default=1.0, ge=0, description="Minimum seconds between requests")
+    alphavantage_min_interval_s: float = Field(
+        default=1.0, ge=0, description="Minimum seconds between requests"
+    )
 
     broker: Literal["sandbox", "alpaca"] = Field(default="sandbox")
 
@@ -85,7 +101,9 @@ class PlatformSettings(BaseSettings):
         default=None, description="A running sandbox server; unset = start one on 127.0.0.1:<sandbox_port>"
     )
     sandbox_port: int = Field(default=8765, ge=1, le=65535)
-    sandbox_today: date | None = Field(default=None, description="The sandbox market's 'today' (default: real date)")
+    sandbox_today: date | None = Field(
+        default=None, description="The sandbox market's 'today' (default: real date)"
+    )
     sandbox_seed: int = Field(default=7)
 
     serving_launcher: Literal["auto", "docker", "process"] = Field(default="auto")

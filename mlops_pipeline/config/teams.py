@@ -44,7 +44,9 @@ class ModelSpec(StrictModel):
     """Which Ludwig config the team trains, and on how much history."""
 
     ludwig_config: str = Field(description="File name inside ludwig_configs/")
-    train_window_days: int | None = Field(default=None, ge=60, description="Trading days of history; None = all")
+    train_window_days: int | None = Field(
+        default=None, ge=60, description="Trading days of history; None = all"
+    )
 
     @field_validator("ludwig_config")
     @classmethod
@@ -54,7 +56,9 @@ class ModelSpec(StrictModel):
         configs_dir = (info.context or {}).get("ludwig_configs_dir")
         if configs_dir is not None and not (Path(configs_dir) / value).is_file():
             available = sorted(p.name for p in Path(configs_dir).glob("*.yaml"))
-            raise ValueError(f"{value!r} not found in {configs_dir} (available: {', '.join(available) or 'none'})")
+            raise ValueError(
+                f"{value!r} not found in {configs_dir} (available: {', '.join(available) or 'none'})"
+            )
         return value
 
 
@@ -63,7 +67,9 @@ class EvaluationSpec(StrictModel):
 
     folds: int = Field(default=3, ge=3, le=20)
     test_days: int = Field(default=60, ge=10, description="Trading days in each fold's test window")
-    purge_days: int = Field(default=30, ge=1, description="Gap between train and test (>= horizon + lookback)")
+    purge_days: int = Field(
+        default=30, ge=1, description="Gap between train and test (>= horizon + lookback)"
+    )
 
 
 class PromotionPolicy(StrictModel):
@@ -101,7 +107,9 @@ class DirectionClassifier(StrictModel):
     params: DirectionClassifierParams = DirectionClassifierParams()
 
 
-StrategySpec = Annotated[RotateBestGain | ThresholdLongFlat | DirectionClassifier, Field(discriminator="name")]
+StrategySpec = Annotated[
+    RotateBestGain | ThresholdLongFlat | DirectionClassifier, Field(discriminator="name")
+]
 
 
 class RiskLimits(StrictModel):
@@ -111,7 +119,9 @@ class RiskLimits(StrictModel):
     max_orders_per_day: int = Field(default=10, ge=0)
     max_notional_per_day: float = Field(default=100_000.0, ge=0)
     kill_switch_env: EnvVarName = "MLOPS_KILL_SWITCH"
-    kill_switch_file: str | None = Field(default=None, description="Orders are blocked while this file exists")
+    kill_switch_file: str | None = Field(
+        default=None, description="Orders are blocked while this file exists"
+    )
 
 
 class CostModel(StrictModel):
@@ -175,7 +185,10 @@ class TeamConfig(StrictModel):
             prefix = data["name"].upper()
             data = {
                 **data,
-                "broker": {"api_key_env": f"{prefix}_ALPACA_API_KEY", "secret_key_env": f"{prefix}_ALPACA_SECRET_KEY"},
+                "broker": {
+                    "api_key_env": f"{prefix}_ALPACA_API_KEY",
+                    "secret_key_env": f"{prefix}_ALPACA_SECRET_KEY",
+                },
             }
         return data
 
@@ -203,7 +216,9 @@ def team_files(teams_dir: Path) -> dict[str, Path]:
     files = {path.stem: path for path in sorted(teams_dir.glob("*.yaml")) if path.name != BASE_FILE}
     misnamed = sorted(path.name for path in teams_dir.glob("*.yml"))
     if misnamed:
-        raise ConfigError.single(f"{teams_dir.name}/{misnamed[0]}", "", "overlays must use the .yaml extension")
+        raise ConfigError.single(
+            f"{teams_dir.name}/{misnamed[0]}", "", "overlays must use the .yaml extension"
+        )
     return files
 
 
@@ -218,13 +233,17 @@ def resolve_team(
     """Merge ``overlay`` onto ``base`` and validate the result as team ``name``."""
     if not TEAM_NAME_PATTERN.match(name):
         raise ConfigError.single(
-            overlay_source, "", f"team name {name!r} must match {TEAM_NAME_PATTERN.pattern} (it becomes an asset key)"
+            overlay_source,
+            "",
+            f"team name {name!r} must match {TEAM_NAME_PATTERN.pattern} (it becomes an asset key)",
         )
     if name in RESERVED_TEAM_NAMES:
         raise ConfigError.single(overlay_source, "", f"team name {name!r} is reserved; rename the file")
     if "name" in overlay or "name" in base:
         raise ConfigError.single(
-            overlay_source if "name" in overlay else base_source, "name", "set by the file name; remove this key"
+            overlay_source if "name" in overlay else base_source,
+            "name",
+            "set by the file name; remove this key",
         )
     merged, provenance = deep_merge([(base_source, base), (overlay_source, overlay)])
     try:
@@ -240,8 +259,10 @@ def resolve_team(
             message = error["msg"]
             if error["type"] == "missing":
                 message = "required key is missing"
-            elif "input" in error and error["type"] not in {"extra_forbidden"} and not isinstance(
-                error["input"], dict | list
+            elif (
+                "input" in error
+                and error["type"] not in {"extra_forbidden"}
+                and not isinstance(error["input"], dict | list)
             ):
                 message = f"{message} (got {error['input']!r})"
             elif error["type"] == "extra_forbidden":
@@ -256,7 +277,9 @@ def resolve_team(
 _STRATEGY_TAGS = {"rotate_best_gain", "threshold_long_flat", "direction_classifier"}
 
 
-def load_teams(teams_dir: Path, ludwig_configs_dir: Path, only: list[str] | None = None) -> dict[str, TeamConfig]:
+def load_teams(
+    teams_dir: Path, ludwig_configs_dir: Path, only: list[str] | None = None
+) -> dict[str, TeamConfig]:
     """Load and validate every team overlay; raise one :class:`ConfigError` listing every problem."""
     files = team_files(teams_dir)
     base_path = teams_dir / BASE_FILE
@@ -272,11 +295,15 @@ def load_teams(teams_dir: Path, ludwig_configs_dir: Path, only: list[str] | None
         unknown = [team for team in only if team not in files]
         if unknown:
             raise ConfigError.single(
-                str(teams_dir), "", f"unknown team(s) {', '.join(unknown)}; known: {', '.join(files) or 'none'}"
+                str(teams_dir),
+                "",
+                f"unknown team(s) {', '.join(unknown)}; known: {', '.join(files) or 'none'}",
             )
         files = {team: files[team] for team in only}
     if not files:
-        raise ConfigError.single(_display(teams_dir, teams_dir), "", "no team overlays (*.yaml besides base.yaml)")
+        raise ConfigError.single(
+            _display(teams_dir, teams_dir), "", "no team overlays (*.yaml besides base.yaml)"
+        )
     teams: dict[str, TeamConfig] = {}
     for name, path in files.items():
         source = _display(path, teams_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+
 import pandas as pd
 
 from mlops_pipeline.market.alphavantage import DailySeries, OutputSize
@@ -19,6 +20,7 @@ from mlops_pipeline.market.history import merge_history
 from mlops_pipeline.market.schema import conform_price_frame, empty_price_frame
 
 COMPACT_ROWS = 100
+
 
 @dataclass(frozen=True)
 class IngestPlan:
@@ -53,10 +55,14 @@ class IngestError(RuntimeError):
     """The stored history cannot be extended with the configured source."""
 
 
-def plan_ingest(stored_last: date | None, as_of: date, premium: bool, stored_adjusted: bool = True) -> IngestPlan:
+def plan_ingest(
+    stored_last: date | None, as_of: date, premium: bool, stored_adjusted: bool = True
+) -> IngestPlan:
     """What to request for a ticker whose stored history ends at ``stored_last``."""
     if stored_last is not None and stored_last >= as_of:
-        return IngestPlan(False, "compact", stored_adjusted, f"stored history already reaches {as_of}; no request")
+        return IngestPlan(
+            False, "compact", stored_adjusted, f"stored history already reaches {as_of}; no request"
+        )
     if stored_last is not None and stored_adjusted and not premium:
         raise IngestError(
             "the stored history is split-adjusted (premium source) but the key is not premium; "
@@ -102,5 +108,10 @@ def ingest_prices(
     # A raw-price history upgraded to adjusted prices is replaced, not merged (every adjusted value differs).
     merged = merge_history(empty_price_frame() if upgrading else history, incoming)
     return IngestResult(
-        merged.history, plan, series.requests_used, merged.appended, merged.revisions, adjusted=series.adjusted
+        merged.history,
+        plan,
+        series.requests_used,
+        merged.appended,
+        merged.revisions,
+        adjusted=series.adjusted,
     )

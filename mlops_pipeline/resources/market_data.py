@@ -10,8 +10,12 @@ from pydantic import Field
 
 from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
 from mlops_pipeline.market.budget import RequestBudget
-from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE, last_completed_trading_day, previous_trading_day
-from mlops_pipeline.market.calendar import is_trading_day
+from mlops_pipeline.market.calendar import (
+    EXCHANGE_TIMEZONE,
+    is_trading_day,
+    last_completed_trading_day,
+    previous_trading_day,
+)
 
 SANDBOX_API_KEY = "sandbox-premium"
 

@@ -196,7 +196,7 @@ class S3ObjectStore(ObjectStore):
 
     _client: object | None = PrivateAttr(default=None)
 
-    def client(self):  # noqa: ANN201 - botocore client type is generated at run time
+    def client(self):
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -207,7 +207,9 @@ class S3ObjectStore(ObjectStore):
                 retries={"max_attempts": self.max_attempts, "mode": "standard"},
                 s3={"addressing_style": "path"},
             )
-            self._client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config)
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
+            )
         return self._client
 
     def ensure_bucket(self) -> None:
@@ -219,14 +221,18 @@ class S3ObjectStore(ObjectStore):
             client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
-                raise ObjectStoreError(f"cannot access bucket {self.bucket!r} at {self._where()}: {exc}") from exc
+                raise ObjectStoreError(
+                    f"cannot access bucket {self.bucket!r} at {self._where()}: {exc}"
+                ) from exc
             client.create_bucket(Bucket=self.bucket)
 
     def _where(self) -> str:
         return self.endpoint_url or "AWS"
 
     def _put(self, full_key: str, data: bytes) -> None:
-        self._call("put", full_key, lambda: self.client().put_object(Bucket=self.bucket, Key=full_key, Body=data))
+        self._call(
+            "put", full_key, lambda: self.client().put_object(Bucket=self.bucket, Key=full_key, Body=data)
+        )
 
     def _get(self, full_key: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -259,7 +265,7 @@ class S3ObjectStore(ObjectStore):
             for item in page.get("Contents", []):
                 yield item["Key"]
 
-    def _call(self, verb: str, full_key: str, action) -> None:  # noqa: ANN001
+    def _call(self, verb: str, full_key: str, action) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

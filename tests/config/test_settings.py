@@ -78,7 +78,9 @@ def test_ensure_home_creates_instance_with_telemetry_off(isolated_env: Path) -> 
     assert Path(settings.dvc_remote_url or "").is_dir()
 
 
-def test_dotenv_values_are_exported_for_child_processes(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dotenv_values_are_exported_for_child_processes(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RED_ALPACA_API_KEY", "placeholder")
     monkeypatch.delenv("RED_ALPACA_API_KEY")  # removed again when the test ends
     (project / ".env").write_text("RED_ALPACA_API_KEY=from-dotenv\n", encoding="utf-8")

@@ -66,12 +66,16 @@ def test_wrong_type_names_value(project: Path) -> None:
 
 
 def test_error_in_base_is_attributed_to_base(project: Path) -> None:
-    text = (project / "teams/base.yaml").read_text().replace("max_orders_per_day: 10", "max_orders_per_day: -1")
+    text = (
+        (project / "teams/base.yaml").read_text().replace("max_orders_per_day: 10", "max_orders_per_day: -1")
+    )
     _write(project, "base.yaml", text)
     lines = _error_lines(project)
     # both teams inherit it; each line names base.yaml and the key
     assert len(lines) == 2
-    assert all(line.startswith("teams/base.yaml: risk.max_orders_per_day: Input should be greater") for line in lines)
+    assert all(
+        line.startswith("teams/base.yaml: risk.max_orders_per_day: Input should be greater") for line in lines
+    )
 
 
 def test_missing_ludwig_config(project: Path) -> None:
@@ -104,7 +108,11 @@ def test_unknown_strategy_name(project: Path) -> None:
 
 
 def test_strategy_params_validated_per_strategy(project: Path) -> None:
-    text = (project / "teams/red.yaml").read_text().replace("max_holdings: 2", "max_holdings: 2\n    leverage: 3")
+    text = (
+        (project / "teams/red.yaml")
+        .read_text()
+        .replace("max_holdings: 2", "max_holdings: 2\n    leverage: 3")
+    )
     _write(project, "red.yaml", text)
     assert _error_lines(project) == ["teams/red.yaml: strategy.params.leverage: unknown key"]
 
@@ -148,9 +156,16 @@ def test_only_selects_teams_and_rejects_unknown(project: Path) -> None:
 
 def test_required_key_missing_everywhere(project: Path) -> None:
     base = (project / "teams/base.yaml").read_text()
-    _write(project, "base.yaml", base.replace("strategy:\n  name: threshold_long_flat\n  params:\n"
-                                              "    threshold: 0.002               "
-                                              "# predicted next-day return needed to hold a ticker\n", ""))
+    _write(
+        project,
+        "base.yaml",
+        base.replace(
+            "strategy:\n  name: threshold_long_flat\n  params:\n"
+            "    threshold: 0.002               "
+            "# predicted next-day return needed to hold a ticker\n",
+            "",
+        ),
+    )
     _write(project, "green.yaml", "tickers: [IBM]\n")
     lines = _error_lines(project)
     assert "teams/green.yaml (merged with teams/base.yaml): strategy: required key is missing" in lines

@@ -36,7 +36,7 @@ def test_round_trip_and_overwrite(store: ObjectStore) -> None:
 
 
 def test_missing_key_raises_named_error(store: ObjectStore) -> None:
-    with pytest.raises(ObjectNotFoundError, match="nope/x.parquet"):
+    with pytest.raises(ObjectNotFoundError, match=r"nope/x\.parquet"):
         store.get_bytes("nope/x.parquet")
 
 

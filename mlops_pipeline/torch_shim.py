@@ -24,7 +24,7 @@ def _apply() -> None:
     if torch.version.cuda is not None:
         return
     if "torchvision" not in sys.modules and _TORCHVISION_LIBRARY is None:
-        _TORCHVISION_LIBRARY = torch.library.Library("torchvision", "DEF")  # noqa: TID251
+        _TORCHVISION_LIBRARY = torch.library.Library("torchvision", "DEF")
         _TORCHVISION_LIBRARY.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _TORCHVISION_LIBRARY.define("qnms(Tensor qdets, Tensor scores, float iou_threshold) -> Tensor")
     if "torchaudio" not in sys.modules:

@@ -79,7 +79,7 @@ def test_mlops_run_starts_and_stops_the_embedded_sandbox(
     import socket
     import subprocess
 
-    from conftest import free_port
+    from _net import free_port
 
     (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
     (project / "teams" / "blue.yaml").unlink()

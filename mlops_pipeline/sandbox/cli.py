@@ -1,0 +1,48 @@
+"""``sandbox`` commands: run the local market-data sandbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from mlops_pipeline.sandbox.config import DEFAULT_PREMIUM_KEYS, SandboxConfig
+from mlops_pipeline.sandbox.server import DEFAULT_HOST, DEFAULT_PORT, serve
+
+sandbox_app = typer.Typer(no_args_is_help=True)
+
+
+@sandbox_app.callback()
+def sandbox() -> None:
+    """Local sandbox serving AlphaVantage-compatible synthetic market data."""
+
+
+@sandbox_app.command("serve")
+def serve_command(
+    *,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+    today: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Pin the sandbox date (default: today in New York)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
+    premium_key: Annotated[
+        list[str] | None, typer.Option(help="A premium API key (repeatable; default: sandbox-premium).")
+    ] = None,
+    daily_limit: Annotated[int, typer.Option(help="Requests per day for free keys (0: unlimited).")] = 25,
+    burst_per_second: Annotated[
+        float | None, typer.Option(help="Most requests per second for free keys (default: no limit).")
+    ] = None,
+) -> None:
+    """Serve the sandbox until interrupted."""
+    config = SandboxConfig(
+        today=today.date() if today else None,
+        seed=seed,
+        premium_keys=frozenset(premium_key) if premium_key else DEFAULT_PREMIUM_KEYS,
+        daily_limit=daily_limit,
+        burst_per_second=burst_per_second,
+    )
+    typer.echo(f"Sandbox serving on http://{host}:{port} (AlphaVantage: /query)")
+    serve(host=host, port=port, config=config)

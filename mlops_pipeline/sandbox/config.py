@@ -1,0 +1,32 @@
+"""Settings of the sandbox server."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_pipeline.sandbox.market import SplitTable
+
+DEFAULT_PREMIUM_KEYS = frozenset({"sandbox-premium"})
+
+
+class SandboxConfig(BaseModel):
+    """How the sandbox's market, clock and AlphaVantage limits behave.
+
+    ``today`` pins the sandbox date (``None`` follows the real date in America/New_York); it can
+    also be changed at runtime through ``PUT /_sandbox/clock``. ``daily_limit`` is the number of
+    requests a free key may make per sandbox day (``None`` or 0: unlimited); ``burst_per_second``
+    is the most requests per second a free key may make (``None``: not enforced).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    today: date | None = None
+    seed: int = 7
+    market_start: date = date(2000, 1, 3)
+    splits: SplitTable | None = None
+    premium_keys: frozenset[str] = DEFAULT_PREMIUM_KEYS
+    demo_symbols: frozenset[str] = frozenset({"IBM"})
+    daily_limit: int | None = Field(default=25, ge=0)
+    burst_per_second: float | None = Field(default=None, gt=0)

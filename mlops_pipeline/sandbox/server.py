@@ -1,0 +1,105 @@
+"""The sandbox HTTP server: AlphaVantage-compatible market data from the synthetic market.
+
+Routes:
+
+* ``GET /query``: AlphaVantage (see :mod:`mlops_pipeline.sandbox.alphavantage_api`).
+* ``GET /_sandbox/health``: ``{"status": "ok"}``.
+* ``GET /_sandbox/clock`` / ``PUT /_sandbox/clock``: the sandbox's today, ``{"today": "2024-01-02"}``;
+  ``{"today": null}`` follows the real New York date again.
+* ``POST /_sandbox/throttle``: ``{"kind": "burst" | "daily" | null, "times": 1}`` answers the next
+  ``times`` ``/query`` requests with that throttle body (``null`` clears it).
+* ``GET /_sandbox/stats``: ``{"query_requests": N}``, the ``/query`` requests served so far.
+
+Other services are added as further routers on the same app (e.g. Alpaca under ``/v2``); the
+shared market and clock are on ``app.state``. The server never redirects (no trailing-slash
+redirects). Handlers run on the event loop, so the emulators' state needs no locking.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel, Field
+
+from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind
+from mlops_pipeline.sandbox.clock import SandboxClock
+from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.market import SyntheticMarket
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+class ClockState(BaseModel):
+    today: date | None
+
+
+class ThrottleRequest(BaseModel):
+    kind: ThrottleKind | None
+    times: int = Field(default=1, ge=1)
+
+
+def alphavantage_router(emulator: AlphaVantageEmulator) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/query")
+    async def query(request: Request) -> Response:
+        answer = emulator.handle(request.query_params)
+        return Response(content=answer.body, media_type=answer.media_type)
+
+    return router
+
+
+def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/clock")
+    async def get_clock() -> ClockState:
+        return ClockState(today=clock.today())
+
+    @router.put("/clock")
+    async def set_clock(state: ClockState) -> ClockState:
+        clock.pinned = state.today
+        return ClockState(today=clock.today())
+
+    @router.post("/throttle")
+    async def throttle(throttle: ThrottleRequest) -> ThrottleRequest:
+        alphavantage.force_throttle(throttle.kind, throttle.times)
+        return throttle
+
+    @router.get("/stats")
+    async def stats() -> dict[str, int]:
+        return {"query_requests": alphavantage.query_requests}
+
+    return router
+
+
+def create_app(config: SandboxConfig) -> FastAPI:
+    """A sandbox app with its own market, clock and request counters."""
+    market = SyntheticMarket(seed=config.seed, start=config.market_start, splits=config.splits)
+    clock = SandboxClock(config.today)
+    alphavantage = AlphaVantageEmulator(market, clock, config)
+    app = FastAPI(
+        title="mlops-pipeline sandbox",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
+    app.include_router(admin_router(clock, alphavantage))
+    app.include_router(alphavantage_router(alphavantage))
+    app.state.config = config
+    app.state.market = market
+    app.state.clock = clock
+    return app
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: SandboxConfig | None = None) -> None:
+    """Run the sandbox in the foreground until interrupted."""
+    uvicorn.run(create_app(config or SandboxConfig()), host=host, port=port, log_level="warning")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -141,21 +142,40 @@ def ui(
     port: Annotated[int, typer.Option(help="Webserver port on 127.0.0.1")] = 3000,
 ) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 with the embedded instance."""
-    from mlops_pipeline.sandbox_service import ensure_sandbox
+    from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 
     settings = _settings()
     _teams(settings)
     ensure_home(settings)
     env = dict(os.environ)
-    with ensure_sandbox(settings) as sandbox_url:
-        env["MLOPS_SANDBOX_URL"] = sandbox_url
+    with contextlib.ExitStack() as stack:
+        if uses_sandbox(settings):
+            env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
         console.print(f"Dagster UI: http://127.0.0.1:{port}  (instance: {settings.dagster_home_path})")
         command = [
             sys.executable, "-m", "dagster", "dev",
             "-m", "mlops_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
         ]  # fmt: skip
+        dagster = subprocess.Popen(command, env=env)
+        stack.callback(_stop_child, dagster)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         with contextlib.suppress(KeyboardInterrupt):
-            subprocess.run(command, env=env, check=False)
+            dagster.wait()
+
+
+def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_child(process: subprocess.Popen) -> None:
+    """SIGTERM lets `dagster dev` stop its webserver, daemon and code server cleanly."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def main() -> None:

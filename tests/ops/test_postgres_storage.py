@@ -1,0 +1,138 @@
+"""Dagster and MLflow on a real PostgreSQL server: history survives restarting the servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from _net import free_port, stop_process, wait_for_http
+from conftest import Postgres
+
+from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.config.teams import load_teams
+from mlops_pipeline.orchestration import run_daily
+from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.runner import start_sandbox_thread
+
+RUNS_QUERY = (
+    "{ runsOrError { __typename ... on Runs { results { runId jobName status tags { key value } } } } }"
+)
+
+
+def _postgres_instance_yaml(pg: Postgres, database: str) -> dict:
+    return {
+        "telemetry": {"enabled": False},
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": pg.host,
+                    "port": pg.port,
+                    "username": pg.user,
+                    "password": {"env": "MLOPS_TEST_PG_PASSWORD"},
+                    "db_name": database,
+                }
+            }
+        },
+    }
+
+
+def _start_webserver(port: int, env: dict[str, str]) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "dagster_webserver", "-m", "mlops_pipeline.definitions",
+        "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=120)
+    return process
+
+
+def _runs(port: int) -> list[dict]:
+    response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": RUNS_QUERY}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]["runsOrError"]["results"]
+
+
+@pytest.mark.slow
+def test_daily_runs_survive_a_webserver_restart(
+    postgres: Postgres, project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postgres.create_database("dagster_test")
+    dagster_home = isolated_env / "dagster"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text(
+        yaml.safe_dump(_postgres_instance_yaml(postgres, "dagster_test"))
+    )
+    monkeypatch.setenv("MLOPS_TEST_PG_PASSWORD", postgres.password)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
+    (project / "teams" / "blue.yaml").unlink()
+    sandbox = start_sandbox_thread(SandboxConfig(today=date(2024, 3, 27)))
+    monkeypatch.setenv("MLOPS_SANDBOX_URL", sandbox.base_url)
+    try:
+        settings = load_settings()
+        report = run_daily(settings, load_teams(settings.teams_path, settings.ludwig_configs_path))
+        assert report.ok
+        run_ids = {run.run_id for run in report.runs}
+
+        env = dict(os.environ)
+        port = free_port()
+        for _restart in range(2):
+            webserver = _start_webserver(port, env)
+            try:
+                runs = _runs(port)
+            finally:
+                stop_process(webserver)
+            assert run_ids <= {run["runId"] for run in runs}
+            assert {run["status"] for run in runs if run["runId"] in run_ids} == {"SUCCESS"}
+            tags = {tag["key"]: tag["value"] for tag in runs[0]["tags"]}
+            assert tags["mlops/as_of"] == "2024-03-27"
+    finally:
+        sandbox.stop()
+
+
+@pytest.mark.slow
+def test_mlflow_server_with_postgres_backend_keeps_runs(postgres: Postgres, tmp_path: Path) -> None:
+    postgres.create_database("mlflow_test")
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+        "--backend-store-uri", postgres.url("mlflow_test"),
+        "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--serve-artifacts",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
+        return process
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    server = start()
+    try:
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
+        experiment_id = client.create_experiment("red")
+        run = client.create_run(experiment_id, tags={"team": "red"})
+        client.log_metric(run.info.run_id, "mae", 1.25, step=1)
+        client.log_text(run.info.run_id, "hello", "notes/hello.txt")
+        client.set_terminated(run.info.run_id)
+    finally:
+        stop_process(server)
+    server = start()
+    try:
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}")
+        again = client.get_run(run.info.run_id)
+        assert again.data.metrics["mae"] == 1.25 and again.data.tags["team"] == "red"
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")
+        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/notes/hello.txt")
+        assert text == "hello"
+    finally:
+        stop_process(server)

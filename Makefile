@@ -7,14 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test test-fast lint format ui sandbox bench clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
 	@echo "make demo    run the daily loop offline on the embedded defaults, print where outputs are"
-	@echo "make test    run the whole test suite"
+	@echo "make test    run the whole test suite (installs PostgreSQL/Chromium/docker-compose if root)"
 	@echo "make lint    ruff check + format check"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
+	@echo "make bench   benchmarks (results in benchmarks/results/)"
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
@@ -33,7 +34,10 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/mlops run
 
-test: setup
+system-deps:
+	@bash .ci/system-deps.sh
+
+test: setup system-deps
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -52,6 +56,11 @@ ui: setup
 
 sandbox: setup
 	$(BIN)/mlops sandbox serve
+
+bench: bench-market
+
+bench-market: setup
+	$(BIN)/python benchmarks/market_ingest.py
 
 clean-state:
 	rm -rf .mlops

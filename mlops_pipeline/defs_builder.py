@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mlops_pipeline.assets.automation import build_team_schedule, daily_loop, record_run_failures
 from mlops_pipeline.assets.market import build_market_assets
 from mlops_pipeline.assets.team import build_team_assets
 from mlops_pipeline.config.settings import PlatformSettings
@@ -48,7 +49,9 @@ def build_definitions(
         )
     return dg.Definitions(
         assets=assets,
-        jobs=jobs,
+        jobs=[*jobs, daily_loop],
+        schedules=[build_team_schedule(team) for team in teams.values()],
+        sensors=[record_run_failures],
         resources={
             "object_store": object_store_from_settings(settings),
             "market_data": market_data_from_settings(settings),

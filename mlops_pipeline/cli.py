@@ -137,6 +137,34 @@ def run(
         fail(f"{report.failed_count} of {report.total_count} partition run(s) failed; see above")
 
 
+@app.command("compete")
+def compete(
+    start: Annotated[str, typer.Option("--from", help="First trading date YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="Last trading date YYYY-MM-DD")],
+    team_list: Annotated[
+        str | None, typer.Option("--teams", help="Comma-separated teams (default: all)")
+    ] = None,
+) -> None:
+    """Replay a period day by day through the real daily loop on the sandbox (resumable)."""
+    from mlops_pipeline.orchestration import DailyRunError, replay
+
+    settings = _settings()
+    teams = _teams(settings, only=[t.strip() for t in team_list.split(",")] if team_list else None)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        fail(f"--from and --to must be YYYY-MM-DD, got {start!r} and {end!r}")
+    ensure_home(settings)
+    try:
+        reports = replay(settings, teams, first, last, console=console)
+    except DailyRunError as exc:
+        fail(str(exc))
+    failed = [report for report in reports if not report.ok]
+    console.print(f"replayed {len(reports)} trading day(s) from {first} to {last}")
+    if failed:
+        fail(f"{len(failed)} day(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
+
+
 @app.command("ui")
 def ui(
     port: Annotated[int, typer.Option(help="Webserver port on 127.0.0.1")] = 3000,

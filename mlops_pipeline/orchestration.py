@@ -179,3 +179,48 @@ def run_daily(
                     )
                 progress.advance(task)
         return report
+
+
+def replay_days(settings: PlatformSettings, start: date, end: date) -> list[date]:
+    """The NYSE sessions from ``start`` to ``end`` that a sandbox replay can move through."""
+    from mlops_pipeline.market.calendar import trading_days
+    from mlops_pipeline.sandbox.config import SandboxConfig
+
+    if settings.market_data != "sandbox":
+        raise DailyRunError("a replay moves the sandbox's clock: it needs MLOPS_MARKET_DATA=sandbox")
+    if end < start:
+        raise DailyRunError(f"--to {end} is before --from {start}")
+    history_start = SandboxConfig().market_start
+    if start < history_start:
+        raise DailyRunError(f"--from {start} is before the sandbox's history, which starts {history_start}")
+    try:
+        days = [stamp.date() for stamp in trading_days(start, end)]
+    except ValueError as exc:
+        raise DailyRunError(str(exc)) from exc
+    if not days:
+        raise DailyRunError(f"no NYSE trading day between {start} and {end}")
+    return days
+
+
+def replay(
+    settings: PlatformSettings,
+    teams: dict[str, TeamConfig],
+    start: date,
+    end: date,
+    console: Console | None = None,
+) -> list[DailyRunReport]:
+    """Run the real daily loop for every session from ``start`` to ``end``, moving the sandbox clock.
+
+    Every step is idempotent per day, so an interrupted replay is resumed by running it again.
+    """
+    days = replay_days(settings, start, end)
+    console = console or Console(quiet=True)
+    reports = []
+    with ExitStack() as stack:
+        sandbox_url = stack.enter_context(ensure_sandbox(settings))
+        settings = settings.model_copy(update={"sandbox_url": sandbox_url})
+        for day in days:
+            report = run_daily(settings, teams, as_of=day, console=console)
+            console.print(f"{day}: {report.total_count - report.failed_count}/{report.total_count} ok")
+            reports.append(report)
+    return reports

@@ -14,7 +14,7 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.defs_builder import build_definitions
-from mlops_pipeline.orchestration import DailyRunError, run_daily
+from mlops_pipeline.orchestration import DailyRunError, replay, replay_days, run_daily
 from mlops_pipeline.resources.factory import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
@@ -151,3 +151,43 @@ def test_failed_market_checks_block_the_training_dataset(settings: PlatformSetti
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "failed checks ['trading_days']: training data blocked" in str(failure.event_specific_data.error)
+
+
+def test_replay_moves_through_sessions_and_is_idempotent(
+    settings: PlatformSettings, sandbox_url: str
+) -> None:
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])
+    reports = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1))
+    assert [report.as_of for report in reports] == [
+        date(2024, 3, 26),
+        date(2024, 3, 27),
+        date(2024, 3, 28),
+        date(2024, 4, 1),
+    ]  # Good Friday and the weekend skipped
+    assert all(report.ok for report in reports)
+    requests = _requests(sandbox_url)
+    assert requests == 2 * 4  # two tickers, one request each per session
+    again = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1))
+    assert all(report.ok for report in again)
+    assert _requests(sandbox_url) == requests  # resumed/replayed days cost nothing
+    prices = object_store_from_settings(settings).get_parquet("market/prices/MSFT.parquet")
+    assert prices["date"].iloc[-1].date() == date(2024, 4, 1) and prices["date"].is_unique
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        (date(2024, 3, 28), date(2024, 3, 26), "--to 2024-03-26 is before --from 2024-03-28"),
+        (date(1999, 1, 4), date(1999, 1, 8), "before the sandbox's history, which starts 2000-01-03"),
+        (date(2024, 3, 29), date(2024, 3, 31), "no NYSE trading day between 2024-03-29 and 2024-03-31"),
+    ],
+)
+def test_replay_range_errors(settings: PlatformSettings, start: date, end: date, message: str) -> None:
+    with pytest.raises(DailyRunError, match=message):
+        replay_days(settings, start, end)
+
+
+def test_replay_needs_the_sandbox(settings: PlatformSettings) -> None:
+    live = settings.model_copy(update={"market_data": "alphavantage"})
+    with pytest.raises(DailyRunError, match="needs MLOPS_MARKET_DATA=sandbox"):
+        replay_days(live, date(2024, 3, 26), date(2024, 3, 28))

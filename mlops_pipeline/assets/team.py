@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
-from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.common import json_metadata, tagged_as_of
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features, read_prices
+from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
 from mlops_pipeline.training.ludwig_config import load_ludwig_config
@@ -39,9 +41,10 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
         description=f"Team {team.name}: columns of {team.model.ludwig_config} from checked features.",
     )
     def training_dataset(
-        context: dg.AssetExecutionContext, object_store: ObjectStore
+        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
     ) -> dg.MaterializeResult:
         ticker = context.partition_key
+        as_of = tagged_as_of(context) or market_data.default_as_of()
         features, manifest = read_features(object_store, ticker)
         _, prices_manifest = read_prices(object_store, ticker)
         if features is None:
@@ -56,7 +59,9 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
             raise dg.Failure(f"features for {ticker} are older than its prices: materialize market/features")
         try:
             ludwig = load_ludwig_config(ludwig_path)
-            dataset = build_training_dataset(features, ludwig, team.model.train_window_days)
+            # Rows up to the as-of session only: a re-run of a past day never trains on later data.
+            known = features[features["date"] <= pd.Timestamp(as_of)]
+            dataset = build_training_dataset(known, ludwig, team.model.train_window_days)
         except (ConfigError, DatasetError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
         version = frame_fingerprint(dataset)
@@ -73,6 +78,7 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
         return dg.MaterializeResult(
             metadata={
                 **team_metadata,
+                "as_of": as_of.isoformat(),
                 "rows": len(dataset),
                 "first_date": str(dataset["date"].iloc[0].date()),
                 "last_date": str(dataset["date"].iloc[-1].date()),

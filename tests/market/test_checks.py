@@ -86,7 +86,19 @@ def test_close_above_high_fails(prices):
 def test_stale_history_fails(prices):
     outcome = check_freshness(prices.iloc[:-1], expected_last_date=prices["date"].iloc[-1])
     assert not outcome.passed
-    assert outcome.details == {"last_date": "2024-06-21", "expected_last_date": "2024-06-24"}
+    assert outcome.details == {
+        "last_date": "2024-06-21",
+        "expected_last_date": "2024-06-24",
+        "extends_past_as_of": False,
+    }
+
+
+def test_rerun_of_a_past_session_is_fresh_when_its_row_exists(prices):
+    past = prices["date"].iloc[-3]
+    assert check_freshness(prices, expected_last_date=past).passed
+    assert check_freshness(prices, expected_last_date=past).details["extends_past_as_of"] is True
+    holiday_gap = prices[prices["date"] != past]
+    assert not check_freshness(holiday_gap, expected_last_date=past).passed
 
 
 def test_point_in_time_passes_on_honest_features(prices, features):

@@ -1,0 +1,236 @@
+"""Per-team monitoring: an evidently report per ticker and trading date, drift and performance
+checks, and a sensor that turns failed checks into retraining runs when the team opted in."""
+
+from collections.abc import Sequence
+from datetime import date
+
+import dagster as dg
+
+from mlops_pipeline.assets.common import AS_OF_TAG, TEAM_TAG, json_metadata, tagged_as_of
+from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.team import team_store
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.market.store import read_features
+from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
+from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
+from mlops_pipeline.resources.market_data import MarketDataResource
+from mlops_pipeline.resources.object_store import ObjectStore
+
+MONITORING_REPORT = "monitoring_report"
+TRIGGER_TAG = "mlops/trigger"
+SENSOR_BATCH = 500
+
+
+def monitoring_report_key(team: str) -> dg.AssetKey:
+    return dg.AssetKey([team, MONITORING_REPORT])
+
+
+def predictions_key(ticker: str) -> str:
+    return f"predictions/{ticker}.parquet"
+
+
+def _severity(level: str) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if level == "ERROR" else dg.AssetCheckSeverity.WARN
+
+
+def build_monitoring_assets(
+    team: TeamConfig, settings: PlatformSettings, upstream: Sequence[dg.AssetKey] = ()
+) -> list[dg.AssetsDefinition]:
+    """``[team, "monitoring_report"]`` per ticker, with the ``drift`` and ``performance`` checks.
+
+    ``upstream`` adds dependencies (e.g. the team's predictions asset) to the shared features.
+    """
+    key = monitoring_report_key(team.name)
+    partitions = dg.StaticPartitionsDefinition(team.tickers)
+    ludwig_path = settings.ludwig_configs_path / team.model.ludwig_config
+    tracking_uri = str(settings.mlflow_tracking_uri)
+    spec = team.monitoring
+
+    @dg.asset(
+        key=key,
+        deps=[dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping()), *upstream],
+        partitions_def=partitions,
+        group_name=team.name,
+        kinds={"evidently", "html"},
+        tags={"team": team.name},
+        metadata={"team": team.name, "config_hash": team.config_hash},
+        check_specs=[
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=key,
+                description=f"Share of drifted input features <= {spec.drift_share_threshold} "
+                f"(severity {spec.drift_severity})",
+            ),
+            dg.AssetCheckSpec(
+                PERFORMANCE_CHECK,
+                asset=key,
+                description="Champion beats the naive forecast and stays within "
+                f"{spec.performance_tolerance}x its evaluation error",
+            ),
+        ],
+        description=f"Team {team.name}: evidently drift and performance report of the champion, per date.",
+    )
+    def monitoring_report(
+        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
+    ) -> dg.MaterializeResult:
+        from mlops_pipeline.config.errors import ConfigError
+        from mlops_pipeline.monitoring.champion import ChampionError, ChampionRegistry
+        from mlops_pipeline.monitoring.report import ReportRequest, build_report
+        from mlops_pipeline.monitoring.storage import (
+            rebuild_index,
+            rebuild_summary,
+            store_report,
+            store_summary_record,
+        )
+        from mlops_pipeline.monitoring.versioning import dvc_report_versioner
+        from mlops_pipeline.monitoring.windows import MonitoringInputError
+        from mlops_pipeline.training.ludwig_config import load_ludwig_config
+
+        ticker = context.partition_key
+        as_of = tagged_as_of(context) or market_data.default_as_of()
+        features, _ = read_features(object_store, ticker)
+        if features is None:
+            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+        store = team_store(object_store, team.name)
+        predictions = (
+            store.get_parquet(predictions_key(ticker)) if store.exists(predictions_key(ticker)) else None
+        )
+        try:
+            ludwig = load_ludwig_config(ludwig_path)
+            registry = ChampionRegistry(tracking_uri)
+            kind = "direction" if ludwig.output_features[0] == "target_next_direction" else "regression"
+            champion = registry.find(team.name, ticker, kind)
+            report = build_report(
+                ReportRequest(
+                    team=team.name,
+                    ticker=ticker,
+                    as_of=as_of,
+                    features=features,
+                    predictions=predictions,
+                    champion=champion,
+                    input_features=ludwig.input_features,
+                    output_feature=ludwig.output_features[0],
+                    monitoring=spec,
+                    retrain=team.retrain,
+                )
+            )
+        except (ConfigError, ChampionError, MonitoringInputError) as exc:
+            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
+
+        html = report.html.encode("utf-8")
+        report_key = store_report(store, ticker, as_of, report.html)
+        store_summary_record(store, ticker, as_of, report.summary_record())
+        rebuild_summary(store)
+        index_uri = rebuild_index(store, team.name)
+        versioner = dvc_report_versioner(settings)
+        dvc_version = versioner(report_key, html) if versioner is not None else None
+
+        numbers = report.numbers()
+        mlflow_logged = "no champion"
+        if report.champion is not None:
+            logged = registry.log_metrics(report.champion.run_id, as_of, numbers)
+            mlflow_logged = f"{len(logged)} metric(s) at step {as_of.strftime('%Y%m%d')}"
+        context.log.info(f"{ticker} {as_of}: {report.status}; {report.recommendation}")
+
+        verdicts = {DRIFT_CHECK: report.drift_verdict, PERFORMANCE_CHECK: report.performance_verdict}
+        severities = {DRIFT_CHECK: spec.drift_severity, PERFORMANCE_CHECK: "WARN"}
+        return dg.MaterializeResult(
+            metadata={
+                **numbers,
+                "drifted_features": len(report.drift.drifted_features),
+                "n_predictions": report.performance.n_predictions,
+                "missing_predictions": len(report.performance.missing_days),
+                "as_of": as_of.isoformat(),
+                "status": report.status,
+                "retrain_recommended": report.retrain_recommended,
+                "retrain_recommendation": report.recommendation,
+                "drifted_feature_names": json_metadata(report.drift.drifted_features),
+                "missing_days": json_metadata(report.performance.missing_days),
+                "notes": json_metadata(
+                    [note for note in (report.drift.note, report.performance.note) if note]
+                ),
+                "champion": report.champion.model_name + " v" + report.champion.version
+                if report.champion
+                else "none",
+                "mlflow": mlflow_logged,
+                "dvc_version": dvc_version or "not versioned (DVC resource not installed)",
+                "report_seconds": round(report.elapsed_s, 3),
+                "html_bytes": len(html),
+                "report": dg.MetadataValue.url(store.uri(report_key)),
+                "index": dg.MetadataValue.url(index_uri),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name=name,
+                    passed=verdict.passed,
+                    severity=_severity(severities[name]),
+                    description=verdict.description,
+                    metadata={"evaluated": verdict.evaluated, "details": json_metadata(verdict.details)},
+                )
+                for name, verdict in verdicts.items()
+            ],
+        )
+
+    return [monitoring_report]
+
+
+def build_retrain_sensor(
+    team: TeamConfig, retrain_job_name: str, minimum_interval_seconds: int = 300
+) -> dg.SensorDefinition:
+    """Requests ``retrain_job_name`` for a ticker whose report recommends retraining.
+
+    Runs only with ``retrain.on_drift: true`` (then it starts RUNNING); otherwise it is STOPPED and,
+    if started, only lists the recommendations. At most one request per ticker within
+    ``retrain.cooldown_days`` of the last requested report date.
+    """
+    key = monitoring_report_key(team.name)
+    policy = team.retrain
+
+    @dg.sensor(
+        name=f"{team.name}_retrain_on_monitoring",
+        job_name=retrain_job_name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING if policy.on_drift else dg.DefaultSensorStatus.STOPPED,
+        description=f"Team {team.name}: retrain a ticker when its monitoring checks fail "
+        f"(on_drift={policy.on_drift}, cooldown {policy.cooldown_days} days).",
+    )
+    def retrain_on_monitoring(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = RetrainCursor.parse(context.cursor)
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor.after_storage_id),
+            limit=SENSOR_BATCH,
+            ascending=True,
+        ).records
+        requests: list[dg.RunRequest] = []
+        held: list[str] = []
+        for record in records:
+            cursor.after_storage_id = record.storage_id
+            materialization = record.asset_materialization
+            if materialization is None or materialization.partition is None:
+                continue
+            metadata = materialization.metadata
+            recommended = metadata.get("retrain_recommended")
+            if recommended is None or not recommended.value:
+                continue
+            ticker = materialization.partition
+            as_of = date.fromisoformat(str(metadata["as_of"].value))
+            last = cursor.last_requested.get(ticker)
+            if not policy.on_drift:
+                held.append(f"{ticker} {as_of} (manual: retrain.on_drift is false)")
+            elif not cooldown_allows(date.fromisoformat(last) if last else None, as_of, policy.cooldown_days):
+                held.append(f"{ticker} {as_of} (cooldown: last request for {last})")
+            else:
+                cursor.last_requested[ticker] = as_of.isoformat()
+                requests.append(
+                    dg.RunRequest(
+                        run_key=retrain_run_key(team.name, ticker, as_of),
+                        partition_key=ticker,
+                        tags={AS_OF_TAG: as_of.isoformat(), TEAM_TAG: team.name, TRIGGER_TAG: "monitoring"},
+                    )
+                )
+        skip = None if requests else ("; ".join(held) or "no new report recommends retraining")
+        return dg.SensorResult(run_requests=requests, skip_reason=skip, cursor=cursor.dumps())
+
+    return retrain_on_monitoring

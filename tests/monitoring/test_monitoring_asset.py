@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from _monitoring_frames import crafted_features, crafted_predictions, register_champion
+
+from mlops_pipeline.assets.common import AS_OF_TAG
+from mlops_pipeline.assets.monitoring import (
+    build_monitoring_assets,
+    build_retrain_sensor,
+    monitoring_report_key,
+)
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import PlatformSettings, load_settings
+from mlops_pipeline.config.teams import RetrainPolicy, TeamConfig, load_teams
+from mlops_pipeline.market.store import features_key
+from mlops_pipeline.monitoring.windows import window_sessions
+from mlops_pipeline.resources.market_data import MarketDataResource
+from mlops_pipeline.resources.object_store import LocalObjectStore
+
+AS_OF = date(2024, 7, 10)
+
+
+@pytest.fixture
+def platform(project: Path) -> tuple[PlatformSettings, TeamConfig]:
+    settings = load_settings()
+    ensure_home(settings)
+    team = load_teams(settings.teams_path, settings.ludwig_configs_path)["red"]
+    return settings, team
+
+
+def _resources(settings: PlatformSettings) -> dict:
+    return {
+        "object_store": LocalObjectStore(root=str(settings.storage_root_path)),
+        "market_data": MarketDataResource(
+            base_url="http://127.0.0.1:9",  # unused: the as-of date comes from the run tag
+            api_key="unused",
+            premium=True,
+            budget_path=str(settings.home_dir / "budget.sqlite"),
+        ),
+    }
+
+
+@pytest.mark.slow  # evidently + a fresh MLflow schema + a Dagster run: about 20 s on 2 shared cores
+def test_report_asset_stores_html_summary_checks_and_champion_metrics(
+    platform: tuple[PlatformSettings, TeamConfig],
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    settings, team = platform
+    store = LocalObjectStore(root=str(settings.storage_root_path))
+    features = crafted_features(drift_from="2024-05-01", shift=4.0)
+    store.put_parquet(features_key("AAPL"), features, {"data_version": "x", "failed_checks": []})
+    sessions = window_sessions(features, AS_OF, team.monitoring.window_days)
+    predictions = crafted_predictions(
+        features, [day for day in sessions if day != pd.Timestamp("2024-07-01")]
+    )
+    store.scoped("teams/red").put_parquet("predictions/AAPL.parquet", predictions)
+    run_id = register_champion(
+        str(settings.mlflow_tracking_uri),
+        Path(str(settings.mlflow_artifact_root)),
+        "red",
+        "AAPL",
+        "2023-02-01",
+        "2024-03-28",
+    )
+
+    assets = build_monitoring_assets(team, settings)
+    result = dg.materialize(
+        assets, partition_key="AAPL", resources=_resources(settings), tags={AS_OF_TAG: AS_OF.isoformat()}
+    )
+    assert result.success
+
+    checks = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+    assert not checks["drift"].passed
+    assert checks["drift"].severity == dg.AssetCheckSeverity.WARN  # red's overlay: drift_severity WARN
+    assert checks["performance"].passed  # an accurate model beats "tomorrow = today"
+
+    [materialization] = result.asset_materializations_for_node("red__monitoring_report")
+    metadata = materialization.metadata
+    assert isinstance(metadata["drift_share"].value, float) and metadata["drift_share"].value > 0.5
+    assert isinstance(metadata["mae"].value, float)
+    assert metadata["missing_predictions"].value == 1
+    assert metadata["missing_days"].value == ["2024-07-01"]
+    assert metadata["retrain_recommended"].value is True
+    assert "manual decision" in metadata["retrain_recommendation"].value  # red: on_drift false
+
+    team_root = settings.storage_root_path / "teams" / "red" / "monitoring"
+    report = team_root / "AAPL" / "2024-07-10" / "report.html"
+    assert report.is_file() and report.stat().st_size > 100_000
+    assert 'href="AAPL/2024-07-10/report.html"' in (team_root / "index.html").read_text()
+    summary = pd.read_parquet(team_root / "summary.parquet")
+    assert summary[["ticker", "status"]].values.tolist() == [["AAPL", "drift"]]
+
+    history = MlflowClient(tracking_uri=str(settings.mlflow_tracking_uri)).get_metric_history(
+        run_id, "monitoring.drift_share"
+    )
+    assert [(point.step, point.value) for point in history] == [(20240710, metadata["drift_share"].value)]
+
+
+def _report_event(
+    instance: dg.DagsterInstance, team: str, ticker: str, as_of: str, recommended: bool
+) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key=monitoring_report_key(team),
+            partition=ticker,
+            metadata={"as_of": as_of, "retrain_recommended": recommended},
+        )
+    )
+
+
+def _evaluate(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None
+) -> dg.SensorResult:
+    result = sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_sensor_requests_one_retraining_per_cooldown(platform: tuple[PlatformSettings, TeamConfig]) -> None:
+    _, team = platform
+    eager = team.model_copy(update={"retrain": RetrainPolicy(on_drift=True, cooldown_days=5)})
+    sensor = build_retrain_sensor(eager, "red_retrain")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    with dg.instance_for_test() as instance:
+        _report_event(instance, "red", "AAPL", "2024-07-10", True)
+        _report_event(instance, "red", "AAPL", "2024-07-11", True)  # noisy: fails again the next day
+        _report_event(instance, "red", "MSFT", "2024-07-11", False)
+        first = _evaluate(sensor, instance, None)
+        assert [(r.partition_key, r.tags[AS_OF_TAG]) for r in first.run_requests] == [("AAPL", "2024-07-10")]
+        assert first.run_requests[0].run_key == "retrain-red-AAPL-2024-07-10"
+
+        _report_event(instance, "red", "AAPL", "2024-07-12", True)
+        second = _evaluate(sensor, instance, first.cursor)
+        assert second.run_requests == []
+        assert "cooldown" in str(second.skip_reason)
+
+        _report_event(instance, "red", "AAPL", "2024-07-15", True)  # 5 days after the last request
+        third = _evaluate(sensor, instance, second.cursor)
+        assert [(r.partition_key, r.tags[AS_OF_TAG]) for r in third.run_requests] == [("AAPL", "2024-07-15")]
+        assert _evaluate(sensor, instance, third.cursor).run_requests == []  # nothing new
+
+
+def test_sensor_only_recommends_when_retraining_is_manual(
+    platform: tuple[PlatformSettings, TeamConfig],
+) -> None:
+    _, team = platform
+    assert team.retrain.on_drift is False  # the default
+    sensor = build_retrain_sensor(team, "red_retrain")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    with dg.instance_for_test() as instance:
+        _report_event(instance, "red", "AAPL", "2024-07-10", True)
+        result = _evaluate(sensor, instance, None)
+        assert result.run_requests == []
+        assert "manual" in str(result.skip_reason)
+
+
+def test_definitions_accept_the_assets_and_the_sensor(platform: tuple[PlatformSettings, TeamConfig]) -> None:
+    settings, team = platform
+    assets = build_monitoring_assets(team, settings)
+    retrain = dg.define_asset_job(
+        "red_retrain", selection=[monitoring_report_key("red")], partitions_def=assets[0].partitions_def
+    )
+    defs = dg.Definitions(
+        assets=assets,
+        jobs=[retrain],
+        sensors=[build_retrain_sensor(team, "red_retrain")],
+        resources=_resources(settings),
+    )
+    graph = defs.resolve_asset_graph()
+    assert {key.name for key in graph.asset_check_keys} == {"drift", "performance"}
+    assert defs.resolve_sensor_def("red_retrain_on_monitoring") is not None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.sandbox.config import DEFAULT_PREMIUM_KEYS, SandboxConfig
 from mlops_pipeline.sandbox.server import DEFAULT_HOST, DEFAULT_PORT, serve
 
@@ -15,7 +17,7 @@ sandbox_app = typer.Typer(no_args_is_help=True)
 
 @sandbox_app.callback()
 def sandbox() -> None:
-    """Local sandbox serving AlphaVantage-compatible synthetic market data."""
+    """Local sandbox: AlphaVantage-compatible market data and an Alpaca-compatible paper broker."""
 
 
 @sandbox_app.command("serve")
@@ -35,6 +37,13 @@ def serve_command(
     burst_per_second: Annotated[
         float | None, typer.Option(help="Most requests per second for free keys (default: no limit).")
     ] = None,
+    broker_db: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MLOPS_SANDBOX_BROKER_DB",
+            help="Paper broker state (SQLite; default <MLOPS_HOME>/sandbox/alpaca-broker.sqlite).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the sandbox until interrupted."""
     config = SandboxConfig(
@@ -43,6 +52,7 @@ def serve_command(
         premium_keys=frozenset(premium_key) if premium_key else DEFAULT_PREMIUM_KEYS,
         daily_limit=daily_limit,
         burst_per_second=burst_per_second,
+        broker_db=broker_db or load_settings().home_dir / "sandbox" / "alpaca-broker.sqlite",
     )
-    typer.echo(f"Sandbox serving on http://{host}:{port} (AlphaVantage: /query)")
+    typer.echo(f"Sandbox serving on http://{host}:{port} (AlphaVantage: /query, Alpaca: /v2)")
     serve(host=host, port=port, config=config)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_pipeline.sandbox.market import SplitTable
 
 DEFAULT_PREMIUM_KEYS = frozenset({"sandbox-premium"})
+DEFAULT_ALPACA_ASSETS = frozenset(
+    {
+        "AAPL",
+        "AMD",
+        "AMZN",
+        "GOOGL",
+        "IBM",
+        "INTC",
+        "JPM",
+        "META",
+        "MSFT",
+        "NFLX",
+        "NVDA",
+        "SPY",
+        "TSLA",
+        "XOM",
+    }
+)
 
 
 class SandboxConfig(BaseModel):
@@ -18,6 +37,11 @@ class SandboxConfig(BaseModel):
     also be changed at runtime through ``PUT /_sandbox/clock``. ``daily_limit`` is the number of
     requests a free key may make per sandbox day (``None`` or 0: unlimited); ``burst_per_second``
     is the most requests per second a free key may make (``None``: not enforced).
+
+    The Alpaca paper broker keeps its accounts, orders and positions in the SQLite file
+    ``broker_db`` (``None``: in memory, lost when the server stops); every new account starts with
+    ``starting_cash``; ``GET /v2/assets`` lists ``alpaca_assets`` plus every symbol ever ordered
+    (any listed symbol can be looked up and traded).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -30,3 +54,6 @@ class SandboxConfig(BaseModel):
     demo_symbols: frozenset[str] = frozenset({"IBM"})
     daily_limit: int | None = Field(default=25, ge=0)
     burst_per_second: float | None = Field(default=None, gt=0)
+    broker_db: Path | None = None
+    starting_cash: float = Field(default=100_000.0, gt=0)
+    alpaca_assets: frozenset[str] = DEFAULT_ALPACA_ASSETS

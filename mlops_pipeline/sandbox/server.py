@@ -3,9 +3,12 @@
 Routes:
 
 * ``GET /query``: AlphaVantage (see :mod:`mlops_pipeline.sandbox.alphavantage_api`).
+* ``/v2/...``: Alpaca trading and market data for alpaca-py (see :mod:`mlops_pipeline.sandbox.alpaca_api`).
 * ``GET /_sandbox/health``: ``{"status": "ok"}``.
 * ``GET /_sandbox/clock`` / ``PUT /_sandbox/clock``: the sandbox's today, ``{"today": "2024-01-02"}``;
   ``{"today": null}`` follows the real New York date again.
+* ``POST /_sandbox/alpaca/faults``: ``{"status": 503, "times": 2}`` answers the next ``/v2``
+  requests with that error status.
 * ``POST /_sandbox/throttle``: ``{"kind": "burst" | "daily" | null, "times": 1}`` answers the next
   ``times`` ``/query`` requests with that throttle body (``null`` clears it).
 * ``GET /_sandbox/stats``: ``{"query_requests": N}``, the ``/query`` requests served so far.
@@ -23,6 +26,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
+from mlops_pipeline.sandbox.alpaca_api import alpaca_routers
+from mlops_pipeline.sandbox.alpaca_broker import PaperBroker
 from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.config import SandboxConfig
@@ -85,6 +90,13 @@ def create_app(config: SandboxConfig) -> FastAPI:
     market = SyntheticMarket(seed=config.seed, start=config.market_start, splits=config.splits)
     clock = SandboxClock(config.today)
     alphavantage = AlphaVantageEmulator(market, clock, config)
+    broker = PaperBroker(
+        market,
+        clock,
+        config.broker_db,
+        starting_cash=config.starting_cash,
+        asset_symbols=config.alpaca_assets,
+    )
     app = FastAPI(
         title="mlops-pipeline sandbox",
         docs_url=None,
@@ -94,9 +106,12 @@ def create_app(config: SandboxConfig) -> FastAPI:
     )
     app.include_router(admin_router(clock, alphavantage))
     app.include_router(alphavantage_router(alphavantage))
+    for router in alpaca_routers(broker):
+        app.include_router(router)
     app.state.config = config
     app.state.market = market
     app.state.clock = clock
+    app.state.broker = broker
     return app
 
 

@@ -1,0 +1,182 @@
+"""Competition assets: each team's backtest of its champions, and the leaderboard over every team."""
+
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+
+from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.team import team_store
+from mlops_pipeline.competition.backtest import BacktestError, BacktestResult, run_backtest
+from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
+from mlops_pipeline.competition.charts import data_uri, equity_drawdown_png
+from mlops_pipeline.competition.leaderboard import (
+    chosen_rank_metric,
+    leaderboard_frame,
+    render_html,
+    render_markdown,
+)
+from mlops_pipeline.competition.team_inputs import (
+    BACKTEST_CHART_KEY,
+    BACKTEST_DAILY_KEY,
+    LEADERBOARD_HTML_KEY,
+    LEADERBOARD_TABLE_KEY,
+    read_standing,
+)
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.resources.object_store import ObjectStore
+
+LEADERBOARD = dg.AssetKey(["leaderboard"])
+LEAKAGE_CHECK = "no_probable_leakage"
+
+
+def backtest_key(team: str) -> dg.AssetKey:
+    return dg.AssetKey([team, "backtest"])
+
+
+def _team_metadata(team: TeamConfig) -> dict[str, str]:
+    origin = team.source.tags() if team.source is not None else {}
+    return {"team": team.name, "config_hash": team.config_hash, **origin}
+
+
+def _finite(value: object) -> object:
+    """NaN/inf become None so that metadata and manifests stay valid JSON."""
+    if isinstance(value, float):  # numpy floats too: metadata wants plain Python floats
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def _leakage_check(team: str, result: BacktestResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=backtest_key(team),
+        check_name=LEAKAGE_CHECK,
+        passed=not result.leakage_suspected,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(result.leakage_reasons) or "OOS Sharpe <= 3 and IC <= 0.15",
+        metadata={
+            name: value
+            for name, value in (
+                ("sharpe", result.stats.sharpe),
+                ("information_coefficient", result.information_coefficient),
+            )
+            if math.isfinite(value)
+        },
+    )
+
+
+def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+    """``[team, "backtest"]``: the champions' walk-forward OOS predictions through the team's strategy."""
+    key = backtest_key(team.name)
+    tracking_uri = str(settings.mlflow_tracking_uri)
+    metadata = _team_metadata(team)
+
+    @dg.asset(
+        key=key,
+        group_name=team.name,
+        kinds={"parquet"},
+        tags={"team": team.name},
+        metadata=metadata,
+        check_specs=[
+            dg.AssetCheckSpec(
+                LEAKAGE_CHECK, asset=key, description="OOS Sharpe > 3 or IC > 0.15 suggests leakage"
+            )
+        ],
+        description=(
+            f"Team {team.name}: vectorized backtest of every ticker's champion OOS predictions with "
+            f"{team.strategy.name}, costs {team.costs.commission_bps:g}+{team.costs.slippage_bps:g} bps, "
+            "against buy-and-hold of the same tickers."
+        ),
+    )
+    def backtest(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+        frames, champions, missing = [], {}, {}
+        for ticker in team.tickers:
+            try:
+                champion = load_champion_oos(tracking_uri, team.name, ticker)
+            except ChampionNotFoundError as exc:
+                missing[ticker] = str(exc)
+                continue
+            frames.append(champion.frame)
+            champions[ticker] = {
+                "model": champion.model_name,
+                "version": champion.version,
+                "run_id": champion.run_id,
+            }
+        if not frames:
+            raise dg.Failure(
+                f"team {team.name}: no champion with OOS predictions for any ticker; train and promote first",
+                metadata={"missing": json_metadata(missing)},
+            )
+        try:
+            result = run_backtest(pd.concat(frames, ignore_index=True), team.strategy, team.risk, team.costs)
+        except BacktestError as exc:
+            raise dg.Failure(f"team {team.name}: {exc}") from exc
+        if missing:
+            context.log.warning(f"backtest of {team.name} without {sorted(missing)}: {missing}")
+        summary = _finite(result.summary())
+        store = team_store(object_store, team.name)
+        store.put_parquet(
+            BACKTEST_DAILY_KEY,
+            result.daily,
+            {**metadata, "summary": summary, "champions": champions, "missing": missing},
+        )
+        png = equity_drawdown_png(result.daily, f"{team.name}: backtest vs buy and hold")
+        chart_uri = store.put_bytes(BACKTEST_CHART_KEY, png)
+        version = hashlib.sha256(
+            json.dumps({"champions": champions, "config": team.config_hash}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+        stats = {name: value for name, value in summary.items() if isinstance(value, int | float)}
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                **{name: value for name, value in stats.items() if value is not None},
+                "benchmark": json_metadata(summary["benchmark"]),
+                "leakage_reasons": json_metadata(summary["leakage_reasons"]),
+                "period": f"{summary['first_date']}..{summary['last_date']}",
+                "champions": json_metadata(champions),
+                "missing_tickers": json_metadata(missing),
+                "equity_drawdown": dg.MetadataValue.md(f"![equity and drawdown]({data_uri(png)})"),
+                "chart": dg.MetadataValue.path(chart_uri),
+            },
+            check_results=[_leakage_check(team.name, result)],
+            data_version=dg.DataVersion(version),
+        )
+
+    return [backtest]
+
+
+def build_leaderboard_assets(teams: dict[str, TeamConfig]) -> list[dg.AssetsDefinition]:
+    """``["leaderboard"]``: every team's paper equity, backtest and prediction quality, ranked."""
+    rank_by = chosen_rank_metric(teams)
+
+    @dg.asset(
+        key=LEADERBOARD,
+        deps=[backtest_key(name) for name in teams],
+        group_name="competition",
+        kinds={"html"},
+        metadata={"rank_by": rank_by, "teams": ", ".join(teams)},
+        description=f"Who is winning and why, ranked by {rank_by} (teams/*.yaml leaderboard.rank_by).",
+    )
+    def leaderboard(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+        standings = [read_standing(team_store(object_store, name), name) for name in teams]
+        frame = leaderboard_frame(standings, rank_by)
+        page = render_html(frame, standings, rank_by, datetime.now(UTC))
+        object_store.put_parquet(LEADERBOARD_TABLE_KEY, frame, {"rank_by": rank_by})
+        html_uri = object_store.put_text(LEADERBOARD_HTML_KEY, page)
+        leader = frame.iloc[0] if len(frame) and pd.notna(frame.iloc[0]["rank"]) else None
+        context.log.info(f"leaderboard ranked by {rank_by}: {list(frame['team'])}")
+        return dg.MaterializeResult(
+            metadata={
+                "rank_by": rank_by,
+                "leader": str(leader["team"]) if leader is not None else "no data yet",
+                "table": dg.MetadataValue.md(render_markdown(frame, rank_by)),
+                "html": dg.MetadataValue.path(html_uri),
+            }
+        )
+
+    return [leaderboard]

@@ -1,0 +1,106 @@
+"""Per-team portfolio assets (unpartitioned, one materialization per trading date).
+
+``<team>/orders`` places the trading date's orders on the team's account from its predictions;
+``<team>/reconciliation`` pulls orders, fills, positions and equity into the team's journal.
+The trading date is the run's ``mlops/as_of`` tag, else the last completed session.
+"""
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.team import team_store
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.resources.broker import BrokerResource
+from mlops_pipeline.resources.market_data import MarketDataResource
+from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.trading.broker_client import BrokerError
+from mlops_pipeline.trading.daily import place_daily_orders, reconcile
+from mlops_pipeline.trading.predictions import PredictionsError
+
+
+def _metadata(values: dict[str, Any]) -> dict[str, Any]:
+    """Lists and mappings as JSON metadata, scalars as they are."""
+    return {
+        name: json_metadata(value) if isinstance(value, list | dict) else value
+        for name, value in values.items()
+    }
+
+
+def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+    del settings  # the broker resource carries the broker settings
+    orders_key = dg.AssetKey([team.name, "orders"])
+    team_metadata = {"team": team.name, "config_hash": team.config_hash, "strategy": team.strategy.name}
+
+    @dg.asset(
+        key=orders_key,
+        deps=[dg.AssetKey([team.name, "predictions"])],
+        group_name=team.name,
+        kinds={"alpaca"},
+        tags={"team": team.name},
+        metadata=team_metadata,
+        description=f"Team {team.name}: the trading date's {team.strategy.name} orders, placed once.",
+    )
+    def orders(
+        context: dg.AssetExecutionContext,
+        object_store: ObjectStore,
+        market_data: MarketDataResource,
+        broker: BrokerResource,
+    ) -> dg.MaterializeResult:
+        trading_date = tagged_as_of(context) or market_data.default_as_of()
+        try:
+            client = broker.client_for(team)
+            report = place_daily_orders(
+                team, client, team_store(object_store, team.name), trading_date, os.environ
+            )
+        except (BrokerError, PredictionsError) as exc:
+            raise dg.Failure(f"team {team.name}, {trading_date}: {exc}") from None
+        metadata = _metadata(report.metadata())
+        if report.warning:
+            context.log.warning(f"team {team.name}, {trading_date}: {report.warning}")
+        if report.failures:
+            raise dg.Failure(
+                f"team {team.name}, {trading_date}: {len(report.failures)} order(s) refused: "
+                + "; ".join(f"{item.intent.client_order_id}: {item.error}" for item in report.failures),
+                metadata=metadata,
+            )
+        return dg.MaterializeResult(metadata={**team_metadata, **metadata})
+
+    @dg.asset(
+        key=[team.name, "reconciliation"],
+        deps=[orders_key],
+        group_name=team.name,
+        kinds={"alpaca", "parquet"},
+        tags={"team": team.name},
+        metadata=team_metadata,
+        description=f"Team {team.name}: orders, fills, positions and equity journaled from the broker.",
+    )
+    def reconciliation(
+        context: dg.AssetExecutionContext,
+        object_store: ObjectStore,
+        market_data: MarketDataResource,
+        broker: BrokerResource,
+    ) -> dg.MaterializeResult:
+        trading_date = tagged_as_of(context) or market_data.default_as_of()
+        try:
+            client = broker.client_for(team)
+            report = reconcile(team, client, team_store(object_store, team.name), trading_date)
+        except BrokerError as exc:
+            raise dg.Failure(f"team {team.name}, {trading_date}: {exc}") from None
+        if not report.problems.empty:
+            context.log.warning(
+                f"team {team.name}: {len(report.problems)} rejected or canceled order(s): "
+                + ", ".join(report.problems["client_order_id"])
+            )
+        return dg.MaterializeResult(
+            metadata={
+                **team_metadata,
+                **_metadata(report.metadata()),
+                **{f"{name}_uri": dg.MetadataValue.path(uri) for name, uri in report.uris.items()},
+            }
+        )
+
+    return [orders, reconciliation]

@@ -1,0 +1,47 @@
+"""Where the competition's inputs and outputs live in the object store, and reading them tolerantly."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mlops_pipeline.competition.leaderboard import TeamStanding
+from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore, ObjectStoreError
+
+# team store (teams/<team>/...)
+EQUITY_KEY = "journal/equity.parquet"
+MONITORING_SUMMARY_KEY = "monitoring/summary.parquet"
+BACKTEST_DAILY_KEY = "backtest/daily.parquet"
+BACKTEST_CHART_KEY = "backtest/equity_drawdown.png"
+# shared store
+LEADERBOARD_TABLE_KEY = "competition/leaderboard.parquet"
+LEADERBOARD_HTML_KEY = "competition/leaderboard.html"
+
+
+def _read(store: ObjectStore, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:
+    try:
+        frame, manifest = store.get_parquet_with_manifest(key)
+    except ObjectNotFoundError:
+        return None, {}
+    except (ObjectStoreError, OSError, ValueError) as exc:
+        notes.append(f"unreadable {key}: {str(exc).splitlines()[0][:120]}")
+        return None, {}
+    return frame, manifest
+
+
+def read_standing(team_store: ObjectStore, team: str) -> TeamStanding:
+    """A team's journal equity, backtest summary and monitoring summary; absent ones stay ``None``."""
+    notes: list[str] = []
+    equity, _ = _read(team_store, EQUITY_KEY, notes)
+    daily, manifest = _read(team_store, BACKTEST_DAILY_KEY, notes)
+    monitoring, _ = _read(team_store, MONITORING_SUMMARY_KEY, notes)
+    backtest_equity = None
+    if daily is not None and not daily.empty:
+        backtest_equity = daily.set_index("date")["equity"]
+    return TeamStanding(
+        team=team,
+        paper_equity=equity,
+        backtest=manifest.get("summary") if daily is not None else None,
+        backtest_equity=backtest_equity,
+        monitoring=monitoring,
+        notes=notes,
+    )

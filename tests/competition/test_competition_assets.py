@@ -1,0 +1,119 @@
+"""The backtest and leaderboard assets against a real (SQLite) MLflow registry and a local store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from _oos import oos_frame
+
+from mlops_pipeline.assets.competition import (
+    LEADERBOARD,
+    backtest_key,
+    build_competition_assets,
+    build_leaderboard_assets,
+)
+from mlops_pipeline.competition.team_inputs import (
+    BACKTEST_CHART_KEY,
+    BACKTEST_DAILY_KEY,
+    LEADERBOARD_HTML_KEY,
+    LEADERBOARD_TABLE_KEY,
+)
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import PlatformSettings, load_settings
+from mlops_pipeline.config.teams import load_teams
+from mlops_pipeline.resources.factory import object_store_from_settings
+
+
+def _register_champion(
+    settings: PlatformSettings, team: str, ticker: str, frame: pd.DataFrame, tmp: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    uri = str(settings.mlflow_tracking_uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(team)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else client.create_experiment(team, artifact_location=f"{settings.mlflow_artifact_root}/{team}")
+    )
+    run = client.create_run(experiment_id, tags={"team": team, "ticker": ticker})
+    local = tmp / "oos_predictions.parquet"
+    frame.to_parquet(local)
+    client.log_artifact(run.info.run_id, str(local), "evaluation")
+    client.set_terminated(run.info.run_id)
+    name = f"{team}-{ticker}"
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    client.set_registered_model_alias(name, "champion", version.version)
+
+
+def _oos(ticker: str, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2023-01-02", periods=120).strftime("%Y-%m-%d").tolist()
+    return oos_frame(
+        dates, ticker, rng.normal(0.0005, 0.01, 120).tolist(), rng.normal(0.002, 0.004, 120).tolist()
+    )
+
+
+def test_backtest_and_leaderboard_assets(project: Path, tmp_path: Path) -> None:
+    settings = load_settings()
+    ensure_home(settings)
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    red = teams["red"]
+    for seed, ticker in enumerate(["AAPL", "MSFT"]):  # NVDA has no champion yet
+        _register_champion(settings, "red", ticker, _oos(ticker, seed), tmp_path)
+
+    assets = build_competition_assets(red, settings) + build_leaderboard_assets(teams)
+    store = object_store_from_settings(settings)
+    result = dg.materialize(
+        assets, resources={"object_store": store}, selection=[backtest_key("red"), LEADERBOARD]
+    )
+    assert result.success
+
+    materialization = result.asset_materializations_for_node("red__backtest")[0]
+    metadata = materialization.metadata
+    assert metadata["team"].value == "red" and metadata["config_hash"].value == red.config_hash
+    assert set(metadata["champions"].value) == {"AAPL", "MSFT"}
+    assert "NVDA" in metadata["missing_tickers"].value
+    assert metadata["equity_drawdown"].value.startswith("![equity and drawdown](data:image/png;base64,")
+    assert metadata["period"].value == "2023-01-02..2023-06-16"
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "no_probable_leakage"
+
+    red_store = store.scoped("teams/red")
+    daily, manifest = red_store.get_parquet_with_manifest(BACKTEST_DAILY_KEY)
+    assert len(daily) == 120 and manifest["summary"]["tickers"] == ["AAPL", "MSFT"]
+    assert red_store.get_bytes(BACKTEST_CHART_KEY).startswith(b"\x89PNG")
+
+    board = store.get_parquet(LEADERBOARD_TABLE_KEY)
+    assert board["team"].tolist() == ["red", "blue"] or board["team"].tolist() == ["blue", "red"]
+    red_row = board.set_index("team").loc["red"]
+    assert red_row["backtest_return"] == pytest.approx(manifest["summary"]["total_return"])
+    assert "data:image/png;base64," in store.get_text(LEADERBOARD_HTML_KEY)
+    table = result.asset_materializations_for_node("leaderboard")[0].metadata["table"].value
+    assert "| blue | no data yet |" in table  # blue has not traded or been backtested
+
+
+def test_backtest_without_any_champion_fails_clearly(project: Path) -> None:
+    settings = load_settings()
+    ensure_home(settings)
+    blue = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["blue"])["blue"]
+    result = dg.materialize(
+        build_competition_assets(blue, settings),
+        resources={"object_store": object_store_from_settings(settings)},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "team blue: no champion with OOS predictions for any ticker" in str(
+        failure.event_specific_data.error
+    )
+    assert not object_store_from_settings(settings).exists(f"teams/blue/{BACKTEST_DAILY_KEY}")

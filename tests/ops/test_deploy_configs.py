@@ -57,3 +57,23 @@ def test_dagster_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> No
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "POSTGRES_PASSWORD"}
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["telemetry"]["enabled"] is False
+
+
+@pytest.mark.parametrize("name", ["dagster.yaml", "dagster-docker.yaml", "dagster-k8s.yaml"])
+def test_instance_configs_and_their_run_launchers_validate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import importlib
+
+    from dagster._config import process_config
+    from dagster._core.instance.config import dagster_instance_config
+
+    for variable in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "DAGSTER_DB"):
+        monkeypatch.setenv(variable, "5432" if variable == "POSTGRES_PORT" else "value")
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster" / name).read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    launcher = config["run_launcher"]
+    module = launcher["module"].replace("dagster.core.", "dagster._core.")  # Dagster's documented alias
+    launcher_class = getattr(importlib.import_module(module), launcher["class"])
+    result = process_config(launcher_class.config_type(), launcher.get("config") or {})
+    assert result.success, [error.message for error in result.errors or []]

@@ -1,0 +1,156 @@
+"""Per-team serving: the model server deployment (one per team) and the daily predictions per ticker."""
+
+import math
+import os
+
+import dagster as dg
+
+from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.team import team_store
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.market.calendar import next_trading_day
+from mlops_pipeline.market.features import FEATURE_COLUMNS
+from mlops_pipeline.market.store import read_features
+from mlops_pipeline.resources.market_data import MarketDataResource
+from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
+
+DEPLOYMENT_KEY = "serving/deployment.json"
+TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
+
+
+def _json_value(value: object) -> object:
+    """A feature value as JSON: numpy scalars as Python numbers, NaN as null (the server names it)."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+    serving_key = dg.AssetKey([team.name, "serving"])
+    tracking_uri = str(settings.mlflow_tracking_uri)
+    work_dir = settings.home_dir / "serving" / team.name
+
+    @dg.asset(
+        key=serving_key,
+        group_name=team.name,
+        tags={"team": team.name},
+        kinds={"docker"},
+        description=f"Team {team.name}: one model server for all champion models (Docker or local process).",
+    )
+    def serving(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+        from mlops_pipeline.serving.deployment import deploy_team
+        from mlops_pipeline.serving.launch import Deployment, LaunchError
+
+        store = team_store(object_store, team.name)
+        previous = (
+            Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
+        )
+        try:
+            deployment, changed, missing = deploy_team(
+                team.name,
+                list(team.tickers),
+                mode=settings.serving_launcher,
+                tracking_uri=tracking_uri,
+                work_dir=work_dir,
+                base_image=settings.serving_base_image,
+                image_cache_dir=settings.home_dir / "serving" / "image",
+                previous=previous,
+                publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
+            )
+        except LaunchError as exc:
+            raise dg.Failure(f"team {team.name}: serving deployment failed: {exc}") from exc
+        for ticker, reason in missing.items():
+            context.log.warning(f"{ticker}: not served ({reason})")
+        return dg.MaterializeResult(
+            metadata={
+                "endpoint_url": dg.MetadataValue.url(deployment.endpoint_url),
+                "launcher": deployment.launcher,
+                "launcher_note": deployment.note,
+                "container_id": deployment.instance_id if deployment.launcher == "docker" else "",
+                "pid": deployment.instance_id if deployment.launcher == "process" else "",
+                "image": deployment.image or "",
+                "model_versions": json_metadata(
+                    {name: spec["version"] for name, spec in deployment.models.items()}
+                ),
+                "models": json_metadata(deployment.models),
+                "code_version": deployment.code_version,
+                "changed": changed,
+                "not_served": json_metadata(missing),
+            },
+        )
+
+    @dg.asset(
+        key=[team.name, "predictions"],
+        deps=[serving_key, dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping())],
+        partitions_def=dg.StaticPartitionsDefinition(team.tickers),
+        group_name=team.name,
+        tags={"team": team.name},
+        kinds={"parquet"},
+        description=f"Team {team.name}: the champion's prediction for the next session, over REST.",
+    )
+    def predictions(
+        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
+    ) -> dg.MaterializeResult:
+        from mlops_pipeline.serving.client import ServingClientError, invoke
+        from mlops_pipeline.serving.launch import Deployment
+        from mlops_pipeline.serving.predictions import PredictionError, prediction_record, upsert_prediction
+
+        ticker = context.partition_key
+        as_of = tagged_as_of(context) or market_data.default_as_of()
+        store = team_store(object_store, team.name)
+        try:
+            deployment = Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
+        except ObjectNotFoundError as exc:
+            raise dg.Failure(
+                f"team {team.name} has no serving deployment: materialize {serving_key}"
+            ) from exc
+        model_name = f"{team.name}-{ticker}"
+        if model_name not in deployment.models:
+            raise dg.Failure(f"{model_name} is not served by {deployment.endpoint_url} (no champion yet?)")
+        features, _ = read_features(object_store, ticker)
+        if features is None:
+            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+        rows = features[features["date"].dt.date == as_of]
+        if rows.empty:
+            raise dg.Failure(
+                f"no feature row for {ticker} on {as_of} (latest {features['date'].max().date()})"
+            )
+        row = rows.iloc[-1]
+        record_in = {column: _json_value(row[column]) for column in FEATURE_COLUMNS if column in row.index}
+        try:
+            outputs, latency_ms = invoke(
+                deployment.endpoint_url, model_name, [record_in], token=os.environ.get(TOKEN_ENV)
+            )
+            record = prediction_record(
+                team=team.name,
+                ticker=ticker,
+                as_of=as_of,
+                target_date=next_trading_day(as_of),
+                output=outputs[0],
+                close=float(row["close"]),
+                model=deployment.models[model_name],
+                model_name=model_name,
+                latency_ms=latency_ms,
+            )
+        except (ServingClientError, PredictionError) as exc:
+            raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc
+        frame, uri = upsert_prediction(store, ticker, record)
+        return dg.MaterializeResult(
+            metadata={
+                "as_of": str(as_of),
+                "target_date": str(record["target_date"].date()),
+                "predicted_return": record["predicted_return"],
+                "predicted_close": record["predicted_close"],
+                "prob_up": record["prob_up"],
+                "predicted_direction": record["predicted_direction"],
+                "model_name": model_name,
+                "model_version": record["model_version"],
+                "run_id": str(record["run_id"]),
+                "latency_ms": record["latency_ms"],
+                "rows": len(frame),
+                "uri": dg.MetadataValue.path(uri),
+            },
+        )
+
+    return [serving, predictions]

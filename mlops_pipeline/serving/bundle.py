@@ -1,0 +1,100 @@
+"""Inference bundles: a Ludwig model exported to TorchScript, plus the schema the server validates.
+
+A bundle is a folder with Ludwig's three TorchScript modules (preprocessor, predictor,
+postprocessor) and ``serving.json``. Exporting needs ludwig; loading a bundle needs only torch.
+For registered models the bundle is stored next to the model as the run artifact ``inference``,
+so the serving container downloads it and never imports ludwig.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.serving.schema import ModelSchema
+
+MANIFEST = "serving.json"
+RUN_ARTIFACT = "inference"
+MODULE_FILES = {
+    "preprocessor": "inference_preprocessor.pt",
+    "predictor": "inference_predictor-cpu.pt",
+    "postprocessor": "inference_postprocessor.pt",
+}
+
+
+class BundleError(RuntimeError):
+    """A model cannot be exported or its bundle is incomplete; the message names the path."""
+
+
+def is_bundle(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def find_ludwig_dir(root: Path) -> Path:
+    """The folder under ``root`` that holds a saved Ludwig model (``model_hyperparameters.json``)."""
+    if (root / "model_hyperparameters.json").is_file():
+        return root
+    found = sorted(path.parent for path in root.rglob("model_hyperparameters.json"))
+    if not found:
+        raise BundleError(f"no Ludwig model (model_hyperparameters.json) under {root}")
+    return found[0]
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((bundle_dir / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"unreadable bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
+    missing = [name for name in MODULE_FILES.values() if not (bundle_dir / name).is_file()]
+    if missing:
+        raise BundleError(f"bundle {bundle_dir} lacks {missing}")
+    return manifest
+
+
+def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
+    """Export the Ludwig model in ``ludwig_dir`` to a bundle in ``dest`` (replaced atomically)."""
+    import mlops_pipeline.torch_shim  # noqa: F401  (before ludwig)
+
+    # isort: split
+    from ludwig.api import LudwigModel
+    from ludwig.globals import LUDWIG_VERSION
+
+    schema = ModelSchema.from_ludwig_dir(ludwig_dir)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        model = LudwigModel.load(str(ludwig_dir), backend="local")
+        model.save_torchscript(str(staging), device="cpu")
+        manifest = {"schema": schema.to_dict(), "ludwig_version": LUDWIG_VERSION}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        staging.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return dest
+
+
+def ensure_run_bundle(tracking_uri: str, run_id: str, model_artifact_path: str = "model") -> bool:
+    """Export the run's Ludwig model and log it as the run artifact ``inference``, unless present.
+
+    Returns whether a bundle was exported (False: the run already had one, nothing was done).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if any(item.path == f"{RUN_ARTIFACT}/{MANIFEST}" for item in client.list_artifacts(run_id, RUN_ARTIFACT)):
+        return False
+    with tempfile.TemporaryDirectory(prefix="mlops-export-") as tmp:
+        downloaded = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=model_artifact_path, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        bundle = export_bundle(find_ludwig_dir(Path(downloaded)), Path(tmp) / RUN_ARTIFACT)
+        client.log_artifacts(run_id, str(bundle), RUN_ARTIFACT)
+    return True

@@ -1,0 +1,100 @@
+"""A team's serving deployment: resolve its champions, export them, pick a launcher, deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlops_pipeline.serving.bundle import ensure_run_bundle
+from mlops_pipeline.serving.launch import Deployment, Launcher, LaunchError, deploy
+from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client, runtime_env
+from mlops_pipeline.serving.launch_process import ProcessLauncher
+from mlops_pipeline.serving.sources import ModelSourceError, ResolvedModel, parse_model_ref, resolve
+
+CHAMPION_ALIAS = "champion"
+
+
+def champion_ref(team: str, ticker: str) -> str:
+    return f"models:/{team}-{ticker}@{CHAMPION_ALIAS}"
+
+
+def resolve_champions(
+    team: str, tickers: list[str], tracking_uri: str
+) -> tuple[list[ResolvedModel], dict[str, str]]:
+    """The champion of every ticker that has one, and why the others have none."""
+    models, missing = [], {}
+    for ticker in tickers:
+        try:
+            models.append(resolve(parse_model_ref(champion_ref(team, ticker)), tracking_uri))
+        except ModelSourceError as exc:
+            missing[ticker] = str(exc)
+    return models, missing
+
+
+def is_local_tracking(tracking_uri: str) -> bool:
+    """SQLite or file tracking: a container on this host cannot read it."""
+    return urlparse(tracking_uri).scheme in {"", "file", "sqlite"}
+
+
+def select_launcher(
+    mode: str, tracking_uri: str, work_dir: Path, base_image: str, image_cache_dir: Path
+) -> tuple[Launcher, str]:
+    """The launcher for ``mode`` (auto/docker/process) and a sentence saying why it was chosen."""
+    from mlops_pipeline.serving.image import ensure_image
+
+    process = ProcessLauncher(work_dir / "logs", {"MLFLOW_TRACKING_URI": tracking_uri})
+    if mode == "process":
+        return process, "local process (MLOPS_SERVING_LAUNCHER=process)"
+    client, why_not = docker_client()
+    if client is not None and is_local_tracking(tracking_uri):
+        scheme = urlparse(tracking_uri).scheme or "file"
+        why_not = f"MLflow tracking ({scheme}) is local to this host; containers need a tracking server"
+    elif client is not None:
+        image = ensure_image(client, image_cache_dir, base_image)
+        return DockerLauncher(client, image, runtime_env(tracking_uri)), f"docker container from {image}"
+    if mode == "docker":
+        raise LaunchError(f"MLOPS_SERVING_LAUNCHER=docker but {why_not}")
+    return process, f"local process: {why_not}"
+
+
+def retire(previous: Deployment, current: Launcher) -> None:
+    """Stop a previous deployment that ran under another launcher kind (the swap stops same-kind ones)."""
+    if previous.launcher == current.kind:
+        return
+    if previous.launcher == "process":
+        ProcessLauncher(Path()).stop(previous.instance_id)
+    else:
+        client, _ = docker_client()
+        if client is not None:
+            DockerLauncher(client, previous.image or "", {}).stop(previous.instance_id)
+
+
+def deploy_team(
+    team: str,
+    tickers: list[str],
+    *,
+    mode: str,
+    tracking_uri: str,
+    work_dir: Path,
+    base_image: str,
+    previous: Deployment | None,
+    image_cache_dir: Path | None = None,
+    publish: Callable[[Deployment], None] | None = None,
+) -> tuple[Deployment, bool, dict[str, str]]:
+    """Serve the team's champions; returns the deployment, whether it changed, and skipped tickers.
+
+    ``publish`` records a new deployment before the previous server is stopped (see ``launch.deploy``).
+    """
+    models, missing = resolve_champions(team, tickers, tracking_uri)
+    if not models:
+        details = "; ".join(f"{ticker}: {reason}" for ticker, reason in missing.items())
+        raise LaunchError(f"team {team} has no champion model to serve ({details})")
+    for model in models:
+        if model.run_id is not None:
+            ensure_run_bundle(tracking_uri, model.run_id)
+    launcher, note = select_launcher(mode, tracking_uri, work_dir, base_image, image_cache_dir or work_dir)
+    deployment, changed = deploy(launcher, team, models, previous, publish=publish, note=note)
+    if changed and previous is not None:
+        retire(previous, launcher)
+    return deployment, changed, missing

@@ -1,0 +1,115 @@
+"""The serving image: built from ``Dockerfile`` and a wheelhouse, reused while nothing changed.
+
+pip inside ``docker build`` cannot see the host's package index configuration, so the wheels are
+downloaded on the host first (``pip download``, which also keeps torch the CPU build) and installed
+in the image with ``--no-index``. The tag is a hash of everything that goes into the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.serving.version import PACKAGE_DIR
+
+IMAGE_REPOSITORY = "mlops-serving"
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+REQUIREMENTS = PACKAGE_DIR / "image-requirements.txt"
+# The server imports nothing else from the project.
+PACKAGE_FILES = ("__init__.py", "runtime_env.py")
+
+
+def _digest(paths: list[Path], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for value in extra:
+        digest.update(value.encode())
+    return digest.hexdigest()[:12]
+
+
+def _package_sources() -> list[Path]:
+    root = PACKAGE_DIR.parent
+    return [root / name for name in PACKAGE_FILES] + sorted(
+        path for path in PACKAGE_DIR.iterdir() if path.is_file() and not path.name.endswith(".pyc")
+    )
+
+
+def image_tag(base_image: str) -> str:
+    return f"{IMAGE_REPOSITORY}:{_digest(_package_sources(), base_image)}"
+
+
+def ensure_wheelhouse(cache_dir: Path, timeout_s: float = 1800) -> Path:
+    """Wheels for ``image-requirements.txt`` (downloaded once per requirements version)."""
+    target = cache_dir / f"wheelhouse-{_digest([REQUIREMENTS])}"
+    if (target / ".complete").is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".wheelhouse-"))
+    command = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--dest", str(staging)]
+    result = subprocess.run(
+        [*command, "-r", str(REQUIREMENTS)], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RuntimeError(f"pip download for the serving image failed:\n{result.stderr[-3000:]}")
+    (staging / ".complete").touch()
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def build_context(dest: Path, wheelhouse: Path) -> Path:
+    """Assemble the build context: Dockerfile, requirements, wheelhouse (hard links) and code."""
+    shutil.copy2(PACKAGE_DIR / "Dockerfile", dest / "Dockerfile")
+    shutil.copy2(REQUIREMENTS, dest / "requirements.txt")
+    shutil.copytree(wheelhouse, dest / "wheelhouse", copy_function=_link_or_copy)
+    package = dest / "mlops_pipeline"
+    shutil.copytree(PACKAGE_DIR, package / "serving", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in PACKAGE_FILES:
+        shutil.copy2(PACKAGE_DIR.parent / name, package / name)
+    return dest
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        Path(target).hardlink_to(source)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IMAGE) -> str:
+    """The serving image's tag, building it unless an image with the same content exists."""
+    import docker.errors
+
+    tag = image_tag(base_image)
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    wheelhouse = ensure_wheelhouse(cache_dir)
+    with tempfile.TemporaryDirectory(prefix="mlops-serving-build-") as tmp:
+        context = build_context(Path(tmp), wheelhouse)
+        try:
+            client.images.build(
+                path=str(context),
+                tag=tag,
+                buildargs={"BASE_IMAGE": base_image},
+                network_mode="none",
+                rm=True,
+                forcerm=True,
+                labels={"mlops.role": "serving"},
+            )
+        except docker.errors.BuildError as exc:
+            lines = "".join(str(item.get("stream", item.get("error", ""))) for item in exc.build_log)
+            raise RuntimeError(f"building {tag} from {base_image} failed: {exc}\n{lines[-3000:]}") from exc
+        finally:  # the untagged build stage holds the wheelhouse; only the final stage is kept
+            client.images.prune(filters={"dangling": True, "label": "mlops.stage=serving-build"})
+    return tag

@@ -1,0 +1,83 @@
+"""The local-process launcher: the embedded default when no Docker daemon answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+SERVER_MODULE = "mlops_pipeline.serving.cli"
+LOG_TAIL_BYTES = 8000
+
+
+class ProcessLauncher:
+    """Starts ``python -m mlops_pipeline.serving.cli`` detached from the caller, logging to a file.
+
+    The server outlives the run that started it; it is stopped by its own PID, after checking that
+    the PID still belongs to a model server.
+    """
+
+    kind = "process"
+    image = None
+
+    def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.log_dir = log_dir
+        self.env = dict(env or {})
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _log_path(self, instance_id: str) -> Path:
+        return self.log_dir / f"server-{instance_id}.log"
+
+    def start(self, team: str, model_args: list[str], port: int, labels: Mapping[str, str]) -> str:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port)]
+        for arg in model_args:
+            command += ["--model", arg]
+        staging = self.log_dir / f"starting-{team}-{port}.log"
+        with staging.open("wb") as log:
+            child = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **self.env},
+            )
+        self._children[child.pid] = child
+        staging.rename(self._log_path(str(child.pid)))
+        return str(child.pid)
+
+    def running(self, instance_id: str) -> bool:
+        pid = int(instance_id)
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        try:
+            return SERVER_MODULE.encode() in cmdline.read_bytes()
+        except OSError:
+            return False
+
+    def logs(self, instance_id: str) -> str:
+        path = self._log_path(instance_id)
+        if not path.is_file():
+            return ""
+        data = path.read_bytes()
+        return data[-LOG_TAIL_BYTES:].decode(errors="replace")
+
+    def stop(self, instance_id: str, timeout_s: float = 15.0) -> None:
+        if not self.running(instance_id):
+            return
+        pid = int(instance_id)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            child = self._children.get(pid)
+            if (child.poll() is not None) if child is not None else not self.running(instance_id):
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,111 @@
+"""Turning a served prediction into the team's prediction record, and storing it idempotently.
+
+Records follow the predictions contract: team store ``predictions/<TICKER>.parquet``, one row per
+``as_of_date`` (a re-run replaces its row), see ``PREDICTION_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+
+from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
+
+PREDICTION_COLUMNS = [
+    "team",
+    "ticker",
+    "as_of_date",
+    "target_date",
+    "predicted_return",
+    "predicted_close",
+    "prob_up",
+    "predicted_direction",
+    "model_name",
+    "model_version",
+    "run_id",
+    "latency_ms",
+    "created_at",
+]
+
+
+class PredictionError(ValueError):
+    """A served answer does not hold a prediction this platform understands."""
+
+
+def predictions_key(ticker: str) -> str:
+    return f"predictions/{ticker}.parquet"
+
+
+def interpret(output: dict[str, Any], close: float) -> dict[str, float | int]:
+    """Predicted return/close/probability/direction from one served record and today's close."""
+    nan = float("nan")
+    if "target_next_return_predictions" in output:
+        predicted_return = float(output["target_next_return_predictions"])
+        predicted_close = close * math.exp(predicted_return)
+        prob_up = nan
+    elif "target_next_close_predictions" in output:
+        predicted_close = float(output["target_next_close_predictions"])
+        if predicted_close <= 0:
+            raise PredictionError(f"predicted close {predicted_close} is not positive")
+        predicted_return = math.log(predicted_close / close)
+        prob_up = nan
+    elif "target_next_direction_predictions" in output:
+        prob_up = float(output["target_next_direction_probabilities_True"])
+        return {
+            "predicted_return": nan,
+            "predicted_close": nan,
+            "prob_up": prob_up,
+            "predicted_direction": int(bool(output["target_next_direction_predictions"])),
+        }
+    else:
+        raise PredictionError(f"no known target in the served output (keys: {sorted(output)})")
+    return {
+        "predicted_return": predicted_return,
+        "predicted_close": predicted_close,
+        "prob_up": prob_up,
+        "predicted_direction": int(predicted_return > 0),
+    }
+
+
+def prediction_record(
+    *,
+    team: str,
+    ticker: str,
+    as_of: date,
+    target_date: date,
+    output: dict[str, Any],
+    close: float,
+    model: dict[str, Any],
+    model_name: str,
+    latency_ms: float,
+) -> dict[str, Any]:
+    return {
+        "team": team,
+        "ticker": ticker,
+        "as_of_date": pd.Timestamp(as_of),
+        "target_date": pd.Timestamp(target_date),
+        **interpret(output, close),
+        "model_name": model_name,
+        "model_version": str(model.get("version")),
+        "run_id": model.get("run_id"),
+        "latency_ms": float(latency_ms),
+        "created_at": pd.Timestamp(datetime.now(UTC)),
+    }
+
+
+def upsert_prediction(store: ObjectStore, ticker: str, record: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """Insert or replace the row for ``record['as_of_date']``; returns the stored frame and its URI."""
+    key = predictions_key(ticker)
+    try:
+        existing = store.get_parquet(key)
+    except ObjectNotFoundError:
+        existing = pd.DataFrame(columns=PREDICTION_COLUMNS)
+    row = pd.DataFrame([record], columns=PREDICTION_COLUMNS)
+    kept = existing[existing["as_of_date"] != record["as_of_date"]]
+    frame = pd.concat([kept, row], ignore_index=True) if len(kept) else row
+    frame = frame.sort_values("as_of_date", kind="stable").reset_index(drop=True)
+    uri = store.put_parquet(key, frame, {"ticker": ticker, "rows": len(frame)})
+    return frame, uri

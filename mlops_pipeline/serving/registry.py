@@ -1,0 +1,73 @@
+"""The models one server process holds, loaded in the background so that probes answer at once.
+
+``/ready`` is 503 while loading and stays 503 with the reason when any model fails to load; a
+launcher never routes traffic to such a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.serving.inference import InferenceModel
+from mlops_pipeline.serving.sources import ModelRef, ResolvedModel, fetch_bundle, resolve
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    info: ResolvedModel
+    model: InferenceModel
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.info.describe(), "schema": self.model.schema.to_dict()}
+
+
+class ModelRegistry:
+    def __init__(self, refs: list[ModelRef], tracking_uri: str | None, cache_dir: Path | None = None) -> None:
+        if not refs:
+            raise ValueError("at least one model is required")
+        self._refs = refs
+        self._tracking_uri = tracking_uri
+        self._cache_dir = cache_dir
+        self.models: dict[str, ServedModel] = {}
+        self.state = "loading"
+        self.reason: str | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def start_loading(self) -> None:
+        self._thread = threading.Thread(target=self.load, name="model-loader", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def load(self) -> None:
+        """Load every model; on the first failure the registry stays not ready, with the reason."""
+        workdir = self._cache_dir or Path(tempfile.mkdtemp(prefix="mlops-serving-"))
+        loaded: dict[str, ServedModel] = {}
+        for index, ref in enumerate(self._refs):
+            try:
+                info = resolve(ref, self._tracking_uri)
+                if info.name in loaded:
+                    raise ValueError(f"two models are named {info.name!r}; prefix one with NAME=")
+                bundle = fetch_bundle(info, self._tracking_uri, workdir / f"{index}-{info.name}")
+                loaded[info.name] = ServedModel(info, InferenceModel(bundle))
+            except Exception as exc:
+                self.state = "failed"
+                self.reason = f"{ref.raw}: {type(exc).__name__}: {exc}"
+                logger.error("model load failed: %s", self.reason)
+                return
+            logger.info("loaded %s (version %s)", info.name, info.version)
+        self.models = loaded
+        self.state = "ready"

@@ -1,0 +1,168 @@
+"""Where a served model comes from: a registry reference, an MLflow run id or a local folder.
+
+Accepted ``--model`` values (optionally prefixed ``NAME=`` to choose the served name):
+
+- ``models:/<name>@<alias>`` or ``models:/<name>/<version>``: a registered model;
+- a 32-character MLflow run id: that run's ``model`` artifact;
+- a local folder holding an inference bundle or a saved Ludwig model.
+
+Registered models and runs are served from their ``inference`` run artifact (see ``bundle``); a
+run without one is exported on the spot, which needs ludwig.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_pipeline.serving.bundle import (
+    RUN_ARTIFACT,
+    BundleError,
+    export_bundle,
+    find_ludwig_dir,
+    is_bundle,
+)
+
+_REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ModelSourceError(ValueError):
+    """A model reference is malformed or cannot be resolved; the message names it."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    raw: str
+    name: str | None  # explicit or registered name; None: derived when resolved
+    registered_name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A reference pinned to what will be served."""
+
+    name: str
+    source: str
+    version: str | None = None
+    run_id: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    registered_name: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "registered_name": self.registered_name,
+            "version": self.version,
+            "aliases": self.aliases,
+            "run_id": self.run_id,
+            "source": self.source,
+        }
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    raw = text.strip()
+    name: str | None = None
+    if "=" in raw and not raw.startswith("models:/"):
+        name, raw = (part.strip() for part in raw.split("=", 1))
+        if not _NAME.match(name):
+            raise ModelSourceError(f"invalid model name {name!r} in {text!r} (letters, digits, . _ -)")
+    match = _REGISTRY.match(raw)
+    if match:
+        return ModelRef(
+            raw, name or match["name"], match["name"], alias=match["alias"], version=match["version"]
+        )
+    if raw.startswith("models:/"):
+        raise ModelSourceError(f"{text!r}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    if _RUN_ID.match(raw):
+        return ModelRef(raw, name, run_id=raw)
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        return ModelRef(raw, name or path.resolve().name, path=path.resolve())
+    raise ModelSourceError(
+        f"{text!r} is neither models:/<name>@<alias>, models:/<name>/<version>, a run id nor a folder"
+    )
+
+
+def resolve(ref: ModelRef, tracking_uri: str | None) -> ResolvedModel:
+    """Pin ``ref``: the registry version an alias points to now, the run behind a version."""
+    if ref.path is not None:
+        assert ref.name is not None
+        return ResolvedModel(ref.name, str(ref.path))
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        if ref.registered_name is not None:
+            if ref.alias is not None:
+                version = client.get_model_version_by_alias(ref.registered_name, ref.alias)
+            else:
+                version = client.get_model_version(ref.registered_name, str(ref.version))
+            aliases = sorted(
+                alias
+                for alias, number in client.get_registered_model(ref.registered_name).aliases.items()
+                if str(number) == str(version.version)
+            )
+            assert ref.name is not None
+            return ResolvedModel(
+                ref.name,
+                f"models:/{ref.registered_name}/{version.version}",
+                version=str(version.version),
+                run_id=version.run_id,
+                aliases=aliases,
+                registered_name=ref.registered_name,
+            )
+        assert ref.run_id is not None
+        run = client.get_run(ref.run_id)
+    except MlflowException as exc:
+        raise ModelSourceError(f"cannot resolve {ref.raw!r} at {tracking_uri}: {exc.message}") from exc
+    tags = run.data.tags
+    default_name = f"{tags['team']}-{tags['ticker']}" if {"team", "ticker"} <= tags.keys() else ref.run_id
+    return ResolvedModel(ref.name or default_name, f"runs:/{ref.run_id}/model", run_id=ref.run_id)
+
+
+def fetch_bundle(model: ResolvedModel, tracking_uri: str | None, workdir: Path) -> Path:
+    """A local inference bundle for ``model``: downloaded, or exported when there is none yet."""
+    if model.run_id is None:
+        local = Path(model.source)
+        if is_bundle(local):
+            return local
+        return export_bundle(find_ludwig_dir(local), workdir / "bundle")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=model.run_id,
+                artifact_path=RUN_ARTIFACT,
+                dst_path=str(workdir),
+                tracking_uri=tracking_uri,
+            )
+        )
+        if is_bundle(downloaded):
+            return downloaded
+    except (MlflowException, OSError):
+        pass  # no bundle logged yet: export one from the Ludwig model below
+    try:
+        import ludwig  # noqa: F401
+    except ImportError as exc:
+        raise BundleError(
+            f"{model.name}: run {model.run_id} has no '{RUN_ARTIFACT}' artifact and ludwig is not "
+            "installed here to export one; deploy through the serving asset, which exports it"
+        ) from exc
+    downloaded = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=model.run_id, artifact_path="model", dst_path=str(workdir), tracking_uri=tracking_uri
+        )
+    )
+    return export_bundle(find_ludwig_dir(downloaded), workdir / "bundle")

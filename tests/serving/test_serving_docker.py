@@ -1,0 +1,128 @@
+"""The Docker launcher against a real engine: build, launch, swap versions without a failed request.
+
+CI starts the engine and builds the base image with ``.ci/docker-engine.sh``. Models come from an
+MLflow tracking server on loopback (containers cannot read a host's SQLite file).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _net import free_port
+from _serving_models import ROW_FEATURES, TrainedModels, log_ludwig_run, set_champion
+
+from mlops_pipeline.serving.deployment import deploy_team
+from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client
+
+pytestmark = pytest.mark.slow
+BASE_IMAGE = os.environ.get("MLOPS_SERVING_BASE_IMAGE", "mlops-base:local")
+IMAGE_CACHE = Path(tempfile.gettempdir()) / "mlops-serving-image-cache"
+
+
+@pytest.fixture(scope="module")
+def docker():
+    client, why_not = docker_client()
+    if client is None:
+        pytest.skip(f"Docker engine test: {why_not} (CI starts one with .ci/docker-engine.sh)")
+    return client
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(root / "artifacts")]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("mlflow server did not start within 90 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_docker_deploy_and_zero_downtime_swap(
+    docker, tracking_server: str, trained: TrainedModels, tmp_path
+) -> None:
+    first_run = log_ludwig_run(tracking_server, None, "red", "AAPL", trained.return_dir)
+    set_champion(tracking_server, "red-AAPL", first_run)
+    kwargs = {
+        "mode": "docker",
+        "tracking_uri": tracking_server,
+        "work_dir": tmp_path,
+        "base_image": BASE_IMAGE,
+        "image_cache_dir": IMAGE_CACHE,
+    }
+    launcher = None
+    deployments = []
+    try:
+        first, changed, _ = deploy_team("red", ["AAPL"], previous=None, **kwargs)
+        deployments.append(first)
+        launcher = DockerLauncher(docker, first.image or "", {})
+        container = docker.containers.get(first.instance_id)
+        assert changed and first.launcher == "docker" and container.status == "running"
+        assert container.labels["mlops.team"] == "red" and container.labels["mlops.role"] == "serving"
+        assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+        info = httpx.get(f"{first.endpoint_url}/info", timeout=5).json()
+        assert info["models"][0]["run_id"] == first_run and info["code_version"] == first.code_version
+
+        again, changed, _ = deploy_team("red", ["AAPL"], previous=first, **kwargs)
+        assert not changed and again.instance_id == first.instance_id
+
+        second_run = log_ludwig_run(tracking_server, None, "red", "AAPL", trained.return_dir)
+        new_version = set_champion(tracking_server, "red-AAPL", second_run)
+        current = {"url": first.endpoint_url}
+        failures, answered, stop = [], [], threading.Event()
+
+        def hammer() -> None:
+            while not stop.is_set():
+                try:
+                    response = httpx.post(f"{current['url']}/predict", data=ROW_FEATURES, timeout=10)
+                    (answered if response.status_code == 200 else failures).append(response.status_code)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+        worker = threading.Thread(target=hammer)
+        worker.start()
+        try:
+            second, changed, _ = deploy_team(
+                "red",
+                ["AAPL"],
+                previous=first,
+                publish=lambda new: current.update(url=new.endpoint_url),
+                **kwargs,
+            )
+            deployments.append(second)
+        finally:
+            stop.set()
+            worker.join()
+        assert changed and second.models["red-AAPL"]["version"] == new_version
+        assert failures == [] and len(answered) > 5
+        assert not launcher.running(first.instance_id)
+        info = httpx.get(f"{second.endpoint_url}/info", timeout=5).json()
+        assert info["models"][0]["run_id"] == second_run
+    finally:
+        if launcher is not None:
+            for deployment in deployments:
+                launcher.stop(deployment.instance_id)

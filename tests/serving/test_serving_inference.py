@@ -1,0 +1,62 @@
+"""The exported TorchScript bundle predicts exactly what LudwigModel.predict predicts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from _serving_models import NUMBER_INPUTS, WINDOW_INPUT, TrainedModels, feature_frame
+
+from mlops_pipeline.serving.inference import InferenceModel
+from mlops_pipeline.serving.schema import validate_columns
+
+
+def _ludwig_predict(model_dir, frame):
+    import mlops_pipeline.torch_shim  # noqa: F401
+
+    # isort: split
+    from ludwig.api import LudwigModel
+
+    model = LudwigModel.load(str(model_dir), backend="local", logging_level=logging.ERROR)
+    predictions, _ = model.predict(dataset=frame)
+    return predictions
+
+
+def _served(bundle_dir, frame):
+    model = InferenceModel(bundle_dir)
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    valid = validate_columns(model.schema, columns, len(frame), allow_extra=True)
+    return model.predict(valid)
+
+
+@pytest.mark.slow
+def test_regression_bundle_equals_ludwig_predict(trained: TrainedModels, bundles) -> None:
+    frame = feature_frame(50, seed=11)[[*NUMBER_INPUTS, WINDOW_INPUT]]
+    expected = _ludwig_predict(trained.return_dir, frame)
+    served = _served(bundles["return"], frame)
+    assert list(served) == ["target_next_return_predictions"]
+    np.testing.assert_allclose(
+        served["target_next_return_predictions"],
+        expected["target_next_return_predictions"],
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+@pytest.mark.slow
+def test_binary_bundle_equals_ludwig_predict_with_the_same_columns(trained: TrainedModels, bundles) -> None:
+    frame = feature_frame(50, seed=12)[NUMBER_INPUTS]
+    expected = _ludwig_predict(trained.direction_dir, frame)
+    served = _served(bundles["direction"], frame)
+    assert set(served) == set(expected.columns)
+    for column in expected.columns:
+        if column.endswith("_predictions"):
+            assert served[column] == expected[column].tolist()
+        else:
+            np.testing.assert_allclose(
+                np.asarray(served[column], dtype=float),
+                np.asarray(expected[column].tolist(), dtype=float),
+                atol=1e-5,
+                rtol=0,
+            )

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -46,6 +46,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	BIN=$(BIN) bash .ci/secret-scan.sh
 
 format: setup
 	$(BIN)/ruff format .
@@ -57,10 +58,13 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market
+bench: bench-market bench-serving
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
+
+bench-serving: setup system-deps
+	$(BIN)/python benchmarks/serving.py
 
 clean-state:
 	rm -rf .mlops

@@ -15,12 +15,15 @@ import typer
 import yaml
 from rich.table import Table
 
+from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import TeamConfig, load_teams
-from mlops_pipeline.console import console, fail
+from mlops_pipeline.console import console, err_console, fail
 from mlops_pipeline.sandbox.cli import sandbox_app
+from mlops_pipeline.serving.cli import serve
+from mlops_pipeline.training.cli import model_app, reproduce
 
 app = typer.Typer(
     name="mlops",
@@ -31,9 +34,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 teams_app = typer.Typer(help="Check and inspect team overlays.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-app.add_typer(teams_app, name="teams")
-app.add_typer(sandbox_app, name="sandbox")
 
 
 def _settings() -> PlatformSettings:
@@ -43,9 +43,22 @@ def _settings() -> PlatformSettings:
         fail(f"invalid settings: {exc}")
 
 
-def _teams(settings: PlatformSettings, only: list[str] | None = None) -> dict[str, TeamConfig]:
+def _teams(
+    settings: PlatformSettings,
+    only: list[str] | None = None,
+    sources: dict[str, str] | None = None,
+    blocked: dict[str, ConfigError] | None = None,
+) -> dict[str, TeamConfig]:
+    """Load the teams or exit with every problem. With ``blocked``, a team whose overlay comes from
+    a git ref and fails is left out (and recorded there) instead of stopping everything."""
     try:
-        return load_teams(settings.teams_path, settings.ludwig_configs_path, only=only)
+        return load_teams(
+            settings.teams_path,
+            settings.ludwig_configs_path,
+            only=only,
+            sources={**settings.team_sources, **(sources or {})},
+            source_errors=blocked,
+        )
     except ConfigError as exc:
         fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
 
@@ -92,7 +105,8 @@ def config_show(
 def teams_validate() -> None:
     """Validate every overlay in the teams folder; list every problem with file and key."""
     settings = _settings()
-    teams = _teams(settings)
+    blocked: dict[str, ConfigError] = {}
+    teams = _teams(settings, blocked=blocked)
     table = Table(title=f"{len(teams)} team(s) valid in {settings.teams_path}")
     for column in ("team", "tickers", "ludwig config", "strategy", "config hash"):
         table.add_column(column)
@@ -105,6 +119,8 @@ def teams_validate() -> None:
             config.config_hash,
         )
     console.print(table)
+    if blocked:
+        fail("\n".join(f"team {name}: {error}" for name, error in blocked.items()))
 
 
 @app.command("run")
@@ -113,12 +129,29 @@ def run(
     as_of: Annotated[
         str | None, typer.Option("--date", help="Trading date YYYY-MM-DD (default: last completed session)")
     ] = None,
+    config_ref: Annotated[
+        str | None, typer.Option("--config-ref", help="Read the --team's overlay from this git ref")
+    ] = None,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option("--stage", help="Only these stages: market, train, serve, predict, trade, rank"),
+    ] = None,
 ) -> None:
     """Run the daily loop: shared market data for every ticker, then each team's assets."""
-    from mlops_pipeline.orchestration import DailyRunError, run_daily
+    from mlops_pipeline.orchestration import STAGES, DailyRunError, run_daily
 
     settings = _settings()
-    teams = _teams(settings, only=team)
+    sources: dict[str, str] = {}
+    if config_ref is not None:
+        if not team or len(team) != 1:
+            fail("--config-ref needs exactly one --team")
+        sources[team[0]] = f"git:{config_ref}"
+    blocked: dict[str, ConfigError] = {}
+    teams = _teams(settings, only=team, sources=sources, blocked=blocked)
+    for name, error in blocked.items():
+        err_console.print(f"[bold red]team {name} blocked:[/] {error}")
+    if not teams:
+        fail("no team left to run")
     day: date | None = None
     if as_of is not None:
         try:
@@ -127,14 +160,16 @@ def run(
             fail(f"--date must be YYYY-MM-DD, got {as_of!r}")
     ensure_home(settings)
     try:
-        report = run_daily(settings, teams, as_of=day, console=console)
+        report = run_daily(settings, teams, as_of=day, console=console, stages=tuple(stage or STAGES))
     except DailyRunError as exc:
         fail(str(exc))
     console.print(report.render())
     for what, where in report.locations():
         console.print(f"  {what}: {where}")
     if not report.ok:
-        fail(f"{report.failed_count} of {report.total_count} partition run(s) failed; see above")
+        fail(f"{report.failed_count} of {report.total_count} run(s) failed; see above")
+    if blocked:
+        fail(f"team(s) {', '.join(blocked)} blocked by their configuration; see above")
 
 
 @app.command("compete")
@@ -163,6 +198,32 @@ def compete(
     console.print(f"replayed {len(reports)} trading day(s) from {first} to {last}")
     if failed:
         fail(f"{len(failed)} day(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
+
+
+@app.command("stop")
+def stop(
+    team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
+) -> None:
+    """Stop the teams' model servers (started by <team>/serving); the next run deploys again."""
+    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
+    from mlops_pipeline.assets.team import team_store
+    from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.serving.deployment import stop_deployment
+    from mlops_pipeline.serving.launch import Deployment
+
+    settings = _settings()
+    store = object_store_from_settings(settings)
+    for name in _teams(settings, only=team):
+        scoped = team_store(store, name)
+        if not scoped.exists(DEPLOYMENT_KEY):
+            console.print(f"{name}: no model server")
+            continue
+        deployment = Deployment.from_json(scoped.get_text(DEPLOYMENT_KEY))
+        stop_deployment(deployment)
+        scoped.delete(DEPLOYMENT_KEY)
+        console.print(
+            f"{name}: stopped {deployment.launcher} {deployment.instance_id} ({deployment.endpoint_url})"
+        )
 
 
 @app.command("ui")
@@ -204,6 +265,17 @@ def _stop_child(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# Registration order is the order of `mlops --help`.
+app.command("serve")(serve)
+app.command("leaderboard")(leaderboard_command)
+app.command("reproduce")(reproduce)
+app.add_typer(model_app, name="model")
+app.add_typer(config_app, name="config")
+app.add_typer(teams_app, name="teams")
+teams_app.command("diff")(teams_diff_command)
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def main() -> None:

@@ -21,9 +21,16 @@ from rich.table import Table
 from mlops_pipeline.assets.common import AS_OF_TAG, SETTINGS_TAG
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.defs_builder import MARKET_JOB, all_tickers, build_definitions, team_job_name
+from mlops_pipeline.defs_builder import (
+    LEADERBOARD_JOB,
+    MARKET_JOB,
+    TEAM_STAGES,
+    all_tickers,
+    build_definitions,
+    team_job_name,
+)
 from mlops_pipeline.market.calendar import holiday_name, is_trading_day
-from mlops_pipeline.resources.factory import market_data_from_settings
+from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.sandbox_service import ensure_sandbox, set_sandbox_today, uses_sandbox
 
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -124,13 +131,58 @@ def _resolve_as_of(settings: PlatformSettings, sandbox_url: str | None, requeste
     return resource.default_as_of()
 
 
+STAGES: tuple[str, ...] = ("market", *(stage.suffix for stage in TEAM_STAGES), "rank")
+
+
+@dataclass(frozen=True)
+class _Step:
+    job: str
+    partition: str | None
+    team: str | None
+    blocked_by: str | None = None  # a job of the same team whose failure makes this step pointless
+
+
+def plan_steps(teams: dict[str, TeamConfig], stages: tuple[str, ...] = STAGES) -> list[_Step]:
+    """Every run of one day, in order: market data, then each team's stages, then the leaderboard."""
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise DailyRunError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    steps = [_Step(MARKET_JOB, ticker, None) for ticker in all_tickers(teams)] if "market" in stages else []
+    for name, team in teams.items():
+        serve_job = team_job_name(name, TEAM_STAGES[1])
+        for stage in TEAM_STAGES:
+            if stage.suffix not in stages:
+                continue
+            job = team_job_name(name, stage)
+            blocked_by = serve_job if stage.suffix == "predict" else None
+            if stage.per_ticker:
+                steps += [_Step(job, ticker, name, blocked_by) for ticker in team.tickers]
+            else:
+                steps.append(_Step(job, None, name, blocked_by))
+    if "rank" in stages:
+        steps.append(_Step(LEADERBOARD_JOB, None, None))
+    return steps
+
+
+def _skip_reason(
+    step: _Step, failed_market: set[str], failed_jobs: set[tuple[str | None, str]]
+) -> str | None:
+    if step.partition is not None and step.job != MARKET_JOB and step.partition in failed_market:
+        return "market data failed for this ticker"
+    if step.blocked_by is not None and (step.team, step.blocked_by) in failed_jobs:
+        return f"{step.blocked_by} failed"
+    return None
+
+
 def run_daily(
     settings: PlatformSettings,
     teams: dict[str, TeamConfig],
     as_of: date | None = None,
     console: Console | None = None,
+    stages: tuple[str, ...] = STAGES,
 ) -> DailyRunReport:
-    """Run market data for every ticker, then each team's assets, for one trading date."""
+    """Run one trading date: market data for every ticker, then each team's stages, then the leaderboard."""
+    steps = plan_steps(teams, stages)
     console = console or Console(quiet=True)
     with ExitStack() as stack:
         sandbox_url = stack.enter_context(ensure_sandbox(settings)) if uses_sandbox(settings) else None
@@ -142,41 +194,36 @@ def run_daily(
         report = DailyRunReport(as_of=day, settings=settings)
         recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
         base_tags = {AS_OF_TAG: day.isoformat(), SETTINGS_TAG: json.dumps(recorded, sort_keys=True)}
-        tickers = all_tickers(teams)
-        plan = [(MARKET_JOB, ticker) for ticker in tickers] + [
-            (team_job_name(name), ticker) for name, team in teams.items() for ticker in team.tickers
-        ]
         failed_market: set[str] = set()
+        failed_jobs: set[tuple[str | None, str]] = set()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task(f"daily loop {day}", total=len(plan))
-            for job_name, ticker in plan:
-                progress.update(task, description=f"{job_name} [{ticker}]")
-                if job_name != MARKET_JOB and ticker in failed_market:
-                    report.runs.append(
-                        PartitionRun(
-                            job_name, ticker, "skipped", 0.0, None, "market data failed for this ticker"
-                        )
-                    )
+            task = progress.add_task(f"daily loop {day}", total=len(steps))
+            for step in steps:
+                label = step.partition or "-"
+                progress.update(task, description=f"{step.job} [{label}]")
+                reason = _skip_reason(step, failed_market, failed_jobs)
+                if reason is not None:
+                    report.runs.append(PartitionRun(step.job, label, "skipped", 0.0, None, reason))
                     progress.advance(task)
                     continue
                 started = time.monotonic()
-                result = defs.resolve_job_def(job_name).execute_in_process(
+                result = defs.resolve_job_def(step.job).execute_in_process(
                     instance=instance,
-                    partition_key=ticker,
+                    partition_key=step.partition,
                     tags=base_tags,
                     run_config=_QUIET_LOGS,
                     raise_on_error=False,
                 )
                 seconds = time.monotonic() - started
                 if result.success:
-                    report.runs.append(PartitionRun(job_name, ticker, "success", seconds, result.run_id))
+                    report.runs.append(PartitionRun(step.job, label, "success", seconds, result.run_id))
                 else:
-                    if job_name == MARKET_JOB:
-                        failed_market.add(ticker)
-                    report.runs.append(
-                        PartitionRun(job_name, ticker, "failure", seconds, result.run_id, _error_text(result))
-                    )
+                    failed_jobs.add((step.team, step.job))
+                    if step.job == MARKET_JOB and step.partition is not None:
+                        failed_market.add(step.partition)
+                    note = _error_text(result)
+                    report.runs.append(PartitionRun(step.job, label, "failure", seconds, result.run_id, note))
                 progress.advance(task)
         return report
 
@@ -208,6 +255,7 @@ def replay(
     start: date,
     end: date,
     console: Console | None = None,
+    stages: tuple[str, ...] = STAGES,
 ) -> list[DailyRunReport]:
     """Run the real daily loop for every session from ``start`` to ``end``, moving the sandbox clock.
 
@@ -220,7 +268,7 @@ def replay(
         sandbox_url = stack.enter_context(ensure_sandbox(settings))
         settings = settings.model_copy(update={"sandbox_url": sandbox_url})
         for day in days:
-            report = run_daily(settings, teams, as_of=day, console=console)
+            report = run_daily(settings, teams, as_of=day, console=console, stages=stages)
             console.print(f"{day}: {report.total_count - report.failed_count}/{report.total_count} ok")
             reports.append(report)
     return reports

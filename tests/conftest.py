@@ -15,8 +15,9 @@ _ISOLATED_PREFIXES = ("MLOPS_", "ALPHAVANTAGE_", "DAGSTER_HOME", "MLFLOW_TRACKIN
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Every test gets its own state folder and no platform variables from the outer shell."""
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Every test gets its own state folder and no platform variables from the outer shell; model
+    servers deployed during the test (they outlive runs by design) are stopped afterwards."""
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES):
             monkeypatch.delenv(name, raising=False)
@@ -25,7 +26,19 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    return home
+    yield home
+    _stop_deployments(tmp_path)
+
+
+def _stop_deployments(root: Path) -> None:
+    records = list(root.glob("**/teams/*/serving/deployment.json"))
+    if not records:
+        return
+    from mlops_pipeline.serving.deployment import stop_deployment
+    from mlops_pipeline.serving.launch import Deployment
+
+    for record in records:
+        stop_deployment(Deployment.from_json(record.read_text()))
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.defs_builder import build_definitions
-from mlops_pipeline.orchestration import DailyRunError, replay, replay_days, run_daily
-from mlops_pipeline.resources.factory import object_store_from_settings
+from mlops_pipeline.orchestration import DailyRunError, plan_steps, replay, replay_days, run_daily
+from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 
@@ -66,38 +66,45 @@ def _latest_metadata(key: list[str], partition: str) -> dict:
     return {name: value.value for name, value in materialization.metadata.items()}
 
 
+MARKET = ("market",)
+
+
+def test_plan_orders_stages_and_rejects_unknown_ones(settings: PlatformSettings) -> None:
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    steps = [(step.job, step.partition) for step in plan_steps(teams)]
+    assert steps[:3] == [("market_daily", "AAPL"), ("market_daily", "MSFT"), ("market_daily", "TSLA")]
+    assert steps[3:9] == [
+        ("blue_train", "AAPL"), ("blue_train", "TSLA"), ("blue_serve", None),
+        ("blue_predict", "AAPL"), ("blue_predict", "TSLA"), ("blue_trade", None),
+    ]  # fmt: skip
+    assert steps[-1] == ("rank_teams", None)
+    with pytest.raises(DailyRunError, match="unknown stage"):
+        plan_steps(teams, ("market", "deploy"))
+
+
 def test_one_request_per_ticker_and_none_on_rerun(settings: PlatformSettings, sandbox_url: str) -> None:
     teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
-    report = run_daily(settings, teams)
+    report = run_daily(settings, teams, stages=MARKET)
     assert report.ok, report.runs
     assert report.as_of == AS_OF  # the sandbox's clock decides "today"
-    assert [(run.job, run.partition) for run in report.runs] == [
-        ("market_daily", "AAPL"), ("market_daily", "MSFT"), ("market_daily", "TSLA"),
-        ("blue_daily", "AAPL"), ("blue_daily", "TSLA"), ("red_daily", "AAPL"), ("red_daily", "MSFT"),
-    ]  # fmt: skip
+    assert [run.partition for run in report.runs] == ["AAPL", "MSFT", "TSLA"]
     assert _requests(sandbox_url) == 3  # AAPL is shared by both teams and fetched once
     assert _latest_metadata(["market", "prices"], "AAPL")["api_calls"] == 1
 
-    rerun = run_daily(settings, teams)
+    rerun = run_daily(settings, teams, stages=MARKET)
     assert rerun.ok
     assert _requests(sandbox_url) == 3  # same-day rerun: no request at all
     assert _latest_metadata(["market", "prices"], "AAPL")["api_calls"] == 0
 
-    store = object_store_from_settings(settings)
-    prices = store.get_parquet("market/prices/AAPL.parquet")
+    prices = object_store_from_settings(settings).get_parquet("market/prices/AAPL.parquet")
     assert prices["date"].iloc[-1].date() == AS_OF and prices["date"].is_unique
-    dataset = store.get_parquet("teams/blue/datasets/TSLA.parquet")
-    assert "target_next_direction" in dataset.columns and "target_next_return" not in dataset.columns
-    assert dataset["date"].iloc[-1] < prices["date"].iloc[-1]  # the as-of row has no target yet
-    red_meta = _latest_metadata(["red", "training_dataset"], "MSFT")
-    assert red_meta["config_hash"] == teams["red"].config_hash
 
 
 def test_next_day_appends_one_row_with_one_request(settings: PlatformSettings, sandbox_url: str) -> None:
     teams = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])
-    run_daily(settings, teams, as_of=date(2024, 3, 26))
+    run_daily(settings, teams, as_of=date(2024, 3, 26), stages=MARKET)
     before = _requests(sandbox_url)
-    report = run_daily(settings, teams, as_of=date(2024, 3, 27))
+    report = run_daily(settings, teams, as_of=date(2024, 3, 27), stages=MARKET)
     assert report.ok
     assert _requests(sandbox_url) - before == 2
     meta = _latest_metadata(["market", "prices"], "AAPL")
@@ -108,18 +115,18 @@ def test_unknown_ticker_fails_alone_and_writes_nothing(
     settings: PlatformSettings, small_project: Path, sandbox_url: str
 ) -> None:
     (small_project / "teams" / "red.yaml").write_text("tickers: [MSFT, ZZZZ]\n", encoding="utf-8")
+    (small_project / "teams" / "blue.yaml").unlink()
     teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
-    report = run_daily(settings, teams)
+    report = run_daily(settings, teams, stages=("market", "train"))
     by_key = {(run.job, run.partition): run for run in report.runs}
     assert by_key[("market_daily", "ZZZZ")].status == "failure"
     assert "Invalid API call" in by_key[("market_daily", "ZZZZ")].note
-    assert by_key[("red_daily", "ZZZZ")].status == "skipped"
+    assert by_key[("red_train", "ZZZZ")].status == "skipped"
     assert by_key[("market_daily", "MSFT")].status == "success"
-    assert by_key[("red_daily", "MSFT")].status == "success"
-    assert by_key[("blue_daily", "TSLA")].status == "success"
+    assert by_key[("red_train", "MSFT")].status == "success"
     store = object_store_from_settings(settings)
     assert not store.exists("market/prices/ZZZZ.parquet")
-    assert not report.ok and report.failed_count == 2
+    assert not report.ok and report.failed_count == 2  # the failure and the skip it caused
 
 
 def test_a_holiday_is_refused_before_any_run(settings: PlatformSettings, sandbox_url: str) -> None:
@@ -129,25 +136,29 @@ def test_a_holiday_is_refused_before_any_run(settings: PlatformSettings, sandbox
     assert _requests(sandbox_url) == 0
 
 
-def test_failed_market_checks_block_the_training_dataset(settings: PlatformSettings) -> None:
-    teams = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])
-    assert run_daily(settings, teams).ok
+def test_failed_market_checks_block_the_training_dataset(
+    settings: PlatformSettings, small_project: Path
+) -> None:
+    (small_project / "teams" / "red.yaml").write_text("tickers: [AAPL]\n", encoding="utf-8")
+    (small_project / "teams" / "blue.yaml").unlink()
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    assert run_daily(settings, teams, stages=MARKET).ok
     store = object_store_from_settings(settings)
     prices, manifest = store.get_parquet_with_manifest("market/prices/AAPL.parquet")
     store.put_parquet("market/prices/AAPL.parquet", prices.drop(index=len(prices) - 5), manifest)
 
-    report = run_daily(settings, teams)
+    report = run_daily(settings, teams, stages=("market", "train"))
     by_key = {(run.job, run.partition): run for run in report.runs}
     assert by_key[("market_daily", "AAPL")].status == "failure"
     assert by_key[("market_daily", "AAPL")].note == "blocking check 'trading_days' failed"
-    assert by_key[("red_daily", "AAPL")].status == "skipped"
-    assert by_key[("red_daily", "MSFT")].status == "success"
+    assert by_key[("red_train", "AAPL")].status == "skipped"
 
-    # launched on its own (e.g. from the UI), the team asset still refuses the unchecked data
+    # launched on its own (e.g. from the UI), the team's training still refuses the unchecked data
     defs = build_definitions(settings, teams)
-    result = defs.resolve_job_def("red_daily").execute_in_process(
-        instance=dg.DagsterInstance.get(), partition_key="AAPL", raise_on_error=False
-    )
+    result = defs.resolve_job_def("red_train").execute_in_process(
+        instance=dg.DagsterInstance.get(), partition_key="AAPL", tags={"mlops/as_of": "2024-03-27"},
+        raise_on_error=False,
+    )  # fmt: skip
     assert not result.success
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "failed checks ['trading_days']: training data blocked" in str(failure.event_specific_data.error)
@@ -157,7 +168,7 @@ def test_replay_moves_through_sessions_and_is_idempotent(
     settings: PlatformSettings, sandbox_url: str
 ) -> None:
     teams = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])
-    reports = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1))
+    reports = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1), stages=MARKET)
     assert [report.as_of for report in reports] == [
         date(2024, 3, 26),
         date(2024, 3, 27),
@@ -167,7 +178,7 @@ def test_replay_moves_through_sessions_and_is_idempotent(
     assert all(report.ok for report in reports)
     requests = _requests(sandbox_url)
     assert requests == 2 * 4  # two tickers, one request each per session
-    again = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1))
+    again = replay(settings, teams, date(2024, 3, 26), date(2024, 4, 1), stages=MARKET)
     assert all(report.ok for report in again)
     assert _requests(sandbox_url) == requests  # resumed/replayed days cost nothing
     prices = object_store_from_settings(settings).get_parquet("market/prices/MSFT.parquet")

@@ -16,22 +16,30 @@ def _keys(defs: dg.Definitions) -> set[str]:
     return {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
 
 
+TEAM_ASSETS = (
+    "training_dataset", "model", "champion", "serving", "predictions", "monitoring_report",
+    "orders", "reconciliation", "backtest",
+)  # fmt: skip
+
+
 def test_two_default_teams(project: Path) -> None:
     defs = build_definitions(load_settings())
-    assert _keys(defs) == {
-        "market/prices",
-        "market/features",
-        "red/training_dataset",
-        "blue/training_dataset",
-    }
+    expected = {"market/prices", "market/features", "leaderboard"}
+    expected |= {f"{team}/{name}" for team in ("red", "blue") for name in TEAM_ASSETS}
+    assert _keys(defs) == expected
     graph = defs.resolve_asset_graph()
     market = graph.get(dg.AssetKey(["market", "prices"])).partitions_def
     assert market is not None
     assert market.get_partition_keys() == ["AAPL", "AMZN", "MSFT", "NVDA", "TSLA"]  # union, each once
     red = graph.get(dg.AssetKey(["red", "training_dataset"])).partitions_def
     assert red is not None and red.get_partition_keys() == ["AAPL", "MSFT", "NVDA"]
-    for job in ("market_daily", "red_daily", "blue_daily"):
-        assert defs.resolve_job_def(job) is not None
+    for team in ("red", "blue"):
+        for stage in ("train", "serve", "predict", "trade"):
+            job = defs.resolve_job_def(f"{team}_{stage}")
+            assert job.tags["mlops/team"] == team
+    per_ticker = defs.resolve_job_def("red_predict").partitions_def
+    assert per_ticker is not None and per_ticker.get_partition_keys() == ["AAPL", "MSFT", "NVDA"]
+    assert defs.resolve_job_def("red_trade").partitions_def is None
     checks = {key.name for key in graph.asset_check_keys}
     assert {"freshness", "trading_days", "point_in_time", "targets"} <= checks
 
@@ -39,10 +47,10 @@ def test_two_default_teams(project: Path) -> None:
 def test_a_third_team_needs_only_a_file(project: Path) -> None:
     (project / "teams" / "green.yaml").write_text("tickers: [IBM, AAPL]\n", encoding="utf-8")
     defs = build_definitions(load_settings())
-    assert "green/training_dataset" in _keys(defs)
+    assert {f"green/{name}" for name in TEAM_ASSETS} <= _keys(defs)
     market = defs.resolve_asset_graph().get(dg.AssetKey(["market", "prices"])).partitions_def
     assert market is not None and "IBM" in market.get_partition_keys()
-    assert defs.resolve_job_def("green_daily").tags["mlops/team"] == "green"
+    assert defs.resolve_job_def("green_train").tags["mlops/team"] == "green"
 
 
 def test_a_broken_overlay_fails_the_whole_load(project: Path) -> None:
@@ -62,7 +70,7 @@ def test_code_location_loads_without_heavy_imports(project: Path, isolated_env: 
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.strip() == "4 []"
+    assert out.stdout.strip() == f"{3 + 2 * len(TEAM_ASSETS)} []"
 
 
 def test_dagster_cli_validates_the_code_location(project: Path) -> None:

@@ -2,6 +2,7 @@
 
 import math
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -33,6 +34,7 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
 
     @dg.asset(
         key=serving_key,
+        deps=[dg.AssetKey([team.name, "champion"])],
         group_name=team.name,
         tags={"team": team.name},
         kinds={"docker"},
@@ -87,11 +89,13 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         group_name=team.name,
         tags={"team": team.name},
         kinds={"parquet"},
-        description=f"Team {team.name}: the champion's prediction for the next session, over REST.",
+        output_required=False,
+        description=f"Team {team.name}: the champion's prediction for the next session, over REST "
+        "(nothing is materialized for a ticker that has no champion yet).",
     )
     def predictions(
         context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         from mlops_pipeline.serving.client import ServingClientError, invoke
         from mlops_pipeline.serving.launch import Deployment
         from mlops_pipeline.serving.predictions import PredictionError, prediction_record, upsert_prediction
@@ -107,7 +111,10 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
             ) from exc
         model_name = f"{team.name}-{ticker}"
         if model_name not in deployment.models:
-            raise dg.Failure(f"{model_name} is not served by {deployment.endpoint_url} (no champion yet?)")
+            context.log.warning(
+                f"{model_name} has no champion (no model has passed the promotion gate yet): no prediction"
+            )
+            return
         features, _ = read_features(object_store, ticker)
         if features is None:
             raise dg.Failure(f"no features for {ticker}: materialize market/features first")
@@ -136,7 +143,7 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         except (ServingClientError, PredictionError) as exc:
             raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc
         frame, uri = upsert_prediction(store, ticker, record)
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "as_of": str(as_of),
                 "target_date": str(record["target_date"].date()),

@@ -43,7 +43,8 @@ def load_champion_oos(tracking_uri: str, team: str, ticker: str) -> ChampionPred
     try:
         version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        # A missing model is RESOURCE_DOES_NOT_EXIST; a model without the alias, INVALID_PARAMETER_VALUE.
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             raise ChampionNotFoundError(f"no {CHAMPION_ALIAS!r} alias on registered model {name!r}") from exc
         raise
     if not version.run_id:

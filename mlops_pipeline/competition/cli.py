@@ -72,7 +72,7 @@ def leaderboard_command(
     from datetime import UTC, datetime
 
     from mlops_pipeline.assets.team import team_store
-    from mlops_pipeline.resources.factory import object_store_from_settings
+    from mlops_pipeline.resources.object_store import object_store_from_settings
 
     settings = _settings()
     errors: dict[str, ConfigError] = {}

@@ -48,6 +48,10 @@ class PlatformSettings(BaseSettings):
     ludwig_configs_dir: Path | None = Field(
         default=None, description="Ludwig configs (default <project>/ludwig_configs)"
     )
+    team_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description='Team overlays read from git refs, JSON: {"red": "git:team/red:teams/red.yaml"}',
+    )
     dagster_home: Path | None = Field(
         default=None,
         validation_alias=_alias("MLOPS_DAGSTER_HOME", "DAGSTER_HOME"),
@@ -96,6 +100,9 @@ class PlatformSettings(BaseSettings):
     )
 
     broker: Literal["sandbox", "alpaca"] = Field(default="sandbox")
+    alpaca_live: bool = Field(
+        default=False, description="Trade Alpaca LIVE accounts (real money); only with broker=alpaca"
+    )
 
     sandbox_url: str | None = Field(
         default=None, description="A running sandbox server; unset = start one on 127.0.0.1:<sandbox_port>"
@@ -107,6 +114,12 @@ class PlatformSettings(BaseSettings):
     sandbox_seed: int = Field(default=7)
 
     serving_launcher: Literal["auto", "docker", "process"] = Field(default="auto")
+    ludwig_backend: Literal["local", "ray"] = Field(
+        default="local", description="Ludwig training backend; 'ray' needs Ray and a cluster (RAY_ADDRESS)"
+    )
+    serving_base_image: str = Field(
+        default="python:3.11-slim", description="Base image of the model server image"
+    )
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> PlatformSettings:

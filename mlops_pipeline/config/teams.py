@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -25,9 +27,22 @@ from pydantic import (
 )
 
 from mlops_pipeline.config.errors import ConfigError, ConfigIssue
-from mlops_pipeline.config.overlay import deep_merge, format_key_path, read_yaml_mapping, source_of
+from mlops_pipeline.config.git_source import (
+    ConfigSource,
+    parse_git_source,
+    read_git_overlay,
+    repository_root,
+)
+from mlops_pipeline.config.overlay import (
+    deep_merge,
+    format_key_path,
+    parse_yaml_mapping,
+    read_yaml_mapping,
+    source_of,
+)
 
 BASE_FILE = "base.yaml"
+SOURCES_KEY = "teams"  # base.yaml: teams: {red: {source: "git:team/red:teams/red.yaml"}}
 TEAM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_TEAM_NAMES = frozenset({"market", "platform", "base"})
 
@@ -59,7 +74,19 @@ class ModelSpec(StrictModel):
             raise ValueError(
                 f"{value!r} not found in {configs_dir} (available: {', '.join(available) or 'none'})"
             )
+        if configs_dir is not None:
+            _check_ludwig_config(Path(configs_dir) / value)
         return value
+
+
+def _check_ludwig_config(path: Path) -> None:
+    """Validate the Ludwig config against Ludwig's schema (a cached export; ludwig is not imported)."""
+    from mlops_pipeline.training.ludwig_config import load_ludwig_config
+
+    try:
+        load_ludwig_config(path)
+    except ConfigError as exc:
+        raise ValueError("; ".join(str(issue) for issue in exc.issues)) from None
 
 
 class EvaluationSpec(StrictModel):
@@ -161,6 +188,14 @@ class BrokerSpec(StrictModel):
     secret_key_env: EnvVarName
 
 
+class LeaderboardSpec(StrictModel):
+    """How the leaderboard ranks teams (set in base.yaml; the value most teams agree on is used)."""
+
+    rank_by: Literal[
+        "return", "backtest_return", "sharpe", "sortino", "max_drawdown", "directional_accuracy", "skill"
+    ] = "return"
+
+
 class TeamConfig(StrictModel):
     """One team's resolved configuration (base.yaml deep-merged with the team's overlay)."""
 
@@ -177,6 +212,14 @@ class TeamConfig(StrictModel):
     retrain: RetrainPolicy = RetrainPolicy()
     schedule: ScheduleSpec = ScheduleSpec()
     broker: BrokerSpec
+    leaderboard: LeaderboardSpec = LeaderboardSpec()
+
+    _source: ConfigSource | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> ConfigSource | None:
+        """Where the overlay was read from (file, or git ref and resolved commit); not in the hash."""
+        return self._source
 
     @model_validator(mode="before")
     @classmethod
@@ -278,9 +321,20 @@ _STRATEGY_TAGS = {"rotate_best_gain", "threshold_long_flat", "direction_classifi
 
 
 def load_teams(
-    teams_dir: Path, ludwig_configs_dir: Path, only: list[str] | None = None
+    teams_dir: Path,
+    ludwig_configs_dir: Path,
+    only: list[str] | None = None,
+    sources: Mapping[str, str] | None = None,
+    source_errors: dict[str, ConfigError] | None = None,
 ) -> dict[str, TeamConfig]:
-    """Load and validate every team overlay; raise one :class:`ConfigError` listing every problem."""
+    """Load and validate every team overlay; raise one :class:`ConfigError` listing every problem.
+
+    A team's overlay can come from a git ref: ``sources`` (settings ``MLOPS_TEAM_SOURCES`` or
+    ``--config-ref``) maps a team to ``git:<ref>[:<path>]`` and wins over ``teams: {<team>: {source:
+    ...}}`` in base.yaml. When ``source_errors`` is a dict, a git-sourced team that fails is left out
+    and its error stored there under the team's name, so one broken branch blocks only its own
+    team; problems in working-tree files always raise.
+    """
     files = team_files(teams_dir)
     base_path = teams_dir / BASE_FILE
     base_source = _display(base_path, teams_dir)
@@ -291,30 +345,74 @@ def load_teams(
             base = read_yaml_mapping(base_path, base_source)
         except ConfigError as exc:
             raise ConfigError(exc.issues) from exc
+    git_sources = {
+        **_base_sources(base.pop(SOURCES_KEY, None), base_source),
+        **{
+            name: (spec, "team sources (MLOPS_TEAM_SOURCES / --config-ref)", name)
+            for name, spec in (sources or {}).items()
+        },
+    }
+    known = [*files, *sorted(set(git_sources) - set(files))]
     if only:
-        unknown = [team for team in only if team not in files]
+        unknown = [team for team in only if team not in known]
         if unknown:
             raise ConfigError.single(
                 str(teams_dir),
                 "",
-                f"unknown team(s) {', '.join(unknown)}; known: {', '.join(files) or 'none'}",
+                f"unknown team(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}",
             )
-        files = {team: files[team] for team in only}
-    if not files:
+        known = list(only)
+    if not known:
         raise ConfigError.single(
             _display(teams_dir, teams_dir), "", "no team overlays (*.yaml besides base.yaml)"
         )
     teams: dict[str, TeamConfig] = {}
-    for name, path in files.items():
-        source = _display(path, teams_dir)
+    repo: Path | None = None
+    for name in known:
+        spec, where, key = git_sources.get(name, (None, "", ""))
         try:
-            overlay = read_yaml_mapping(path, source)
-            teams[name] = resolve_team(name, overlay, source, base, base_source, ludwig_configs_dir)
+            if spec is None:
+                source = _display(files[name], teams_dir)
+                overlay = read_yaml_mapping(files[name], source)
+                origin = ConfigSource(path=source)
+            else:
+                repo = repo or repository_root(teams_dir)
+                default_path = (teams_dir / f"{name}.yaml").resolve().relative_to(repo.resolve()).as_posix()
+                git_spec = parse_git_source(spec, default_path, where, key)
+                text, origin = read_git_overlay(repo, git_spec)
+                source = origin.display
+                overlay = parse_yaml_mapping(text, source)
+            team = resolve_team(name, overlay, source, base, base_source, ludwig_configs_dir)
+            team._source = origin
+            teams[name] = team
         except ConfigError as exc:
-            issues.extend(exc.issues)
+            if spec is not None and source_errors is not None:
+                source_errors[name] = exc
+            else:
+                issues.extend(exc.issues)
     if issues:
         raise ConfigError(issues)
     return teams
+
+
+def _base_sources(raw: Any, base_source: str) -> dict[str, tuple[str, str, str]]:
+    """``teams: {red: {source: "git:team/red:teams/red.yaml"}}`` in base.yaml as
+    ``{team: (spec, file, key)}``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError.single(base_source, SOURCES_KEY, "must be a mapping of team name to {source: ...}")
+    sources: dict[str, tuple[str, str, str]] = {}
+    issues: list[ConfigIssue] = []
+    for name, entry in raw.items():
+        key = f"{SOURCES_KEY}.{name}"
+        if not isinstance(entry, dict) or set(entry) != {"source"} or not isinstance(entry["source"], str):
+            issues.append(ConfigIssue(base_source, key, 'must be {source: "git:<ref>[:<path>]"}'))
+            continue
+        sources[str(name)] = (entry["source"], base_source, f"{key}.source")
+    if issues:
+        raise ConfigError(issues)
+    return sources
 
 
 def _display(path: Path, teams_dir: Path) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
 from mlops_pipeline.market.budget import RequestBudget
 from mlops_pipeline.market.calendar import (
@@ -63,3 +64,27 @@ class MarketDataResource(dg.ConfigurableResource):
             today = sandbox_today(self.base_url)
             return today if is_trading_day(today) else previous_trading_day(today)
         return last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+
+
+def market_data_from_settings(settings: PlatformSettings) -> MarketDataResource:
+    """The sandbox (embedded default: premium-like, unlimited) or AlphaVantage with the user's key."""
+    budget_path = str(settings.home_dir / "alphavantage-budget.sqlite")
+    if settings.market_data == "sandbox":
+        return MarketDataResource(
+            source="sandbox",
+            base_url=settings.sandbox_url or f"http://127.0.0.1:{settings.sandbox_port}",
+            api_key=SANDBOX_API_KEY,
+            premium=True,
+            daily_budget=0,
+            min_interval_s=0.0,
+            budget_path=budget_path,
+        )
+    return MarketDataResource(
+        source="alphavantage",
+        base_url=settings.alphavantage_base_url,
+        api_key=dg.EnvVar("ALPHAVANTAGE_API_KEY"),
+        premium=settings.alphavantage_premium,
+        daily_budget=settings.alphavantage_daily_budget,
+        min_interval_s=settings.alphavantage_min_interval_s,
+        budget_path=budget_path,
+    )

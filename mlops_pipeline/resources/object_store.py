@@ -22,6 +22,8 @@ from pydantic import Field, PrivateAttr
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops_pipeline.config.settings import PlatformSettings
+
 _MANIFEST_FIELD = b"mlops.manifest"
 
 
@@ -275,3 +277,15 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
+
+
+def object_store_from_settings(settings: PlatformSettings) -> ObjectStore:
+    """The local folder store (embedded default) or the S3 store, as the settings say."""
+    if settings.storage == "s3":
+        return S3ObjectStore(
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+    return LocalObjectStore(root=str(settings.storage_root_path))

@@ -58,16 +58,20 @@ def select_launcher(
     return process, f"local process: {why_not}"
 
 
+def stop_deployment(deployment: Deployment) -> None:
+    """Stop a deployment's server (a process by its PID, a container by its id), if it still runs."""
+    if deployment.launcher == "process":
+        ProcessLauncher(Path()).stop(deployment.instance_id)
+        return
+    client, _ = docker_client()
+    if client is not None:
+        DockerLauncher(client, deployment.image or "", {}).stop(deployment.instance_id)
+
+
 def retire(previous: Deployment, current: Launcher) -> None:
     """Stop a previous deployment that ran under another launcher kind (the swap stops same-kind ones)."""
-    if previous.launcher == current.kind:
-        return
-    if previous.launcher == "process":
-        ProcessLauncher(Path()).stop(previous.instance_id)
-    else:
-        client, _ = docker_client()
-        if client is not None:
-            DockerLauncher(client, previous.image or "", {}).stop(previous.instance_id)
+    if previous.launcher != current.kind:
+        stop_deployment(previous)
 
 
 def deploy_team(

@@ -13,7 +13,7 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.defs_builder import build_definitions
-from mlops_pipeline.resources.factory import object_store_from_settings
+from mlops_pipeline.resources.object_store import object_store_from_settings
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -47,7 +47,11 @@ def test_definitions_expose_schedules_per_team_and_the_failure_sensor(project: P
     names = {schedule.name for schedule in defs.schedules or []}
     assert names == {"red_daily_schedule", "blue_daily_schedule"}
     assert defs.resolve_job_def("daily_loop") is not None
-    assert {sensor.name for sensor in defs.sensors or []} == {"record_run_failures"}
+    assert {sensor.name for sensor in defs.sensors or []} == {
+        "record_run_failures",
+        "red_retrain_on_monitoring",
+        "blue_retrain_on_monitoring",
+    }
 
 
 def test_failed_team_run_is_recorded_under_the_team_prefix(
@@ -59,7 +63,7 @@ def test_failed_team_run_is_recorded_under_the_team_prefix(
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.get()
     # No market data exists yet, so red's dataset asset fails for AAPL.
-    result = defs.resolve_job_def("red_daily").execute_in_process(
+    result = defs.resolve_job_def("red_train").execute_in_process(
         instance=instance, partition_key="AAPL", raise_on_error=False
     )
     assert not result.success
@@ -78,4 +82,4 @@ def test_failed_team_run_is_recorded_under_the_team_prefix(
     ).for_run_failure()
     record_run_failures(context)
     record = json.loads(store.get_text(f"teams/red/failures/{run.run_id}.json"))
-    assert record["team"] == "red" and record["job"] == "red_daily" and record["partition"] == "AAPL"
+    assert record["team"] == "red" and record["job"] == "red_train" and record["partition"] == "AAPL"

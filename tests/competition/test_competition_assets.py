@@ -25,7 +25,7 @@ from mlops_pipeline.competition.team_inputs import (
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
-from mlops_pipeline.resources.factory import object_store_from_settings
+from mlops_pipeline.resources.object_store import object_store_from_settings
 
 
 def _register_champion(

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mlops_pipeline.competition.cli import competition_app
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.resources.factory import object_store_from_settings
+from mlops_pipeline.resources.object_store import object_store_from_settings
 
 runner = CliRunner()
 

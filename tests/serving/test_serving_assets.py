@@ -17,7 +17,8 @@ from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.features import FEATURE_TABLE_COLUMNS
 from mlops_pipeline.market.store import features_key
-from mlops_pipeline.resources.factory import market_data_from_settings, object_store_from_settings
+from mlops_pipeline.resources.market_data import market_data_from_settings
+from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.launch_process import ProcessLauncher
 from mlops_pipeline.serving.predictions import PREDICTION_COLUMNS, interpret, upsert_prediction

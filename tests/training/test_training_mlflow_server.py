@@ -1,0 +1,112 @@
+"""Training against a real ``mlflow server`` on 127.0.0.1 with S3 (moto) artifacts and a DVC S3 remote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from _net import free_port
+from conftest import put_market_data
+
+from mlops_pipeline.training.champion import run_gate
+from mlops_pipeline.training.dataset import build_training_dataset, frame_fingerprint
+from mlops_pipeline.training.ludwig_config import load_ludwig_config
+from mlops_pipeline.training.pipeline import train_ticker
+from mlops_pipeline.training.reproduce import reproduce_run
+from mlops_pipeline.training.tracking import Tracker, TrackingError
+from mlops_pipeline.training.versioning import DvcStore
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="mlflow-artifacts")
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+    command += ["--artifacts-destination", "s3://mlflow-artifacts/mlartifacts"]
+    log = (tmp_path / "mlflow-server.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "mlflow-server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_training_on_a_tracking_server_with_s3(
+    small_team, mlflow_server: str, moto_endpoint: str, tmp_path: Path
+):
+    settings, team = small_team
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket="dvc-models")
+    features = put_market_data(settings, "AAPL", date(2025, 6, 30))
+    path = settings.ludwig_configs_path / team.model.ludwig_config
+    ludwig = load_ludwig_config(path)
+    dataset = build_training_dataset(features.iloc[:-1], ludwig, team.model.train_window_days)
+    tracker = Tracker(mlflow_server)
+    dvc = DvcStore(tmp_path / "dvc", "s3://dvc-models/store", moto_endpoint)
+
+    outcome = train_ticker(team, "AAPL", dataset, frame_fingerprint(dataset), features, ludwig, tracker, dvc)
+    assert not outcome.skipped and outcome.model_version == "1"
+    assert outcome.run_url.startswith(f"{mlflow_server}/#/experiments/")
+    keys = [
+        item["Key"]
+        for item in boto3.client("s3", endpoint_url=moto_endpoint)
+        .list_objects_v2(Bucket="mlflow-artifacts")
+        .get("Contents", [])
+    ]
+    assert any(key.endswith("/artifacts/model/MLmodel") for key in keys)
+    assert any(key.endswith("/artifacts/evaluation/oos_predictions.parquet") for key in keys)
+
+    gate = run_gate(tracker, team, "AAPL", features, path)
+    assert gate.decision is not None and gate.decision.promote and gate.champion_after == "1"
+    assert tracker.aliases("green-AAPL") == {"challenger": "1", "champion": "1"}
+
+    # Another machine: an empty DVC cache pulls the exact dataset and models from S3.
+    elsewhere = DvcStore(tmp_path / "elsewhere", "s3://dvc-models/store", moto_endpoint)
+    reproduction = reproduce_run(tracker, elsewhere, outcome.run_id)
+    assert reproduction.identical, reproduction.mismatches
+    assert reproduction.dataset_md5 == outcome.dataset_md5
+    assert len(reproduction.recomputed) > 20
+
+
+def test_unreachable_tracking_server_fails_without_training(small_team, monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    settings, team = small_team
+    features = put_market_data(settings, "AAPL", date(2025, 6, 30))
+    ludwig = load_ludwig_config(settings.ludwig_configs_path / team.model.ludwig_config)
+    dataset = build_training_dataset(features, ludwig, team.model.train_window_days)
+    url = f"http://127.0.0.1:{free_port()}"
+    dvc = DvcStore(tmp_path / "dvc", str(tmp_path / "remote"))
+    with pytest.raises(TrackingError, match=r"MLflow at http://127.0.0.1:\d+: experiment 'green' failed"):
+        train_ticker(team, "AAPL", dataset, "v1", features, ludwig, Tracker(url), dvc)
+    assert not (tmp_path / "dvc").exists()  # nothing trained or versioned

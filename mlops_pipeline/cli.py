@@ -18,9 +18,8 @@ from rich.table import Table
 from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.home import ensure_home
-from mlops_pipeline.config.settings import PlatformSettings, load_settings
-from mlops_pipeline.config.teams import TeamConfig, load_teams
-from mlops_pipeline.console import console, err_console, fail
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.training.cli import model_app, reproduce
@@ -34,33 +33,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 teams_app = typer.Typer(help="Check and inspect team overlays.", no_args_is_help=True)
-
-
-def _settings() -> PlatformSettings:
-    try:
-        return load_settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}")
-
-
-def _teams(
-    settings: PlatformSettings,
-    only: list[str] | None = None,
-    sources: dict[str, str] | None = None,
-    blocked: dict[str, ConfigError] | None = None,
-) -> dict[str, TeamConfig]:
-    """Load the teams or exit with every problem. With ``blocked``, a team whose overlay comes from
-    a git ref and fails is left out (and recorded there) instead of stopping everything."""
-    try:
-        return load_teams(
-            settings.teams_path,
-            settings.ludwig_configs_path,
-            only=only,
-            sources={**settings.team_sources, **(sources or {})},
-            source_errors=blocked,
-        )
-    except ConfigError as exc:
-        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
 
 
 def _env_name(field_name: str) -> str:
@@ -78,9 +50,9 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Print the resolved settings (secrets masked), or one team's resolved config and its hash."""
-    settings = _settings()
+    settings = settings_or_exit()
     if team:
-        config = _teams(settings, only=[team])[team]
+        config = teams_or_exit(settings, only=[team])[team]
         payload = config.model_dump(mode="json")
         if as_json:
             console.print_json(json.dumps({"config_hash": config.config_hash, "config": payload}))
@@ -104,9 +76,9 @@ def config_show(
 @teams_app.command("validate")
 def teams_validate() -> None:
     """Validate every overlay in the teams folder; list every problem with file and key."""
-    settings = _settings()
+    settings = settings_or_exit()
     blocked: dict[str, ConfigError] = {}
-    teams = _teams(settings, blocked=blocked)
+    teams = teams_or_exit(settings, blocked=blocked)
     table = Table(title=f"{len(teams)} team(s) valid in {settings.teams_path}")
     for column in ("team", "tickers", "ludwig config", "strategy", "config hash"):
         table.add_column(column)
@@ -140,14 +112,14 @@ def run(
     """Run the daily loop: shared market data for every ticker, then each team's assets."""
     from mlops_pipeline.orchestration import STAGES, DailyRunError, run_daily
 
-    settings = _settings()
+    settings = settings_or_exit()
     sources: dict[str, str] = {}
     if config_ref is not None:
         if not team or len(team) != 1:
             fail("--config-ref needs exactly one --team")
         sources[team[0]] = f"git:{config_ref}"
     blocked: dict[str, ConfigError] = {}
-    teams = _teams(settings, only=team, sources=sources, blocked=blocked)
+    teams = teams_or_exit(settings, only=team, sources=sources, blocked=blocked)
     for name, error in blocked.items():
         err_console.print(f"[bold red]team {name} blocked:[/] {error}")
     if not teams:
@@ -183,8 +155,8 @@ def compete(
     """Replay a period day by day through the real daily loop on the sandbox (resumable)."""
     from mlops_pipeline.orchestration import DailyRunError, replay
 
-    settings = _settings()
-    teams = _teams(settings, only=[t.strip() for t in team_list.split(",")] if team_list else None)
+    settings = settings_or_exit()
+    teams = teams_or_exit(settings, only=[t.strip() for t in team_list.split(",")] if team_list else None)
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
@@ -211,9 +183,9 @@ def stop(
     from mlops_pipeline.serving.deployment import stop_deployment
     from mlops_pipeline.serving.launch import Deployment
 
-    settings = _settings()
+    settings = settings_or_exit()
     store = object_store_from_settings(settings)
-    for name in _teams(settings, only=team):
+    for name in teams_or_exit(settings, only=team):
         scoped = team_store(store, name)
         if not scoped.exists(DEPLOYMENT_KEY):
             console.print(f"{name}: no model server")
@@ -233,8 +205,8 @@ def ui(
     """Start the Dagster webserver and daemon on 127.0.0.1 with the embedded instance."""
     from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 
-    settings = _settings()
-    _teams(settings)
+    settings = settings_or_exit()
+    teams_or_exit(settings)
     ensure_home(settings)
     env = dict(os.environ)
     with contextlib.ExitStack() as stack:

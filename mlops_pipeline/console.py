@@ -7,6 +7,10 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
+from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.settings import PlatformSettings, load_settings
+from mlops_pipeline.config.teams import TeamConfig, load_teams
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
@@ -18,3 +22,32 @@ def fail(message: str, code: int = 1) -> NoReturn:
     if rest:
         err_console.print(rest)
     raise typer.Exit(code)
+
+
+def settings_or_exit() -> PlatformSettings:
+    """The settings, or exit naming the invalid variable."""
+    try:
+        return load_settings()
+    except ValueError as exc:
+        fail(f"invalid settings: {exc}")
+
+
+def teams_or_exit(
+    settings: PlatformSettings,
+    only: list[str] | None = None,
+    sources: dict[str, str] | None = None,
+    blocked: dict[str, ConfigError] | None = None,
+) -> dict[str, TeamConfig]:
+    """Load the teams or exit with every problem. ``sources`` add to ``MLOPS_TEAM_SOURCES``. With
+    ``blocked``, a team whose overlay comes from a git ref and fails is left out (and recorded
+    there) instead of stopping everything."""
+    try:
+        return load_teams(
+            settings.teams_path,
+            settings.ludwig_configs_path,
+            only=only,
+            sources={**settings.team_sources, **(sources or {})},
+            source_errors=blocked,
+        )
+    except ConfigError as exc:
+        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")

@@ -87,7 +87,7 @@ def test_mlops_run_starts_and_stops_the_embedded_sandbox(
     monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(port))
     mlops = shutil.which("mlops") or str(Path(os.sys.executable).parent / "mlops")
     result = subprocess.run(
-        [mlops, "run", "--date", "2024-03-27"],
+        [mlops, "run", "--date", "2024-03-27", "--stage", "market", "--stage", "train"],
         check=False,
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -82,6 +83,7 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
         kinds={"parquet"},
         tags={"team": team.name},
         metadata=metadata,
+        output_required=False,
         check_specs=[
             dg.AssetCheckSpec(
                 LEAKAGE_CHECK, asset=key, description="OOS Sharpe > 3 or IC > 0.15 suggests leakage"
@@ -93,7 +95,9 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
             "against buy-and-hold of the same tickers."
         ),
     )
-    def backtest(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
+    def backtest(
+        context: dg.AssetExecutionContext, object_store: ObjectStore
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         frames, champions, missing = [], {}, {}
         for ticker in team.tickers:
             try:
@@ -108,10 +112,13 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
                 "run_id": champion.run_id,
             }
         if not frames:
-            raise dg.Failure(
-                f"team {team.name}: no champion with OOS predictions for any ticker; train and promote first",
-                metadata={"missing": json_metadata(missing)},
+            context.log.warning(f"team {team.name}: no champion yet for any ticker: nothing to backtest")
+            yield dg.AssetCheckResult(
+                check_name=LEAKAGE_CHECK,
+                passed=True,
+                metadata={"not_evaluated": "no champion yet", "missing": json_metadata(missing)},
             )
+            return
         try:
             result = run_backtest(pd.concat(frames, ignore_index=True), team.strategy, team.risk, team.costs)
         except BacktestError as exc:
@@ -131,7 +138,7 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
             json.dumps({"champions": champions, "config": team.config_hash}, sort_keys=True).encode()
         ).hexdigest()[:16]
         stats = {name: value for name, value in summary.items() if isinstance(value, int | float)}
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 **metadata,
                 **{name: value for name, value in stats.items() if value is not None},

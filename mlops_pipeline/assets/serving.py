@@ -38,10 +38,14 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         group_name=team.name,
         tags={"team": team.name},
         kinds={"docker"},
-        description=f"Team {team.name}: one model server for all champion models (Docker or local process).",
+        output_required=False,
+        description=f"Team {team.name}: one model server for all champion models (Docker or local process); "
+        "nothing is materialized while no ticker has a champion.",
     )
-    def serving(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
-        from mlops_pipeline.serving.deployment import deploy_team
+    def serving(
+        context: dg.AssetExecutionContext, object_store: ObjectStore
+    ) -> Iterator[dg.MaterializeResult]:
+        from mlops_pipeline.serving.deployment import NoChampionError, deploy_team
         from mlops_pipeline.serving.launch import Deployment, LaunchError
 
         store = team_store(object_store, team.name)
@@ -60,11 +64,14 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
                 previous=previous,
                 publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
             )
+        except NoChampionError as exc:
+            context.log.warning(f"nothing to serve yet: {exc}")
+            return
         except LaunchError as exc:
             raise dg.Failure(f"team {team.name}: serving deployment failed: {exc}") from exc
         for ticker, reason in missing.items():
             context.log.warning(f"{ticker}: not served ({reason})")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "endpoint_url": dg.MetadataValue.url(deployment.endpoint_url),
                 "launcher": deployment.launcher,
@@ -105,10 +112,9 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         store = team_store(object_store, team.name)
         try:
             deployment = Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
-        except ObjectNotFoundError as exc:
-            raise dg.Failure(
-                f"team {team.name} has no serving deployment: materialize {serving_key}"
-            ) from exc
+        except ObjectNotFoundError:
+            context.log.warning(f"team {team.name} has no model server (no champion yet): no prediction")
+            return
         model_name = f"{team.name}-{ticker}"
         if model_name not in deployment.models:
             context.log.warning(

@@ -24,9 +24,9 @@ from mlops_pipeline.competition.leaderboard import (
 )
 from mlops_pipeline.competition.team_inputs import read_standing
 from mlops_pipeline.config.errors import ConfigError
-from mlops_pipeline.config.settings import PlatformSettings, load_settings
-from mlops_pipeline.config.teams import TeamConfig, load_teams
-from mlops_pipeline.console import console, fail
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.console import console, settings_or_exit, teams_or_exit
 
 competition_app = typer.Typer(
     help="Competition between teams: leaderboard and config diffs.",
@@ -36,31 +36,6 @@ competition_app = typer.Typer(
 )
 competition_teams_app = typer.Typer(help="Compare team overlays.", no_args_is_help=True)
 competition_app.add_typer(competition_teams_app, name="teams")
-
-
-def _settings() -> PlatformSettings:
-    try:
-        return load_settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}")
-
-
-def _load(
-    settings: PlatformSettings,
-    only: list[str] | None,
-    sources: dict[str, str],
-    source_errors: dict[str, ConfigError] | None = None,
-) -> dict[str, TeamConfig]:
-    try:
-        return load_teams(
-            settings.teams_path,
-            settings.ludwig_configs_path,
-            only=only,
-            sources=sources,
-            source_errors=source_errors,
-        )
-    except ConfigError as exc:
-        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
 
 
 @competition_app.command("leaderboard")
@@ -74,9 +49,9 @@ def leaderboard_command(
     from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.resources.object_store import object_store_from_settings
 
-    settings = _settings()
+    settings = settings_or_exit()
     errors: dict[str, ConfigError] = {}
-    teams = _load(settings, None, settings.team_sources, errors)
+    teams = teams_or_exit(settings, blocked=errors)
     store = object_store_from_settings(settings)
     standings = [read_standing(team_store(store, name), name) for name in teams]
     standings += [
@@ -98,7 +73,7 @@ def leaderboard_command(
 def _side(settings: PlatformSettings, spec: str) -> TeamConfig:
     name, _, ref = spec.partition("@")
     sources = {name: f"git:{ref}"} if ref else settings.team_sources
-    return _load(settings, [name], {k: v for k, v in sources.items() if k == name})[name]
+    return teams_or_exit(settings, [name], {k: v for k, v in sources.items() if k == name})[name]
 
 
 def _origin(team: TeamConfig) -> str:
@@ -111,7 +86,7 @@ def teams_diff_command(
     right: Annotated[str, typer.Argument(help="TEAM or TEAM@REF")],
 ) -> None:
     """Show how two resolved team configs differ (base.yaml merged with each overlay)."""
-    settings = _settings()
+    settings = settings_or_exit()
     first, second = _side(settings, left), _side(settings, right)
     differences = diff_configs(first, second)
     title = (

@@ -58,6 +58,10 @@ def select_launcher(
     return process, f"local process: {why_not}"
 
 
+class NoChampionError(LaunchError):
+    """No ticker of the team has a champion yet: nothing to serve (a normal state, not a fault)."""
+
+
 def stop_deployment(deployment: Deployment) -> None:
     """Stop a deployment's server (a process by its PID, a container by its id), if it still runs."""
     if deployment.launcher == "process":
@@ -93,7 +97,7 @@ def deploy_team(
     models, missing = resolve_champions(team, tickers, tracking_uri)
     if not models:
         details = "; ".join(f"{ticker}: {reason}" for ticker, reason in missing.items())
-        raise LaunchError(f"team {team} has no champion model to serve ({details})")
+        raise NoChampionError(f"team {team} has no champion model to serve ({details})")
     for model in models:
         if model.run_id is not None:
             ensure_run_bundle(tracking_uri, model.run_id)

@@ -8,33 +8,11 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from _net import free_port
-
-
-@dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-    password: str
-
-    def url(self, database: str) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
-
-    def create_database(self, name: str) -> None:
-        import psycopg2
-
-        connection = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname="postgres"
-        )
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        connection.close()
+from _postgres import Postgres
 
 
 def _pg_bin(name: str) -> str:

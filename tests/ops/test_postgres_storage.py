@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 from _net import free_port, stop_process, wait_for_http
-from conftest import Postgres
+from _postgres import Postgres
 
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams

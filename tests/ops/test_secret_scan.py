@@ -35,9 +35,7 @@ def test_a_planted_credential_fails_the_scan(tmp_path: Path) -> None:
     # Assembled at run time so that this file itself holds no credential-shaped literal.
     access_key = "AKIA" + "Z3MSJV4WXEXAMPLQ"
     secret = "q8Vt2LmN4pR7sX1z" + "K9wB3yC6dF0gH5jTuE2aW8oI"
-    leak.write_text(
-        f'aws_access_key_id = "{access_key}"\nalpaca_secret_key = "{secret}"\n', encoding="utf-8"
-    )
+    leak.write_text(f'aws_access_key_id = "{access_key}"\nalpaca_secret_key = "{secret}"\n', encoding="utf-8")
     result = _scan(leak)
     assert result.returncode != 0
     assert "AWS Access Key" in result.stdout

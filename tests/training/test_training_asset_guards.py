@@ -6,7 +6,7 @@ from datetime import date
 
 import dagster as dg
 import yaml
-from conftest import put_market_data
+from _training_data import put_market_data
 
 from mlops_pipeline.assets.training import build_training_assets
 from mlops_pipeline.market.store import features_key

@@ -8,7 +8,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 import pytest
-from conftest import put_market_data
+from _training_data import put_market_data
 from typer.testing import CliRunner
 
 from mlops_pipeline.assets.common import AS_OF_TAG

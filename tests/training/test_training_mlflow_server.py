@@ -15,7 +15,7 @@ import boto3
 import httpx
 import pytest
 from _net import free_port
-from conftest import put_market_data
+from _training_data import put_market_data
 
 from mlops_pipeline.training.champion import run_gate
 from mlops_pipeline.training.dataset import build_training_dataset, frame_fingerprint

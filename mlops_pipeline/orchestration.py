@@ -96,6 +96,12 @@ class DailyRunReport:
             ("market prices", f"{objects}/market/prices/<TICKER>.parquet"),
             ("market features", f"{objects}/market/features/<TICKER>.parquet"),
             ("team datasets", f"{objects}/teams/<team>/datasets/<TICKER>.parquet"),
+            ("predictions", f"{objects}/teams/<team>/predictions/<TICKER>.parquet"),
+            ("trading journal", f"{objects}/teams/<team>/journal/"),
+            ("monitoring reports", f"{objects}/teams/<team>/monitoring/index.html"),
+            ("leaderboard", f"{objects}/competition/leaderboard.html  (or: mlops leaderboard)"),
+            ("MLflow", f"{s.mlflow_tracking_uri}  (mlflow ui --backend-store-uri {s.mlflow_tracking_uri})"),
+            ("model servers", "keep running as the teams' deployments; mlops stop stops them"),
             ("Dagster instance (runs, logs, asset history)", str(s.dagster_home_path)),
             ("Dagster UI", "make ui  (or: .venv/bin/mlops ui), then open http://127.0.0.1:3000"),
         ]

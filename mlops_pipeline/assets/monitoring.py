@@ -14,8 +14,10 @@ from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
+from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.training.versioning import VersioningError
 
 MONITORING_REPORT = "monitoring_report"
 TRIGGER_TAG = "mlops/trigger"
@@ -72,7 +74,10 @@ def build_monitoring_assets(
         description=f"Team {team.name}: evidently drift and performance report of the champion, per date.",
     )
     def monitoring_report(
-        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
+        context: dg.AssetExecutionContext,
+        object_store: ObjectStore,
+        market_data: MarketDataResource,
+        dvc_versioning: DvcVersioningResource,
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
         from mlops_pipeline.monitoring.champion import ChampionError, ChampionRegistry
@@ -83,7 +88,6 @@ def build_monitoring_assets(
             store_report,
             store_summary_record,
         )
-        from mlops_pipeline.monitoring.versioning import dvc_report_versioner
         from mlops_pipeline.monitoring.windows import MonitoringInputError
         from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
@@ -123,8 +127,10 @@ def build_monitoring_assets(
         store_summary_record(store, ticker, as_of, report.summary_record())
         rebuild_summary(store)
         index_uri = rebuild_index(store, team.name)
-        versioner = dvc_report_versioner(settings)
-        dvc_version = versioner(report_key, html) if versioner is not None else None
+        try:
+            dvc_version = dvc_versioning.store().version_bytes(team.name, report_key, html)
+        except VersioningError as exc:
+            raise dg.Failure(f"team {team.name}, {ticker}: report stored but not versioned: {exc}") from exc
 
         numbers = report.numbers()
         mlflow_logged = "no champion"
@@ -154,7 +160,7 @@ def build_monitoring_assets(
                 if report.champion
                 else "none",
                 "mlflow": mlflow_logged,
-                "dvc_version": dvc_version or "not versioned (DVC resource not installed)",
+                "dvc_md5": dvc_version,
                 "report_seconds": round(report.elapsed_s, 3),
                 "html_bytes": len(html),
                 "report": dg.MetadataValue.url(store.uri(report_key)),

@@ -19,6 +19,7 @@ from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import RetrainPolicy, TeamConfig, load_teams
 from mlops_pipeline.market.store import features_key
 from mlops_pipeline.monitoring.windows import window_sessions
+from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import LocalObjectStore
 
@@ -42,6 +43,7 @@ def _resources(settings: PlatformSettings) -> dict:
             premium=True,
             budget_path=str(settings.home_dir / "budget.sqlite"),
         ),
+        "dvc_versioning": dvc_versioning_from_settings(settings),
     }
 
 
@@ -87,6 +89,7 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     assert metadata["missing_predictions"].value == 1
     assert metadata["missing_days"].value == ["2024-07-01"]
     assert metadata["retrain_recommended"].value is True
+    assert len(metadata["dvc_md5"].value) == 32  # the HTML is versioned with DVC, content-addressed
     assert "manual decision" in metadata["retrain_recommendation"].value  # red: on_drift false
 
     team_root = settings.storage_root_path / "teams" / "red" / "monitoring"

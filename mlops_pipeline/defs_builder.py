@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from mlops_pipeline.assets.automation import build_team_schedule, daily_loop, record_run_failures
+from mlops_pipeline.assets.automation import (
+    build_retrain_schedule,
+    build_team_schedule,
+    daily_loop,
+    record_run_failures,
+)
 from mlops_pipeline.assets.competition import build_competition_assets, build_leaderboard_assets
 from mlops_pipeline.assets.market import build_market_assets
 from mlops_pipeline.assets.monitoring import build_monitoring_assets, build_retrain_sensor
@@ -93,7 +98,7 @@ def build_team_definitions(team: TeamConfig, settings: PlatformSettings) -> dg.D
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        schedules=[build_team_schedule(team)],
+        schedules=[build_team_schedule(team), build_retrain_schedule(team, train_job)],
         sensors=[build_retrain_sensor(team, train_job)],
     )
 

@@ -7,6 +7,7 @@ every team; one team's failure never stops another team.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from contextlib import ExitStack
@@ -31,6 +32,7 @@ from mlops_pipeline.defs_builder import (
 )
 from mlops_pipeline.market.calendar import holiday_name, is_trading_day
 from mlops_pipeline.resources.market_data import market_data_from_settings
+from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox_service import ensure_sandbox, set_sandbox_today, uses_sandbox
 
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -265,16 +267,30 @@ def replay(
 ) -> list[DailyRunReport]:
     """Run the real daily loop for every session from ``start`` to ``end``, moving the sandbox clock.
 
-    Every step is idempotent per day, so an interrupted replay is resumed by running it again.
+    A day whose loop succeeded is recorded (``platform/replays/``) and skipped when the replay runs
+    again, so an interrupted replay resumes where it stopped; days that failed run again.
     """
     days = replay_days(settings, start, end)
     console = console or Console(quiet=True)
+    store = object_store_from_settings(settings)
     reports = []
     with ExitStack() as stack:
         sandbox_url = stack.enter_context(ensure_sandbox(settings))
         settings = settings.model_copy(update={"sandbox_url": sandbox_url})
         for day in days:
+            marker = _replay_marker(teams, stages, day)
+            if store.exists(marker):
+                console.print(f"{day}: already replayed")
+                continue
             report = run_daily(settings, teams, as_of=day, console=console, stages=stages)
             console.print(f"{day}: {report.total_count - report.failed_count}/{report.total_count} ok")
+            if report.ok:
+                store.put_text(marker, json.dumps({"as_of": day.isoformat(), "runs": report.total_count}))
             reports.append(report)
     return reports
+
+
+def _replay_marker(teams: dict[str, TeamConfig], stages: tuple[str, ...], day: date) -> str:
+    """One record per (teams and their config hashes, stages, day): a changed config replays again."""
+    identity = json.dumps({name: team.config_hash for name, team in sorted(teams.items())}) + ",".join(stages)
+    return f"platform/replays/{hashlib.sha256(identity.encode()).hexdigest()[:12]}/{day.isoformat()}.json"

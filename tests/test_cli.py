@@ -105,3 +105,9 @@ def test_mlops_run_starts_and_stops_the_embedded_sandbox(
     )
     assert holiday.returncode == 1
     assert "2024-07-04 is not an NYSE trading day (July 4th)" in holiday.stderr
+
+
+def test_compete_refuses_a_range_without_sessions(project: Path) -> None:
+    result = runner.invoke(app, ["compete", "--from", "2024-03-29", "--to", "2024-03-31"])
+    assert result.exit_code == 1
+    assert "no NYSE trading day between 2024-03-29 and 2024-03-31" in result.output

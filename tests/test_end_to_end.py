@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -92,3 +93,41 @@ def test_two_teams_two_days_every_stage(
     assert stopped.exit_code == 0, stopped.output
     assert f"stopped {deployment.launcher} {deployment.instance_id}" in stopped.output
     assert not store.exists("teams/red/serving/deployment.json")
+
+
+def test_replay_of_five_sessions_every_stage_resumes_without_duplicates(
+    project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from mlops_pipeline.orchestration import replay
+
+    _write_teams(project)
+    settings = load_settings()
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
+    ensure_home(settings)
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    store = object_store_from_settings(settings)
+    start, end = date(2024, 3, 21), date(2024, 3, 27)  # Thu, Fri, Mon, Tue, Wed
+
+    interrupted = replay(settings, teams, start, date(2024, 3, 22))
+    assert [report.as_of for report in interrupted] == [date(2024, 3, 21), date(2024, 3, 22)]
+    resumed = replay(settings, teams, start, end)
+    assert [report.as_of for report in resumed] == [date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 27)]
+    assert all(report.ok for report in interrupted + resumed)
+    predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
+    assert len(predictions) == 5
+    # The weekly retraining (Saturdays 06:00) happened once, on Monday: two model versions.
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    assert len(client.search_model_versions("name = 'red-MSFT'")) == 2
+    orders = store.get_parquet("teams/red/journal/orders.parquet")
+    equity = store.get_parquet("teams/red/journal/equity.parquet")
+    assert len(equity) == 5
+
+    # Re-running a past session by hand: no order against today's account, history kept as it was.
+    past = run_daily(settings, teams, as_of=date(2024, 3, 22))
+    assert past.ok
+    pd.testing.assert_frame_equal(store.get_parquet("teams/red/journal/orders.parquet"), orders)
+    pd.testing.assert_frame_equal(store.get_parquet("teams/red/journal/equity.parquet"), equity)
+    pd.testing.assert_frame_equal(store.get_parquet("teams/red/predictions/MSFT.parquet"), predictions)
+    assert len(client.search_model_versions("name = 'red-MSFT'")) == 2

@@ -15,8 +15,9 @@ import dagster as dg
 
 from mlops_pipeline.assets.common import AS_OF_TAG, TEAM_TAG
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.calendar import holiday_name, is_trading_day
+from mlops_pipeline.market.calendar import holiday_name, is_trading_day, last_completed_trading_day
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 
 DAILY_LOOP_JOB = "daily_loop"
 
@@ -100,6 +101,35 @@ def build_team_schedule(team: TeamConfig) -> dg.ScheduleDefinition:
         )
 
     return team_daily
+
+
+def build_retrain_schedule(team: TeamConfig, train_job: str) -> dg.ScheduleDefinition:
+    """Weekly retraining on the team's ``retrain.cron``: one forced training run per ticker, on the
+    data of the last completed session. The daily loop does not retrain again for the same tick."""
+
+    @dg.schedule(
+        name=f"{team.name}_retrain_schedule",
+        job_name=train_job,
+        cron_schedule=team.retrain.cron,
+        execution_timezone=team.schedule.timezone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Team {team.name}: retrain every ticker's model ('{team.retrain.cron}').",
+    )
+    def team_retrain(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        tick = context.scheduled_execution_time
+        as_of = last_completed_trading_day(
+            tick if isinstance(tick, datetime) else datetime.now().astimezone()
+        )
+        return [
+            dg.RunRequest(
+                run_key=f"{team.name}-retrain-{as_of.isoformat()}-{ticker}",
+                partition_key=ticker,
+                tags={AS_OF_TAG: as_of.isoformat(), TEAM_TAG: team.name, RETRAIN_TAG: FORCE},
+            )
+            for ticker in team.tickers
+        ]
+
+    return team_retrain
 
 
 @dg.run_failure_sensor(

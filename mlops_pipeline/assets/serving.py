@@ -105,7 +105,12 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
     ) -> Iterator[dg.MaterializeResult]:
         from mlops_pipeline.serving.client import ServingClientError, invoke
         from mlops_pipeline.serving.launch import Deployment
-        from mlops_pipeline.serving.predictions import PredictionError, prediction_record, upsert_prediction
+        from mlops_pipeline.serving.predictions import (
+            PredictionError,
+            prediction_record,
+            stored_prediction,
+            upsert_prediction,
+        )
 
         ticker = context.partition_key
         as_of = tagged_as_of(context) or market_data.default_as_of()
@@ -119,6 +124,19 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         if model_name not in deployment.models:
             context.log.warning(
                 f"{model_name} has no champion (no model has passed the promotion gate yet): no prediction"
+            )
+            return
+        done = stored_prediction(store, ticker, as_of)
+        if done is not None:
+            # A prediction is a record of what was known and traded on: a rerun keeps it.
+            context.log.info(f"{model_name} {as_of}: already predicted by version {done['model_version']}")
+            yield dg.MaterializeResult(
+                metadata={
+                    "as_of": str(as_of),
+                    "kept_existing": True,
+                    "model_version": str(done["model_version"]),
+                    "predicted_direction": int(done["predicted_direction"]),
+                }
             )
             return
         features, _ = read_features(object_store, ticker)

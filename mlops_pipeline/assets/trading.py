@@ -6,6 +6,7 @@ The trading date is the run's ``mlops/as_of`` tag, else the last completed sessi
 """
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -18,7 +19,7 @@ from mlops_pipeline.resources.broker import BrokerResource
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.trading.broker_client import BrokerError
-from mlops_pipeline.trading.daily import place_daily_orders, reconcile
+from mlops_pipeline.trading.daily import latest_traded_session, place_daily_orders, reconcile
 from mlops_pipeline.trading.predictions import PredictionsError
 
 
@@ -76,15 +77,23 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         kinds={"alpaca", "parquet"},
         tags={"team": team.name},
         metadata=team_metadata,
-        description=f"Team {team.name}: orders, fills, positions and equity journaled from the broker.",
+        output_required=False,
+        description=f"Team {team.name}: orders, fills, positions and equity journaled from the broker "
+        "(a past session re-run after later ones leaves the journal as it is).",
     )
     def reconciliation(
         context: dg.AssetExecutionContext,
         object_store: ObjectStore,
         market_data: MarketDataResource,
         broker: BrokerResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         trading_date = tagged_as_of(context) or market_data.default_as_of()
+        later = latest_traded_session(team_store(object_store, team.name), team.name)
+        if later is not None and later > trading_date:
+            context.log.info(
+                f"the account already traded {later}: the journal of {trading_date} stays as it is"
+            )
+            return
         try:
             client = broker.client_for(team)
             report = reconcile(team, client, team_store(object_store, team.name), trading_date)
@@ -95,7 +104,7 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
                 f"team {team.name}: {len(report.problems)} rejected or canceled order(s): "
                 + ", ".join(report.problems["client_order_id"])
             )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 **team_metadata,
                 **_metadata(report.metadata()),

@@ -8,6 +8,7 @@ in the image with ``--no-index``. The tag is a hash of everything that goes into
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,25 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL)", re.IGNORECASE)
+SECRET_FILE_NAMES = (".env", ".env.*", "id_rsa", "id_ed25519", "*.p12", "credentials")
+
+
+def audit_image(client: Any, image: str) -> list[str]:
+    """What in ``image`` looks like a secret: environment variables with a credential-like name
+    and a value, and files named like ``.env``, private SSH keys or ``credentials``. Empty when clean."""
+    findings = [
+        f"environment variable {entry.split('=', 1)[0]} is set in the image"
+        for entry in client.images.get(image).attrs["Config"].get("Env") or []
+        if "=" in entry and entry.split("=", 1)[1] and SECRET_NAME.search(entry.split("=", 1)[0])
+    ]
+    names = [part for name in SECRET_FILE_NAMES for part in ("-o", "-name", name)][1:]
+    command = ["find", "/", "-xdev", "(", *names, ")", "-print"]
+    output = client.containers.run(image, command, entrypoint="", network_mode="none", remove=True)
+    findings += [f"file {path}" for path in output.decode().split() if not path.startswith(("/proc", "/sys"))]
+    return findings
+
+
 def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IMAGE) -> str:
     """The serving image's tag, building it unless an image with the same content exists."""
     import docker.errors
@@ -112,4 +132,8 @@ def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IM
             raise RuntimeError(f"building {tag} from {base_image} failed: {exc}\n{lines[-3000:]}") from exc
         finally:  # the untagged build stage holds the wheelhouse; only the final stage is kept
             client.images.prune(filters={"dangling": True, "label": "mlops.stage=serving-build"})
+    findings = audit_image(client, tag)
+    if findings:
+        client.images.remove(tag, force=True)
+        raise RuntimeError(f"refusing image {tag}: it holds secrets: {'; '.join(findings)}")
     return tag

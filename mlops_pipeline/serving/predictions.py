@@ -96,6 +96,16 @@ def prediction_record(
     }
 
 
+def stored_prediction(store: ObjectStore, ticker: str, as_of: date) -> pd.Series | None:
+    """The stored prediction of ``ticker`` made on ``as_of``, if there is one."""
+    try:
+        existing = store.get_parquet(predictions_key(ticker))
+    except ObjectNotFoundError:
+        return None
+    rows = existing[existing["as_of_date"] == pd.Timestamp(as_of)]
+    return None if rows.empty else rows.iloc[-1]
+
+
 def upsert_prediction(store: ObjectStore, ticker: str, record: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     """Insert or replace the row for ``record['as_of_date']``; returns the stored frame and its URI."""
     key = predictions_key(ticker)

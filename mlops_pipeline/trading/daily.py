@@ -34,7 +34,7 @@ from mlops_pipeline.trading.journal import (
     upsert,
 )
 from mlops_pipeline.trading.model import Portfolio, TradePlan
-from mlops_pipeline.trading.order_ids import strategy_version
+from mlops_pipeline.trading.order_ids import strategy_version, trading_date_of
 from mlops_pipeline.trading.planning import plan_orders
 from mlops_pipeline.trading.predictions import load_signals
 from mlops_pipeline.trading.risk import kill_switch_reason
@@ -101,11 +101,14 @@ def place_daily_orders(
     report = OrdersReport(team.name, trading_date, strategy_version(team.strategy), clock)
     broker_session = last_completed_trading_day(clock.timestamp)
     signals, stale = load_signals(store, team.tickers, trading_date)
+    later = latest_traded_session(store, team.name)
     if trading_date != broker_session:
         report.warning = (
             f"trading date {trading_date} is not the broker's last completed session {broker_session}: "
             "no orders"
         )
+    elif later is not None and later > trading_date:
+        report.warning = f"the account already traded a later session ({later}): no orders for {trading_date}"
     elif not signals:
         report.warning = f"no predictions with as_of_date {trading_date} (stale or missing): no orders"
     if report.warning:
@@ -121,6 +124,17 @@ def place_daily_orders(
         report.warning = f"{len(stale)} ticker(s) without predictions for {trading_date}: not traded"
     report.submissions = submit_intents(client, plan.intents)
     return report
+
+
+def latest_traded_session(store: ObjectStore, team: str) -> date | None:
+    """The latest trading date of the team's journaled orders (a replay re-running an earlier day
+    must not trade against the account's later state)."""
+    orders = read_journal(store, ORDERS_KEY)
+    if orders is None:
+        return None
+    dates = [trading_date_of(str(order_id), team) for order_id in orders["client_order_id"]]
+    known = [day for day in dates if day is not None]
+    return max(known) if known else None
 
 
 @dataclass

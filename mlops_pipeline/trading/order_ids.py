@@ -17,3 +17,12 @@ def client_order_id(team: str, trading_date: date, ticker: str, side: str, versi
     """``<team>-<YYYYMMDD>-<TICKER>-<side>-<version>``: unique per account for one day's intent
     (well under Alpaca's 128-character limit)."""
     return f"{team}-{trading_date:%Y%m%d}-{ticker}-{side}-{version}"
+
+
+def trading_date_of(order_id: str, team: str) -> date | None:
+    """The trading date inside one of ``team``'s client order ids, or ``None`` for other ids."""
+    prefix, _, rest = order_id.partition("-")
+    stamp = rest.split("-", 1)[0]
+    if prefix != team or len(stamp) != 8 or not stamp.isdigit():
+        return None
+    return date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:]))

@@ -45,7 +45,12 @@ def test_schedule_runs_on_trading_days_and_names_holidays(project: Path) -> None
 def test_definitions_expose_schedules_per_team_and_the_failure_sensor(project: Path) -> None:
     defs = build_definitions(load_settings())
     names = {schedule.name for schedule in defs.schedules or []}
-    assert names == {"red_daily_schedule", "blue_daily_schedule"}
+    assert names == {
+        "red_daily_schedule",
+        "blue_daily_schedule",
+        "red_retrain_schedule",
+        "blue_retrain_schedule",
+    }
     assert defs.resolve_job_def("daily_loop") is not None
     assert {sensor.name for sensor in defs.sensors or []} == {
         "record_run_failures",
@@ -83,3 +88,16 @@ def test_failed_team_run_is_recorded_under_the_team_prefix(
     record_run_failures(context)
     record = json.loads(store.get_text(f"teams/red/failures/{run.run_id}.json"))
     assert record["team"] == "red" and record["job"] == "red_train" and record["partition"] == "AAPL"
+
+
+def test_weekly_retrain_schedule_forces_training_per_ticker(project: Path) -> None:
+    defs = build_definitions(load_settings())
+    schedule = defs.resolve_schedule_def("red_retrain_schedule")
+    assert schedule.cron_schedule == "0 6 * * 6" and schedule.job_name == "red_train"
+    saturday = datetime(2024, 3, 23, 6, 0, tzinfo=NEW_YORK)
+    repository = defs.get_repository_def()
+    with dg.build_schedule_context(scheduled_execution_time=saturday, repository_def=repository) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [request.partition_key for request in requests] == ["AAPL", "MSFT", "NVDA"]
+    assert {request.tags["mlops/retrain"] for request in requests} == {"force"}
+    assert {request.tags["mlops/as_of"] for request in requests} == {"2024-03-22"}  # Friday's data

@@ -126,3 +126,20 @@ def test_docker_deploy_and_zero_downtime_swap(
         if launcher is not None:
             for deployment in deployments:
                 launcher.stop(deployment.instance_id)
+
+
+def test_image_audit_finds_baked_secrets(docker, tmp_path) -> None:
+    from mlops_pipeline.serving.image import audit_image
+
+    assert audit_image(docker, BASE_IMAGE) == []
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nENV AWS_SECRET_ACCESS_KEY=baked-in\nRUN mkdir -p /app && echo X=1 > /app/.env\n"
+    )
+    tag = "mlops-audit-probe:test"
+    docker.images.build(path=str(tmp_path), tag=tag, network_mode="none", rm=True)
+    try:
+        findings = audit_image(docker, tag)
+    finally:
+        docker.images.remove(tag, force=True)
+    assert "environment variable AWS_SECRET_ACCESS_KEY is set in the image" in findings
+    assert "file /app/.env" in findings

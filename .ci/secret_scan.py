@@ -25,16 +25,25 @@ def _findings(report: dict) -> set[tuple[str, str, str]]:
     }
 
 
+def _scan(files: list[str], cwd: Path) -> set[tuple[str, str, str]]:
+    """detect-secrets only reads files below its working directory: run it where the files are."""
+    scanner = Path(sys.executable).parent / "detect-secrets"
+    scan = subprocess.run([str(scanner), "scan", *files], capture_output=True, text=True, check=True, cwd=cwd)
+    return _findings(json.loads(scan.stdout))
+
+
 def main(files: list[str]) -> int:
-    if not files:
+    if files:
+        found: set[tuple[str, str, str]] = set()
+        for name in files:
+            path = Path(name).resolve()
+            found |= {(name, kind, digest) for _, kind, digest in _scan([path.name], path.parent)}
+    else:
         listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True, cwd=ROOT)
         files = [name for name in listed.stdout.split() if name != BASELINE.name and (ROOT / name).is_file()]
-    scanner = Path(sys.executable).parent / "detect-secrets"
-    scan = subprocess.run(
-        [str(scanner), "scan", *files], capture_output=True, text=True, check=True, cwd=ROOT
-    )
+        found = _scan(files, ROOT)
     accepted = _findings(json.loads(BASELINE.read_text(encoding="utf-8")))
-    new = sorted(_findings(json.loads(scan.stdout)) - accepted)
+    new = sorted(found - accepted)
     for name, kind, _ in new:
         print(f"possible credential ({kind}) in {name}")
     if new:

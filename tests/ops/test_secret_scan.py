@@ -24,7 +24,7 @@ def test_tracked_files_have_no_unaudited_credentials() -> None:
 def test_a_planted_credential_fails_the_scan(tmp_path: Path) -> None:
     leak = tmp_path / "settings.py"
     # Assembled at run time so that this file itself holds no credential-shaped literal.
-    access_key = "AKIA" + "Z3MSJV4WXEXAMPLQ"
+    access_key = "AKIA" + "Z3MSJV4WXQ7TRBLN"
     leak.write_text(f'aws_access_key_id = "{access_key}"\n', encoding="utf-8")
     result = _scan(str(leak))
     assert result.returncode == 1

@@ -99,7 +99,10 @@ def audit_image(client: Any, image: str) -> list[str]:
     ]
     names = [part for name in SECRET_FILE_NAMES for part in ("-o", "-name", name)][1:]
     command = ["find", "/", "-xdev", "(", *names, ")", "-print"]
-    output = client.containers.run(image, command, entrypoint="", network_mode="none", remove=True)
+    # As root: the image's own user cannot read every folder a secret could hide in.
+    output = client.containers.run(
+        image, command, entrypoint="", user="root", network_mode="none", remove=True
+    )
     findings += [f"file {path}" for path in output.decode().split() if not path.startswith(("/proc", "/sys"))]
     return findings
 

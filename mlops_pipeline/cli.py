@@ -251,7 +251,19 @@ app.add_typer(sandbox_app, name="sandbox")
 
 
 def main() -> None:
+    _quiet_libraries()
     app()
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for the platform's own output: no per-request HTTP lines, no library hints."""
+    import logging
+    import warnings
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for module in ("mlflow", "torch", "ludwig", "evidently", "sklearn"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -283,9 +284,15 @@ def log_training_run(tracker: Tracker, log: TrainingLog, final_model) -> RunReco
             mlflow.log_artifact(str(log.plot_path), "evaluation")
             for file_name, text in log.dvc_pointers.items():
                 mlflow.log_text(text, f"{DVC_ARTIFACT_DIR}/{file_name}")
-            dataset = mlflow.data.from_pandas(
-                log.dataset, source=log.dataset_source, name=f"{log.team}-{log.ticker}", targets=log.target
-            )
+            with warnings.catch_warnings():
+                # The DVC URL of the dataset matches two of MLflow's local source types; either is right.
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+                dataset = mlflow.data.from_pandas(
+                    log.dataset,
+                    source=log.dataset_source,
+                    name=f"{log.team}-{log.ticker}",
+                    targets=log.target,
+                )
             mlflow.log_input(dataset, context="training")
             log_model(final_model, artifact_path=MODEL_ARTIFACT)
             return run.info.run_id

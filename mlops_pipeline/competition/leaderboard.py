@@ -87,11 +87,13 @@ def prediction_quality(summary: pd.DataFrame | None) -> dict[str, float]:
     if summary is None or summary.empty:
         return empty
     latest = summary.sort_values("date").groupby("ticker", as_index=False).tail(1)
-    naive = float(latest["naive_mae"].sum())
+    # Skill only over tickers with both errors (a direction model has no price error).
+    priced = latest.dropna(subset=["mae", "naive_mae"])
+    naive = float(priced["naive_mae"].sum())
     return {
         "mae": float(latest["mae"].mean()),
         "directional_accuracy": float(latest["directional_accuracy"].mean()),
-        "skill": 1.0 - float(latest["mae"].sum()) / naive if naive > 0 else math.nan,
+        "skill": 1.0 - float(priced["mae"].sum()) / naive if naive > 0 else math.nan,
     }
 
 

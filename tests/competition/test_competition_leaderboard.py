@@ -137,3 +137,23 @@ def test_read_standing_from_team_store(tmp_path: Path) -> None:
     assert standing.notes and standing.notes[0].startswith("unreadable monitoring/summary.parquet")
     row = leaderboard_frame([standing]).iloc[0]
     assert row["paper_equity"] == 100_500 and NO_DATA not in row["flags"]
+
+
+def test_skill_is_undefined_for_direction_models_without_price_errors() -> None:
+    import math
+
+    import pandas as pd
+
+    from mlops_pipeline.competition.leaderboard import prediction_quality
+
+    summary = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2024-03-27", "2024-03-28"]),
+            "ticker": ["TSLA", "TSLA"],
+            "mae": [math.nan, math.nan],
+            "naive_mae": [1.2, 1.3],
+            "directional_accuracy": [0.5, 0.6],
+        }
+    )
+    quality = prediction_quality(summary)
+    assert math.isnan(quality["skill"]) and quality["directional_accuracy"] == 0.6

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from mlops_pipeline.cli import app
 from mlops_pipeline.config.home import ensure_home
-from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.config.teams import load_teams
+from mlops_pipeline.config.settings import PlatformSettings, load_settings
+from mlops_pipeline.config.teams import TeamConfig, load_teams
 from mlops_pipeline.orchestration import run_daily
-from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.resources.object_store import ObjectStore, object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch import Deployment
@@ -50,15 +50,23 @@ def _write_teams(project: Path) -> None:
     )
 
 
-def test_two_teams_two_days_every_stage(
+@pytest.fixture
+def platform(
     project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[PlatformSettings, dict[str, TeamConfig], ObjectStore]:
+    """Both teams on the embedded defaults, against the test's sandbox."""
     _write_teams(project)
     settings = load_settings()
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
     ensure_home(settings)
     teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
-    store = object_store_from_settings(settings)
+    return settings, teams, object_store_from_settings(settings)
+
+
+def test_two_teams_two_days_every_stage(
+    platform: tuple[PlatformSettings, dict[str, TeamConfig], ObjectStore],
+) -> None:
+    settings, teams, store = platform
 
     first = run_daily(settings, teams, as_of=DAY_1)
     assert first.ok, [(run.job, run.partition, run.note) for run in first.runs if run.status != "success"]
@@ -96,18 +104,13 @@ def test_two_teams_two_days_every_stage(
 
 
 def test_replay_of_five_sessions_every_stage_resumes_without_duplicates(
-    project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+    platform: tuple[PlatformSettings, dict[str, TeamConfig], ObjectStore],
 ) -> None:
     from mlflow import MlflowClient
 
     from mlops_pipeline.orchestration import replay
 
-    _write_teams(project)
-    settings = load_settings()
-    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
-    ensure_home(settings)
-    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
-    store = object_store_from_settings(settings)
+    settings, teams, store = platform
     start, end = date(2024, 3, 21), date(2024, 3, 27)  # Thu, Fri, Mon, Tue, Wed
 
     interrupted = replay(settings, teams, start, date(2024, 3, 22))

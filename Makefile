@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -58,13 +58,16 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market bench-serving
+bench: bench-market bench-serving bench-production
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
 
 bench-serving: setup system-deps
 	$(BIN)/python benchmarks/serving.py
+
+bench-production: setup
+	$(BIN)/python benchmarks/production_session.py
 
 clean-state:
 	rm -rf .mlops

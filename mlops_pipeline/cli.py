@@ -20,6 +20,7 @@ from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit
+from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.training.cli import model_app, reproduce
@@ -152,7 +153,7 @@ def compete(
         str | None, typer.Option("--teams", help="Comma-separated teams (default: all)")
     ] = None,
 ) -> None:
-    """Replay a period day by day through the real daily loop on the sandbox (resumable)."""
+    """Replay a period day by day through the real daily loop (resumable: completed days are skipped)."""
     from mlops_pipeline.orchestration import DailyRunError, replay
 
     settings = settings_or_exit()
@@ -248,6 +249,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(teams_app, name="teams")
 teams_app.command("diff")(teams_diff_command)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(market_app, name="market")
 
 
 def main() -> None:

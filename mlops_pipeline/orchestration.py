@@ -12,14 +12,14 @@ import json
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mlops_pipeline.assets.common import AS_OF_TAG, SETTINGS_TAG
+from mlops_pipeline.assets.common import AS_OF_TAG, SETTINGS_TAG, WAITING
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.defs_builder import (
@@ -30,7 +30,12 @@ from mlops_pipeline.defs_builder import (
     build_definitions,
     team_job_name,
 )
-from mlops_pipeline.market.calendar import holiday_name, is_trading_day
+from mlops_pipeline.market.calendar import (
+    EXCHANGE_TIMEZONE,
+    holiday_name,
+    is_trading_day,
+    last_completed_trading_day,
+)
 from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox_service import ensure_sandbox, set_sandbox_today, uses_sandbox
@@ -54,7 +59,7 @@ class DailyRunError(RuntimeError):
 class PartitionRun:
     job: str
     partition: str
-    status: str  # "success" | "failure" | "skipped"
+    status: str  # "success" | "waiting" | "failure" | "skipped"
     seconds: float
     run_id: str | None
     note: str = ""
@@ -68,7 +73,16 @@ class DailyRunReport:
 
     @property
     def failed_count(self) -> int:
-        return sum(run.status != "success" for run in self.runs)
+        return sum(run.status in ("failure", "skipped") for run in self.runs)
+
+    @property
+    def waiting_count(self) -> int:
+        return sum(run.status == "waiting" for run in self.runs)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing failed and nothing waits: the day is done."""
+        return self.ok and self.waiting_count == 0
 
     @property
     def total_count(self) -> int:
@@ -79,11 +93,12 @@ class DailyRunReport:
         return self.failed_count == 0
 
     def render(self) -> Table:
-        succeeded = self.total_count - self.failed_count
-        table = Table(title=f"Daily loop for {self.as_of} ({succeeded}/{self.total_count} ok)")
+        succeeded = self.total_count - self.failed_count - self.waiting_count
+        waiting = f", {self.waiting_count} waiting" if self.waiting_count else ""
+        table = Table(title=f"Daily loop for {self.as_of} ({succeeded}/{self.total_count} ok{waiting})")
         for column in ("job", "ticker", "status", "seconds", "run id", "note"):
             table.add_column(column)
-        style = {"success": "green", "failure": "red", "skipped": "yellow"}
+        style = {"success": "green", "waiting": "cyan", "failure": "red", "skipped": "yellow"}
         for run in self.runs:
             table.add_row(
                 run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
@@ -125,6 +140,17 @@ def _error_text(result: dg.ExecuteInProcessResult) -> str:
     return "failed (see the run's logs in the UI)"
 
 
+def _waiting_note(result: dg.ExecuteInProcessResult) -> str | None:
+    """Why a successful run materialized nothing and waits (an observation's ``waiting`` metadata)."""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
+            waiting = observation.metadata.get(WAITING)
+            if waiting is not None:
+                return str(waiting.value)[:300]
+    return None
+
+
 def _resolve_as_of(settings: PlatformSettings, sandbox_url: str | None, requested: date | None) -> date:
     if requested is not None:
         if not is_trading_day(requested):
@@ -132,6 +158,10 @@ def _resolve_as_of(settings: PlatformSettings, sandbox_url: str | None, requeste
             raise DailyRunError(f"{requested} is not an NYSE trading day ({reason})")
         if sandbox_url and settings.market_data == "sandbox":
             set_sandbox_today(sandbox_url, requested)
+            return requested
+        latest = last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+        if requested > latest:
+            raise DailyRunError(f"{requested} is after the last completed session {latest}")
         return requested
     resource = market_data_from_settings(
         settings.model_copy(update={"sandbox_url": sandbox_url}) if sandbox_url else settings
@@ -173,10 +203,10 @@ def plan_steps(teams: dict[str, TeamConfig], stages: tuple[str, ...] = STAGES) -
 
 
 def _skip_reason(
-    step: _Step, failed_market: set[str], failed_jobs: set[tuple[str | None, str]]
+    step: _Step, failed_market: dict[str, str], failed_jobs: set[tuple[str | None, str]]
 ) -> str | None:
     if step.partition is not None and step.job != MARKET_JOB and step.partition in failed_market:
-        return "market data failed for this ticker"
+        return f"market data {failed_market[step.partition]} for this ticker"
     if step.blocked_by is not None and (step.team, step.blocked_by) in failed_jobs:
         return f"{step.blocked_by} failed"
     return None
@@ -202,7 +232,7 @@ def run_daily(
         report = DailyRunReport(as_of=day, settings=settings)
         recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
         base_tags = {AS_OF_TAG: day.isoformat(), SETTINGS_TAG: json.dumps(recorded, sort_keys=True)}
-        failed_market: set[str] = set()
+        failed_market: dict[str, str] = {}
         failed_jobs: set[tuple[str | None, str]] = set()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -212,7 +242,8 @@ def run_daily(
                 progress.update(task, description=f"{step.job} [{label}]")
                 reason = _skip_reason(step, failed_market, failed_jobs)
                 if reason is not None:
-                    report.runs.append(PartitionRun(step.job, label, "skipped", 0.0, None, reason))
+                    status = "waiting" if reason.startswith("market data waits") else "skipped"
+                    report.runs.append(PartitionRun(step.job, label, status, 0.0, None, reason))
                     progress.advance(task)
                     continue
                 started = time.monotonic()
@@ -224,12 +255,19 @@ def run_daily(
                     raise_on_error=False,
                 )
                 seconds = time.monotonic() - started
-                if result.success:
+                waiting = _waiting_note(result) if result.success else None
+                if waiting is not None:
+                    if step.job == MARKET_JOB and step.partition is not None:
+                        failed_market[step.partition] = "waits"
+                    report.runs.append(
+                        PartitionRun(step.job, label, "waiting", seconds, result.run_id, waiting)
+                    )
+                elif result.success:
                     report.runs.append(PartitionRun(step.job, label, "success", seconds, result.run_id))
                 else:
                     failed_jobs.add((step.team, step.job))
                     if step.job == MARKET_JOB and step.partition is not None:
-                        failed_market.add(step.partition)
+                        failed_market[step.partition] = "failed"
                     note = _error_text(result)
                     report.runs.append(PartitionRun(step.job, label, "failure", seconds, result.run_id, note))
                 progress.advance(task)
@@ -237,17 +275,27 @@ def run_daily(
 
 
 def replay_days(settings: PlatformSettings, start: date, end: date) -> list[date]:
-    """The NYSE sessions from ``start`` to ``end`` that a sandbox replay can move through."""
+    """The NYSE sessions from ``start`` to ``end`` to replay.
+
+    On the sandbox market the replay moves the sandbox's clock through the range; on AlphaVantage
+    each session reads the history up to that session, so the range must end by the last
+    completed session.
+    """
     from mlops_pipeline.market.calendar import trading_days
     from mlops_pipeline.sandbox.config import SandboxConfig
 
-    if settings.market_data != "sandbox":
-        raise DailyRunError("a replay moves the sandbox's clock: it needs MLOPS_MARKET_DATA=sandbox")
     if end < start:
         raise DailyRunError(f"--to {end} is before --from {start}")
-    history_start = SandboxConfig().market_start
-    if start < history_start:
-        raise DailyRunError(f"--from {start} is before the sandbox's history, which starts {history_start}")
+    if settings.market_data == "sandbox":
+        history_start = SandboxConfig().market_start
+        if start < history_start:
+            raise DailyRunError(
+                f"--from {start} is before the sandbox's history, which starts {history_start}"
+            )
+    else:
+        latest = last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+        if end > latest:
+            raise DailyRunError(f"--to {end} is after the last completed session {latest}")
     try:
         days = [stamp.date() for stamp in trading_days(start, end)]
     except ValueError as exc:
@@ -265,26 +313,32 @@ def replay(
     console: Console | None = None,
     stages: tuple[str, ...] = STAGES,
 ) -> list[DailyRunReport]:
-    """Run the real daily loop for every session from ``start`` to ``end``, moving the sandbox clock.
+    """Run the real daily loop for every session from ``start`` to ``end``.
 
-    A day whose loop succeeded is recorded (``platform/replays/``) and skipped when the replay runs
-    again, so an interrupted replay resumes where it stopped; days that failed run again.
+    A day whose loop completed (nothing failed, nothing waits) is recorded (``platform/replays/``)
+    and skipped when the replay runs again, so an interrupted replay resumes where it stopped;
+    other days run again.
     """
     days = replay_days(settings, start, end)
     console = console or Console(quiet=True)
     store = object_store_from_settings(settings)
     reports = []
     with ExitStack() as stack:
-        sandbox_url = stack.enter_context(ensure_sandbox(settings))
-        settings = settings.model_copy(update={"sandbox_url": sandbox_url})
+        if uses_sandbox(settings):
+            sandbox_url = stack.enter_context(ensure_sandbox(settings))
+            settings = settings.model_copy(update={"sandbox_url": sandbox_url})
         for day in days:
             marker = _replay_marker(teams, stages, day)
             if store.exists(marker):
                 console.print(f"{day}: already replayed")
                 continue
             report = run_daily(settings, teams, as_of=day, console=console, stages=stages)
-            console.print(f"{day}: {report.total_count - report.failed_count}/{report.total_count} ok")
-            if report.ok:
+            waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
+            console.print(
+                f"{day}: {report.total_count - report.failed_count - report.waiting_count}/"
+                f"{report.total_count} ok{waiting}"
+            )
+            if report.complete:
                 store.put_text(marker, json.dumps({"as_of": day.isoformat(), "runs": report.total_count}))
             reports.append(report)
     return reports

@@ -14,6 +14,9 @@ AS_OF_TAG = "mlops/as_of"
 TEAM_TAG = "mlops/team"
 CONFIG_HASH_TAG = "mlops/config_hash"
 SETTINGS_TAG = "mlops/settings"
+# Metadata key of an observation recorded instead of a materialization when an asset has to wait
+# (the day's market-data budget is used up, too little history to train): its value says why.
+WAITING = "waiting"
 
 
 def tagged_as_of(context: dg.AssetExecutionContext) -> date | None:

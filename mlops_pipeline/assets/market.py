@@ -6,14 +6,32 @@ checks, and both record their check outcomes in the stored object's manifest so 
 in later runs refuse data that failed them.
 """
 
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
 import dagster as dg
 
-from mlops_pipeline.assets.common import check_result, check_specs, failed_names, json_metadata, tagged_as_of
+from mlops_pipeline.assets.common import (
+    WAITING,
+    check_result,
+    check_specs,
+    failed_names,
+    json_metadata,
+    tagged_as_of,
+)
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL
+from mlops_pipeline.market.alphavantage import (
+    AlphaVantageError,
+    DailyQuotaExceededError,
+    InvalidApiKeyError,
+    InvalidSymbolError,
+)
+from mlops_pipeline.market.budget import BudgetExhaustedError
 from mlops_pipeline.market.checks import check_point_in_time, check_price_history, check_targets
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.history import infer_splits
-from mlops_pipeline.market.ingest import ingest_prices
+from mlops_pipeline.market.ingest import IngestResult, ingest_prices
 from mlops_pipeline.market.store import features_key, prices_key, read_prices
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
@@ -39,67 +57,51 @@ FEATURE_CHECKS = {
 def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
     partitions = dg.StaticPartitionsDefinition(tickers)
 
-    @dg.asset(
-        key=PRICES,
-        partitions_def=partitions,
+    # A multi-asset of one, so that the asset and its checks may all be skipped while the ticker waits
+    # (an @asset's check outputs are always required).
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                PRICES,
+                partitions_def=partitions,
+                group_name="market",
+                kinds={"parquet"},
+                skippable=True,
+                description="Daily prices per ticker: append-only history, at most one request per "
+                "ticker a day (nothing is materialized while the day's request budget is used up).",
+            )
+        ],
+        name="market__prices",
         pool=ALPHAVANTAGE_POOL,
-        group_name="market",
-        kinds={"parquet"},
         check_specs=check_specs(PRICES, PRICE_CHECKS),
-        description="Daily prices per ticker: append-only history, at most one request per ticker a day.",
+        can_subset=True,
     )
     def prices(
         context: dg.AssetExecutionContext, market_data: MarketDataResource, object_store: ObjectStore
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         ticker = context.partition_key
         as_of = tagged_as_of(context) or market_data.default_as_of()
         stored, manifest = read_prices(object_store, ticker)
-        result = ingest_prices(
-            ticker,
-            stored,
-            bool(manifest.get("adjusted", market_data.premium)),
-            as_of,
-            market_data.premium,
-            market_data.fetch_daily,
-        )
-        outcomes = check_price_history(result.history, expected_last_date=as_of)
-        version = frame_fingerprint(result.history)
-        new_manifest = {
-            "ticker": ticker,
-            "adjusted": result.adjusted,
-            "source": market_data.source,
-            "as_of": as_of.isoformat(),
-            "data_version": version,
-            "failed_checks": failed_names(outcomes),
-        }
-        if result.api_calls or manifest != new_manifest:
-            uri = object_store.put_parquet(prices_key(ticker), result.history, new_manifest)
-        else:
-            uri = object_store.uri(prices_key(ticker))
-        context.log.info(f"{ticker}: {result.plan.reason}; {result.api_calls} request(s)")
-        return dg.MaterializeResult(
-            metadata={
-                "as_of": as_of.isoformat(),
-                "api_calls": result.api_calls,
-                "fetch": result.plan.reason,
-                "rows": len(result.history),
-                "first_date": str(result.first_date),
-                "last_date": str(result.last_date),
-                "appended_rows": result.appended,
-                "revised_values": len(result.revisions),
-                "revisions": dg.MetadataValue.md(result.revisions.head(20).to_markdown(index=False))
-                if len(result.revisions)
-                else "none",
-                "split_adjusted_source": result.adjusted,
-                "source": market_data.source,
-                "budget_remaining": market_data.budget_remaining()
-                if market_data.daily_budget
-                else "unlimited",
-                "uri": dg.MetadataValue.path(uri),
-            },
-            check_results=[check_result(PRICES, outcome) for outcome in outcomes],
-            data_version=dg.DataVersion(version),
-        )
+        try:
+            result = ingest_prices(
+                ticker,
+                stored,
+                bool(manifest.get("adjusted", market_data.premium)),
+                as_of,
+                market_data.premium,
+                market_data.fetch_daily,
+            )
+        except (BudgetExhaustedError, DailyQuotaExceededError) as exc:
+            # Not a failure: the ticker waits for the next budget day; nothing stored is touched.
+            reason = f"{ticker} waits for tomorrow's market-data budget: {exc}"
+            context.log.warning(reason)
+            yield dg.AssetObservation(
+                asset_key=PRICES, partition=ticker, metadata={WAITING: reason, "as_of": as_of.isoformat()}
+            )
+            return
+        except AlphaVantageError as exc:
+            raise dg.Failure(_market_data_error(ticker, market_data, exc)) from None
+        yield _stored_prices(context, ticker, as_of, result, manifest, market_data, object_store)
 
     @dg.asset(
         key=FEATURES,
@@ -148,3 +150,68 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
         )
 
     return [prices, features]
+
+
+def _market_data_error(ticker: str, market_data: MarketDataResource, exc: Exception) -> str:
+    """One line naming the ticker, the source and, for a refused key, the variable that holds it."""
+    key_variable = "ALPHAVANTAGE_API_KEY" if market_data.source == "alphavantage" else "the sandbox key"
+    if isinstance(exc, InvalidApiKeyError):
+        return f"{ticker}: AlphaVantage refused the key in {key_variable}: {exc.message}"
+    if isinstance(exc, InvalidSymbolError):
+        return (
+            f"{ticker}: AlphaVantage refused the request ({exc.message}): {ticker} is not a listed "
+            f"symbol, or the key in {key_variable} is not valid"
+        )
+    return f"{ticker}: {market_data.source} market data: {exc}"
+
+
+def _stored_prices(
+    context: dg.AssetExecutionContext,
+    ticker: str,
+    as_of: date,
+    result: IngestResult,
+    manifest: dict[str, Any],
+    market_data: MarketDataResource,
+    object_store: ObjectStore,
+) -> dg.MaterializeResult:
+    """Store the merged history (only when it changed) and describe it."""
+    outcomes = check_price_history(result.history, expected_last_date=as_of)
+    version = frame_fingerprint(result.history)
+    new_manifest = {
+        "ticker": ticker,
+        "adjusted": result.adjusted,
+        "source": market_data.source,
+        "as_of": as_of.isoformat(),
+        "data_version": version,
+        "failed_checks": failed_names(outcomes),
+    }
+    if result.api_calls or manifest != new_manifest:
+        uri = object_store.put_parquet(prices_key(ticker), result.history, new_manifest)
+    else:
+        uri = object_store.uri(prices_key(ticker))
+    context.log.info(f"{ticker}: {result.plan.reason}; {result.api_calls} request(s)")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of.isoformat(),
+            "api_calls": result.api_calls,
+            "fetch": result.plan.reason,
+            "rows": len(result.history),
+            "first_date": str(result.first_date),
+            "last_date": str(result.last_date),
+            "appended_rows": result.appended,
+            "revised_values": len(result.revisions),
+            "revisions": dg.MetadataValue.md(result.revisions.head(20).to_markdown(index=False))
+            if len(result.revisions)
+            else "none",
+            "split_adjusted_source": result.adjusted,
+            "source": market_data.source,
+            "budget_remaining": market_data.budget_remaining() if market_data.daily_budget else "unlimited",
+            "uri": dg.MetadataValue.path(uri),
+        },
+        check_results=[
+            check_result(PRICES, outcome)
+            for outcome in outcomes
+            if dg.AssetCheckKey(PRICES, outcome.name) in context.selected_asset_check_keys
+        ],
+        data_version=dg.DataVersion(version),
+    )

@@ -7,10 +7,11 @@ promotion gate and moves ``champion`` only when the challenger passes.
 """
 
 import math
+from collections.abc import Iterator
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.common import WAITING, json_metadata, tagged_as_of
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.settings import PlatformSettings
@@ -22,7 +23,7 @@ from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.champion import PromotionError, run_gate
 from mlops_pipeline.training.dataset import DatasetError, frame_fingerprint
-from mlops_pipeline.training.folds import FoldError
+from mlops_pipeline.training.folds import FoldError, history_shortfall
 from mlops_pipeline.training.ludwig_config import load_ludwig_config
 from mlops_pipeline.training.pipeline import train_ticker, training_config_hash
 from mlops_pipeline.training.retrain_policy import (
@@ -51,7 +52,9 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         kinds={"ludwig", "mlflow", "dvc"},
         tags={"team": team.name},
         metadata=team_metadata,
-        description=f"Team {team.name}: {team.model.ludwig_config} per ticker, tracked and versioned.",
+        output_required=False,
+        description=f"Team {team.name}: {team.model.ludwig_config} per ticker, tracked and versioned "
+        "(nothing is materialized while the history is too short to evaluate a model).",
     )
     def model(
         context: dg.AssetExecutionContext,
@@ -59,7 +62,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         mlflow_tracking: MlflowTrackingResource,
         dvc_versioning: DvcVersioningResource,
         market_data: MarketDataResource,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         ticker = context.partition_key
         store = team_store(object_store, team.name)
         dataset_key = f"datasets/{ticker}.parquet"
@@ -89,6 +92,12 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
             )
         data_version = str(manifest.get("data_version") or frame_fingerprint(dataset))
         as_of = tagged_as_of(context) or market_data.default_as_of()
+        shortfall = history_shortfall(len(dataset), team.evaluation, as_of)
+        if shortfall is not None:
+            reason = f"team {team.name}, {ticker}: {shortfall}"
+            context.log.warning(reason)
+            yield dg.AssetObservation(asset_key=model_key, partition=ticker, metadata={WAITING: reason})
+            return
         tracker = mlflow_tracking.tracker()
         run_tags = dict(context.run.tags)
         try:
@@ -104,7 +113,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
             if not decision.due:
                 assert latest is not None
                 context.log.info(f"{ticker}: not retrained: {decision.reason}")
-                return dg.MaterializeResult(
+                yield dg.MaterializeResult(
                     metadata={
                         **team_metadata,
                         "retrained": False,
@@ -114,6 +123,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
                     },
                     data_version=dg.DataVersion(latest.info.run_id),
                 )
+                return
             outcome = train_ticker(
                 team,
                 ticker,
@@ -155,7 +165,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         }
         if not outcome.skipped:
             metadata["dvc_pushed_files"] = outcome.pushed_files
-        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(outcome.run_id))
+        yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(outcome.run_id))
 
     @dg.asset(
         key=[team.name, "champion"],

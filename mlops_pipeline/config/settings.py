@@ -96,12 +96,16 @@ class PlatformSettings(BaseSettings):
     alphavantage_base_url: str = Field(default="https://www.alphavantage.co")
     alphavantage_daily_budget: int = Field(default=25, ge=0, description="Requests per day; 0 = unlimited")
     alphavantage_min_interval_s: float = Field(
-        default=1.0, ge=0, description="Minimum seconds between requests"
+        default=1.1, ge=0, description="Minimum seconds between requests (free keys: 1 per second)"
     )
 
     broker: Literal["sandbox", "alpaca"] = Field(default="sandbox")
     alpaca_live: bool = Field(
         default=False, description="Trade Alpaca LIVE accounts (real money); only with broker=alpaca"
+    )
+    alpaca_url: str | None = Field(
+        default=None,
+        description="Alpaca-compatible trading and market-data endpoint (paper only), e.g. a sandbox",
     )
 
     sandbox_url: str | None = Field(
@@ -139,6 +143,11 @@ class PlatformSettings(BaseSettings):
         if self.market_data == "alphavantage" and self.alphavantage_api_key is None:
             raise ValueError(
                 "MLOPS_MARKET_DATA=alphavantage needs ALPHAVANTAGE_API_KEY in the environment or .env"
+            )
+        if self.alpaca_url and self.alpaca_live:
+            raise ValueError(
+                "MLOPS_ALPACA_URL points the broker at another endpoint, which is for paper accounts "
+                "only: unset it or MLOPS_ALPACA_LIVE"
             )
         return self
 

@@ -243,7 +243,7 @@ class AlphaVantageClient:
                 self.budget.mark_exhausted()
             raise
         if datatype == "csv":
-            frame, meta = _parse_csv(payload, function, context), {}
+            frame, meta = parse_daily_csv(payload, function, context), {}
         else:
             frame, meta = _parse_json(payload, function, context, self._redact)
         return DailySeries(
@@ -378,23 +378,50 @@ def _parse_json(
     return _frame(records, context), {str(key): str(value) for key, value in meta.items()}
 
 
-def _parse_csv(payload: object, function: str, context: str) -> pd.DataFrame:
-    if not isinstance(payload, str):
+def parse_daily_csv(text: object, function: str, context: str) -> pd.DataFrame:
+    """The canonical price frame of a daily-series CSV body (``datatype=csv``), oldest first.
+
+    ``function`` is :data:`DAILY` or :data:`DAILY_ADJUSTED` and fixes the expected header; rows may
+    come in any order (AlphaVantage sends them newest first) with CRLF or LF line ends. A malformed
+    body raises :class:`AlphaVantageParseError` prefixed with ``context`` and naming the line (counted
+    from 1, the header included) and the field; nothing is returned partially.
+    """
+    if not isinstance(text, str):
         raise AlphaVantageParseError("expected CSV, got a JSON body without a message", context)
-    lines = [line for line in payload.splitlines() if line.strip()]
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     columns = _CSV_COLUMNS[function]
-    if not lines or lines[0].strip() != ",".join(columns):
-        header = _snippet(lines[0]) if lines else "''"
-        raise AlphaVantageParseError(f"unexpected CSV header {header}", context)
+    expected_header = ",".join(columns)
+    if not lines or lines[0][1] != expected_header:
+        where, header = (lines[0][0], _snippet(lines[0][1])) if lines else (1, "''")
+        raise AlphaVantageParseError(
+            f"unexpected CSV header {header} on line {where}, expected {expected_header!r}", context
+        )
     records: list[dict[str, object]] = []
-    for line_number, line in enumerate(lines[1:], start=2):
-        cells = line.strip().split(",")
+    first_line_of: dict[pd.Timestamp, int] = {}
+    for line_number, line in lines[1:]:
+        cells = line.split(",")
         if len(cells) != len(columns):
             raise AlphaVantageParseError(
                 f"CSV line {line_number} has {len(cells)} fields, expected {len(columns)}", context
             )
-        record: dict[str, object] = {"date": _session_date(cells[0], context)}
-        for column, cell in zip(columns[1:], cells[1:], strict=True):
-            record[column] = _number(cell, column, cells[0], context, integer=column == "volume")
+        try:
+            day = _session_date(cells[0], context)
+        except AlphaVantageParseError as error:
+            raise AlphaVantageParseError(
+                f"CSV line {line_number}: timestamp {error.message}", context
+            ) from None
+        if day in first_line_of:
+            raise AlphaVantageParseError(
+                f"CSV line {line_number}: {day.date()} appears more than once "
+                f"(first on line {first_line_of[day]})",
+                context,
+            )
+        first_line_of[day] = line_number
+        record: dict[str, object] = {"date": day}
+        try:
+            for column, cell in zip(columns[1:], cells[1:], strict=True):
+                record[column] = _number(cell, column, cells[0], context, integer=column == "volume")
+        except AlphaVantageParseError as error:
+            raise AlphaVantageParseError(f"CSV line {line_number}: {error.message}", context) from None
         records.append(record)
     return _frame(records, context)

@@ -82,6 +82,13 @@ def next_trading_day(day: DateLike) -> date:
     return sessions[position].date()
 
 
+def trading_day_after(day: DateLike, sessions_ahead: int) -> date | None:
+    """The session ``sessions_ahead`` sessions after ``day`` (``None`` beyond the known calendar)."""
+    sessions = _sessions()
+    position = sessions.searchsorted(_day(day), side="right") + sessions_ahead - 1
+    return sessions[position].date() if 0 <= position < len(sessions) else None
+
+
 def session_close(day: DateLike) -> datetime:
     """The closing time of the session on ``day`` in New York time (13:00 on early-close days)."""
     session = _day(day)

@@ -27,7 +27,9 @@ class BrokerResource(dg.ConfigurableResource):
     """Where the teams' Alpaca accounts are: the sandbox (``url`` set) or Alpaca itself."""
 
     mode: Literal["sandbox", "alpaca"] = "sandbox"
-    url: str | None = Field(default=None, description="Trading and market-data URL override (the sandbox)")
+    url: str | None = Field(
+        default=None, description="Trading and market-data URL override (the sandbox, MLOPS_ALPACA_URL)"
+    )
     live: bool = Field(default=False, description="Live accounts (real money) instead of paper")
     timeout_s: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=3, ge=0, description="Retries of 429/5xx answers")
@@ -63,4 +65,4 @@ def broker_from_settings(settings: PlatformSettings) -> BrokerResource:
     """The sandbox by default; with ``MLOPS_BROKER=alpaca``, Alpaca (paper unless ``MLOPS_ALPACA_LIVE``)."""
     if settings.broker == "sandbox":
         return BrokerResource(mode="sandbox", url=embedded_sandbox_url(settings))
-    return BrokerResource(mode="alpaca", live=settings.alpaca_live)
+    return BrokerResource(mode="alpaca", url=settings.alpaca_url, live=settings.alpaca_live)

@@ -35,17 +35,20 @@ class MarketDataResource(dg.ConfigurableResource):
     timeout_s: float = 30.0
     max_retries: int = 3
 
-    def _client(self) -> AlphaVantageClient:
-        budget = RequestBudget(
+    def budget(self) -> RequestBudget:
+        """The key's daily request budget, shared through ``budget_path`` by every run and team."""
+        return RequestBudget(
             self.budget_path, self.api_key, daily_limit=self.daily_budget, min_interval_s=self.min_interval_s
         )
+
+    def _client(self) -> AlphaVantageClient:
         return AlphaVantageClient(
             self.api_key,
             base_url=self.base_url,
             premium=self.premium,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
-            budget=budget,
+            budget=self.budget(),
         )
 
     def fetch_daily(self, symbol: str, outputsize: OutputSize, adjusted: bool) -> DailySeries:
@@ -53,8 +56,8 @@ class MarketDataResource(dg.ConfigurableResource):
             return client.daily(symbol, outputsize=outputsize, adjusted=adjusted)
 
     def budget_remaining(self) -> int | None:
-        budget = RequestBudget(self.budget_path, self.api_key, self.daily_budget, self.min_interval_s)
-        return budget.remaining()
+        """Requests left today (``None``: unlimited)."""
+        return self.budget().remaining()
 
     def default_as_of(self) -> date:
         """The last completed session: by the sandbox's clock, or by the real clock for AlphaVantage."""

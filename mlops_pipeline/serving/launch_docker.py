@@ -1,8 +1,16 @@
-"""The Docker launcher: one container per deployment, on the host network, bound to 127.0.0.1."""
+"""The Docker launcher: one container per deployment, on the host network, bound to 127.0.0.1.
+
+Secrets never enter a container's configuration: ``docker inspect`` would show them to anyone
+with access to the engine. They are copied into the created container as a file readable only by
+the server's user (:data:`SECRETS_FILE`), which the server reads at start; only non-secret
+variables are passed as environment.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +27,19 @@ RUNTIME_ENV = (
     "AWS_DEFAULT_REGION",
     "MLOPS_SERVING_TOKEN",
 )
+SECRET_ENV = frozenset(
+    {
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "MLOPS_SERVING_TOKEN",
+    }
+)
+SECRETS_FILE = "/run/mlops/secrets.env"
+SECRETS_FILE_ENV = "MLOPS_SECRETS_FILE"
+SERVER_UID = 10001  # the image's USER
 
 
 def docker_client(timeout_s: float = 10.0) -> tuple[Any | None, str]:
@@ -55,15 +76,25 @@ class DockerLauncher:
         command = ["--host", "127.0.0.1", "--port", str(port)]
         for arg in model_args:
             command += ["--model", arg]
-        container = self.client.containers.run(
+        plain = {name: value for name, value in self.env.items() if name not in SECRET_ENV}
+        secrets = {name: value for name, value in self.env.items() if name in SECRET_ENV}
+        if secrets:
+            plain[SECRETS_FILE_ENV] = SECRETS_FILE
+        container = self.client.containers.create(
             self.image,
             command=command,
             name=f"mlops-serving-{team}-{port}",
-            detach=True,
             network_mode="host",
-            environment=self.env,
+            environment=plain,
             labels=dict(labels),
         )
+        try:
+            if secrets:
+                container.put_archive("/", secrets_archive(secrets))
+            container.start()
+        except Exception:
+            container.remove(force=True)
+            raise
         return container.id
 
     def _container(self, instance_id: str) -> Any | None:
@@ -87,3 +118,30 @@ class DockerLauncher:
         if container is not None:
             container.stop(timeout=10)
             container.remove(force=True)
+
+
+def secrets_archive(secrets: Mapping[str, str]) -> bytes:
+    """A tar holding :data:`SECRETS_FILE` (``NAME=value`` lines), owned by the server, mode 0400."""
+    body = "".join(f"{name}={value}\n" for name, value in sorted(secrets.items())).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        folder = tarfile.TarInfo(os.path.dirname(SECRETS_FILE).lstrip("/"))
+        folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, SERVER_UID, SERVER_UID
+        archive.addfile(folder)
+        entry = tarfile.TarInfo(SECRETS_FILE.lstrip("/"))
+        entry.size, entry.mode, entry.uid, entry.gid = len(body), 0o400, SERVER_UID, SERVER_UID
+        archive.addfile(entry, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+def load_secrets_file(environ: dict[str, str] | None = None) -> None:
+    """Export the variables of the file named by ``MLOPS_SECRETS_FILE`` (the container side)."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    path = environ.get(SECRETS_FILE_ENV)
+    if not path:
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            name, sep, value = line.rstrip("\n").partition("=")
+            if sep and name in SECRET_ENV:
+                environ.setdefault(name, value)

@@ -10,8 +10,10 @@ ticker is evaluated on the same folds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from mlops_pipeline.config.teams import EvaluationSpec
+from mlops_pipeline.market.calendar import trading_day_after
 
 LABEL_HORIZON = 1
 # Sessions of history each feature reads besides its own row (indicator windows; the EMA-based
@@ -67,13 +69,18 @@ def required_purge() -> int:
     return LABEL_HORIZON + max(FEATURE_LOOKBACK.values())
 
 
+def rows_needed(spec: EvaluationSpec) -> int:
+    """The fewest dataset rows that give ``spec.folds`` folds with a safe purge gap and enough training."""
+    return MIN_TRAIN_ROWS + max(spec.purge_days, required_purge()) + spec.folds * spec.test_days
+
+
 def walk_forward_folds(rows: int, spec: EvaluationSpec) -> list[Fold]:
     """``spec.folds`` consecutive test windows of ``spec.test_days`` rows ending at the last row,
     each trained on everything up to ``purge`` rows before it (purge = max(spec, required))."""
     purge = max(spec.purge_days, required_purge())
     first_test = rows - spec.folds * spec.test_days
-    if first_test - purge < MIN_TRAIN_ROWS:
-        needed = MIN_TRAIN_ROWS + purge + spec.folds * spec.test_days
+    needed = rows_needed(spec)
+    if rows < needed:
         raise FoldError(
             f"{rows} rows are too few for {spec.folds} folds of {spec.test_days} test rows with a "
             f"{purge}-row purge gap and >= {MIN_TRAIN_ROWS} training rows (need {needed})"
@@ -83,3 +90,21 @@ def walk_forward_folds(rows: int, spec: EvaluationSpec) -> list[Fold]:
         test_start = first_test + index * spec.test_days
         folds.append(Fold(index, test_start - purge, test_start, test_start + spec.test_days))
     return folds
+
+
+def history_shortfall(dataset_rows: int, spec: EvaluationSpec, as_of: date) -> str | None:
+    """Why training waits for more history, in one line, or ``None`` when there are enough rows.
+
+    Every new session adds one dataset row, so the first session with enough rows is known ahead.
+    """
+    needed = rows_needed(spec)
+    missing = needed - dataset_rows
+    if missing <= 0:
+        return None
+    start = trading_day_after(as_of, missing)
+    when = f"on {start}" if start else f"in {missing} sessions"
+    return (
+        f"waiting for history: {dataset_rows} usable sessions of the {needed} that {spec.folds} "
+        f"walk-forward folds need; training starts {when} (import older history with "
+        "`mlops market import` to start now)"
+    )

@@ -1,0 +1,220 @@
+"""A daily session on the production code paths next to the embedded sandbox mode.
+
+Three modes run the same daily loop (the repository's teams, every stage) against one sandbox
+server on 127.0.0.1, each with a fresh home:
+
+- **sandbox**: the embedded default (``MLOPS_MARKET_DATA=sandbox``, ``MLOPS_BROKER=sandbox``);
+- **premium**: ``MLOPS_MARKET_DATA=alphavantage`` with a premium key and ``MLOPS_BROKER=alpaca``,
+  pointed at the sandbox through ``MLOPS_ALPHAVANTAGE_BASE_URL`` and ``MLOPS_ALPACA_URL``;
+- **free**: the same with a free key (compact raw prices, 25 requests a day, one a second), first
+  without any seeded history, then after ``mlops market import`` of the sandbox's CSV files.
+
+For each mode: wall time of a first session (training every model) and of the next session
+(no retraining), AlphaVantage requests per session (counted by the server), and for the free key
+the sessions it needs before its first training. Writes benchmarks/results/production_session.json
+and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.config.teams import load_teams
+from mlops_pipeline.market.importing import import_prices
+from mlops_pipeline.orchestration import DailyRunReport, run_daily
+from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.runner import start_sandbox_thread
+
+RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+DAY_1, DAY_2 = date(2024, 3, 27), date(2024, 3, 28)
+PREMIUM_KEY, FREE_KEY = "bench-premium", "bench-free"
+TEAM_KEYS = {
+    "RED_ALPACA_API_KEY": "bench-red",
+    "RED_ALPACA_SECRET_KEY": "bench-red-secret",
+    "BLUE_ALPACA_API_KEY": "bench-blue",
+    "BLUE_ALPACA_SECRET_KEY": "bench-blue-secret",
+}
+
+
+@contextmanager
+def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _served(url: str) -> int:
+    return int(httpx.get(f"{url}/_sandbox/stats", timeout=5).json()["query_requests"])
+
+
+def _session(day: date, url: str) -> tuple[DailyRunReport, float, int]:
+    settings = load_settings()
+    ensure_home(settings)
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    before = _served(url)
+    started = time.perf_counter()
+    report = run_daily(settings, teams, as_of=day)
+    return report, time.perf_counter() - started, _served(url) - before
+
+
+def _record_csv(url: str, folder: Path, symbols: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for symbol in symbols:
+        params = {
+            "function": "TIME_SERIES_DAILY_ADJUSTED",
+            "symbol": symbol,
+            "outputsize": "full",
+            "datatype": "csv",
+            "apikey": "sandbox-premium",
+        }
+        text = httpx.get(f"{url}/query", params=params, timeout=60).text
+        (folder / f"{symbol}.csv").write_text(text, encoding="utf-8")
+
+
+def _mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = False) -> dict[str, Any]:
+    home = root / name
+    values = {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **env}
+    with _environment(values):
+        row: dict[str, Any] = {"mode": name}
+        first, first_s, first_requests = _session(DAY_1, url)
+        waiting = [run.note for run in first.runs if run.status == "waiting"]
+        if seed:
+            settings = load_settings()
+            tickers = sorted(
+                {
+                    t
+                    for team in load_teams(settings.teams_path, settings.ludwig_configs_path).values()
+                    for t in team.tickers
+                }
+            )
+            _record_csv(url, root / "recordings", tickers)
+            import_prices(object_store_from_settings(settings), root / "recordings", until=DAY_1)
+            first, first_s, more = _session(DAY_1, url)
+            first_requests += more
+        second, second_s, second_requests = _session(DAY_2, url)
+        rerun, rerun_s, rerun_requests = _session(DAY_2, url)
+        row.update(
+            first_session_s=round(first_s, 1),
+            first_session_ok=f"{first.total_count - first.failed_count}/{first.total_count}",
+            next_session_s=round(second_s, 1),
+            rerun_s=round(rerun_s, 1),
+            requests_first=first_requests,
+            requests_next=second_requests,
+            requests_rerun=rerun_requests,
+            failures=first.failed_count + second.failed_count + rerun.failed_count,
+        )
+        if waiting:
+            found = re.search(r"training starts (on \S+|in \d+ sessions)", waiting[0])
+            row["first_training_without_import"] = found.group(1) if found else waiting[0]
+    return row
+
+
+def main() -> None:
+    sandbox = start_sandbox_thread(SandboxConfig(today=DAY_2, burst_per_second=1.0))
+    url = sandbox.base_url
+    root = Path(tempfile.mkdtemp(prefix="mlops-bench-production-"))
+    production = {
+        "MLOPS_PROJECT_DIR": str(REPO),
+        "MLOPS_MARKET_DATA": "alphavantage",
+        "MLOPS_ALPHAVANTAGE_BASE_URL": url,
+        "MLOPS_BROKER": "alpaca",
+        "MLOPS_ALPACA_URL": url,
+        "MLOPS_SERVING_LAUNCHER": "process",
+        **TEAM_KEYS,
+    }
+    try:
+        rows = [
+            _mode(
+                "sandbox",
+                root,
+                url,
+                {
+                    "MLOPS_PROJECT_DIR": str(REPO),
+                    "MLOPS_SANDBOX_URL": url,
+                    "MLOPS_SERVING_LAUNCHER": "process",
+                },
+            ),
+            _mode(
+                "premium",
+                root,
+                url,
+                {
+                    **production,
+                    "ALPHAVANTAGE_API_KEY": "sandbox-premium",
+                    "MLOPS_ALPHAVANTAGE_PREMIUM": "true",
+                },
+            ),
+            _mode(
+                "free",
+                root,
+                url,
+                {**production, "ALPHAVANTAGE_API_KEY": FREE_KEY, "MLOPS_ALPHAVANTAGE_PREMIUM": "false"},
+                seed=True,
+            ),
+        ]
+    finally:
+        sandbox.stop()
+        from mlops_pipeline.serving.deployment import stop_deployment
+        from mlops_pipeline.serving.launch import Deployment
+
+        for record in root.glob("**/teams/*/serving/deployment.json"):
+            stop_deployment(Deployment.from_json(record.read_text()))
+        shutil.rmtree(root, ignore_errors=True)
+    write(rows)
+
+
+def write(rows: list[dict[str, Any]]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    meta = {"machine": platform.platform(), "cpus": os.cpu_count(), "days": [str(DAY_1), str(DAY_2)]}
+    (RESULTS / "production_session.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    columns = [
+        ("mode", "mode"),
+        ("first_session_s", "first session (trains), s"),
+        ("next_session_s", "next session, s"),
+        ("rerun_s", "rerun, s"),
+        ("requests_first", "requests, first"),
+        ("requests_next", "requests, next"),
+        ("requests_rerun", "requests, rerun"),
+        ("failures", "failed runs"),
+        ("first_training_without_import", "free key: first training without import"),
+    ]
+    lines = [
+        "# A daily session: production code paths vs the embedded sandbox mode",
+        "",
+        f"Teams: the repository's (red and blue, 5 tickers). Sessions {DAY_1} and {DAY_2}. "
+        f"{meta['machine']}, {meta['cpus']} CPUs. `make bench-production`.",
+        "",
+        "| " + " | ".join(title for _, title in columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(key, "")) for key, _ in columns) + " |")
+    (RESULTS / "production_session.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

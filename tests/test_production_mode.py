@@ -1,0 +1,391 @@
+"""Production mode end to end: the real AlphaVantage and Alpaca code paths against the sandbox.
+
+``MLOPS_MARKET_DATA=alphavantage`` and ``MLOPS_BROKER=alpaca`` are pointed at a sandbox server on
+loopback through ``MLOPS_ALPHAVANTAGE_BASE_URL`` and ``MLOPS_ALPACA_URL``, with distinct keys per
+team, and every step of the README's "Going live" section runs through the ``mlops`` CLI: once with
+a premium key (objects and DVC on S3, an MLflow tracking server, Docker serving when an engine
+answers), once with a free key (compact raw prices, 25 requests a day, burst limit on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from _net import free_port
+from typer.testing import CliRunner
+
+from mlops_pipeline.cli import app
+from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.market.budget import RequestBudget
+from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.runner import start_sandbox_thread
+from mlops_pipeline.serving.launch import Deployment
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+REPLAY = (date(2024, 3, 26), date(2024, 3, 27), date(2024, 3, 28))  # Tue, Wed, Thu
+TODAY = REPLAY[-1]  # the sandbox's today: the broker's last completed session
+PREMIUM_KEY = "av-premium-Q7XK2P9LWM"
+FREE_KEY = "av-free-Z3RT8VN4HC"
+SECRETS = {
+    "RED_ALPACA_API_KEY": "PKRED8HJ2LQ5ZX",
+    "RED_ALPACA_SECRET_KEY": "red-secret-7Yt4WqLp2Zs9",
+    "BLUE_ALPACA_API_KEY": "PKBLUE3MN7RT4C",
+    "BLUE_ALPACA_SECRET_KEY": "blue-secret-Vb6Nq1Xk8Jd3",
+    "MLOPS_SERVING_TOKEN": "serving-token-Hg5Rk2Ws7Pq4",
+}
+
+
+def _write_teams(project: Path) -> None:
+    # Permissive gates so that both teams get a champion on a short history.
+    (project / "teams" / "red.yaml").write_text(
+        "tickers: [MSFT]\nmodel: {ludwig_config: return_mlp.yaml}\n"
+        "promotion: {min_skill_vs_naive: -1.0}\n"
+        "strategy: {name: threshold_long_flat, params: {threshold: 0.0}}\n",
+        encoding="utf-8",
+    )
+    (project / "teams" / "blue.yaml").write_text(
+        "tickers: [TSLA]\nmodel: {ludwig_config: direction_classifier.yaml}\n"
+        "promotion: {metric: directional_accuracy, min_skill_vs_naive: -1.0}\n"
+        "strategy: {name: direction_classifier, params: {min_confidence: 0.51}}\n",
+        encoding="utf-8",
+    )
+
+
+def _production_env(monkeypatch: pytest.MonkeyPatch, sandbox_url: str, api_key: str, premium: bool) -> None:
+    monkeypatch.setenv("MLOPS_MARKET_DATA", "alphavantage")
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", api_key)
+    monkeypatch.setenv("MLOPS_ALPHAVANTAGE_PREMIUM", str(premium).lower())
+    monkeypatch.setenv("MLOPS_ALPHAVANTAGE_BASE_URL", sandbox_url)
+    monkeypatch.setenv("MLOPS_BROKER", "alpaca")
+    monkeypatch.setenv("MLOPS_ALPACA_URL", sandbox_url)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+
+def _invoke(*args: str, expect: int = 0) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == expect, result.output + repr(result.exception)
+    return result.output
+
+
+def _requests_served(sandbox_url: str) -> int:
+    return int(httpx.get(f"{sandbox_url}/_sandbox/stats", timeout=5).json()["query_requests"])
+
+
+def _budget(api_key: str) -> RequestBudget:
+    settings = load_settings()
+    return RequestBudget(settings.home_dir / "alphavantage-budget.sqlite", api_key, daily_limit=25)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
+    """``mlflow server`` on loopback: SQLite under the platform home, artifacts on S3 (moto)."""
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
+        Bucket="prod-mlflow"
+    )
+    root = tmp_path / ".mlops" / "mlflow-server"
+    root.mkdir(parents=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    command += ["--artifacts-destination", "s3://prod-mlflow/artifacts"]
+    log_path = root / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log_path.read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _docker_or_none():  # type: ignore[no-untyped-def]
+    from mlops_pipeline.serving.launch_docker import docker_client
+
+    client, _ = docker_client()
+    if client is None:
+        return None
+    try:
+        client.images.get(os.environ.get("MLOPS_BASE_IMAGE", "mlops-base:local"))
+    except Exception:
+        return None
+    return client
+
+
+def _files_containing(root: Path, secrets: dict[str, str]) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            found += [f"{name} in {path}" for name, value in secrets.items() if value.encode() in data]
+    return found
+
+
+def _s3_objects_containing(endpoint: str, secrets: dict[str, str]) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    found = []
+    for bucket in s3.list_buckets()["Buckets"]:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            for item in page.get("Contents", []):
+                data = s3.get_object(Bucket=bucket["Name"], Key=item["Key"])["Body"].read()
+                found += [
+                    f"{name} in s3://{bucket['Name']}/{item['Key']}"
+                    for name, value in secrets.items()
+                    if value.encode() in data
+                ]
+    return found
+
+
+def test_premium_key_session_and_replay_on_production_paths(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    mlflow_server: str,
+) -> None:
+    _write_teams(project)
+    sandbox = start_sandbox_thread(
+        SandboxConfig(
+            today=TODAY,
+            broker_db=tmp_path / "alpaca" / "broker.sqlite",
+            premium_keys=frozenset({PREMIUM_KEY}),
+        )
+    )
+    s3_secret = "s3-secret-Mw4Tz8Qc1Ld6"
+    try:
+        _production_env(monkeypatch, sandbox.base_url, PREMIUM_KEY, premium=True)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_secret)
+        monkeypatch.setenv("MLOPS_STORAGE", "s3")
+        monkeypatch.setenv("MLOPS_S3_BUCKET", "prod-objects")
+        monkeypatch.setenv("MLOPS_S3_ENDPOINT_URL", moto_endpoint)
+        monkeypatch.setenv("MLOPS_DVC_REMOTE_URL", "s3://prod-dvc/store")
+        monkeypatch.setenv("MLOPS_DVC_REMOTE_ENDPOINT_URL", moto_endpoint)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+        s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+        for bucket in ("prod-objects", "prod-dvc"):  # as the compose stack's bucket init does
+            s3.create_bucket(Bucket=bucket)
+        docker = _docker_or_none()
+        if docker is not None:
+            monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "docker")
+            monkeypatch.setenv(
+                "MLOPS_SERVING_BASE_IMAGE", os.environ.get("MLOPS_BASE_IMAGE", "mlops-base:local")
+            )
+        else:
+            monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
+
+        # Going live, step by step: check the configuration, then replay a few sessions.
+        shown = _invoke("config", "show", "--json")
+        assert PREMIUM_KEY not in shown and SECRETS["RED_ALPACA_SECRET_KEY"] not in shown
+        output = _invoke("compete", "--from", REPLAY[0].isoformat(), "--to", TODAY.isoformat())
+        for day in REPLAY:
+            assert f"{day}: 11/11 ok" in output, output
+
+        # One request per ticker per session: a full history first, then the compact window.
+        assert _requests_served(sandbox.base_url) == 2 * len(REPLAY)
+        settings = load_settings()
+        store = object_store_from_settings(settings)
+        prices, manifest = store.get_parquet_with_manifest("market/prices/MSFT.parquet")
+        assert manifest["source"] == "alphavantage" and manifest["adjusted"] is True
+        assert prices["date"].iloc[-1].date() == TODAY and len(prices) > 5000
+
+        predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
+        assert [day.date() for day in predictions["as_of_date"]] == list(REPLAY)
+        orders = store.get_parquet("teams/red/journal/orders.parquet")
+        # Only the broker's last completed session trades; earlier sessions of a replay never do.
+        assert {order_id.split("-")[1] for order_id in orders["client_order_id"]} == {f"{TODAY:%Y%m%d}"}
+        assert len(store.get_parquet("teams/blue/journal/equity.parquet")) == len(REPLAY)
+
+        # The daily run of today again: no request, no new order.
+        rerun = _invoke("run", "--date", TODAY.isoformat())
+        assert "11/11 ok" in rerun, rerun
+        assert _requests_served(sandbox.base_url) == 2 * len(REPLAY)
+        assert len(store.get_parquet("teams/red/journal/orders.parquet")) == len(orders)
+
+        # Each team traded its own paper account, authenticated with its own keys.
+        red_account = httpx.get(
+            f"{sandbox.base_url}/v2/account",
+            headers={
+                "APCA-API-KEY-ID": SECRETS["RED_ALPACA_API_KEY"],
+                "APCA-API-SECRET-KEY": SECRETS["RED_ALPACA_SECRET_KEY"],
+            },
+            timeout=5,
+        ).json()
+        assert red_account["status"] == "ACTIVE"
+
+        deployment = Deployment.from_json(store.get_text("teams/red/serving/deployment.json"))
+        secrets = {**SECRETS, "ALPHAVANTAGE_API_KEY": PREMIUM_KEY, "AWS_SECRET_ACCESS_KEY": s3_secret}
+        leaks = _files_containing(settings.home_dir, secrets)
+        leaks += _s3_objects_containing(moto_endpoint, secrets)
+        if docker is not None:
+            assert deployment.launcher == "docker"
+            container = docker.containers.get(deployment.instance_id)
+            image = docker.images.get(container.attrs["Config"]["Image"])
+            for what, attrs in (("container", container.attrs), ("image", image.attrs)):
+                text = json.dumps(attrs)
+                leaks += [
+                    f"{name} in the {what}'s configuration"
+                    for name, value in secrets.items()
+                    if value in text
+                ]
+            # The server got its token all the same: unauthenticated calls are refused.
+            assert httpx.get(f"{deployment.endpoint_url}/info", timeout=5).status_code == 401
+            authorized = {"Authorization": f"Bearer {SECRETS['MLOPS_SERVING_TOKEN']}"}
+            assert httpx.get(f"{deployment.endpoint_url}/info", headers=authorized, timeout=5).is_success
+        assert leaks == []
+        _invoke("stop")
+    finally:
+        sandbox.stop()
+
+
+def test_free_key_waits_for_history_then_starts_from_an_import(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_teams(project)
+    sandbox = start_sandbox_thread(
+        SandboxConfig(today=TODAY, broker_db=tmp_path / "alpaca" / "broker.sqlite", burst_per_second=1.0)
+    )
+    try:
+        _production_env(monkeypatch, sandbox.base_url, FREE_KEY, premium=False)
+        monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
+
+        # Day one with a free key: 100 compact sessions, too few to train; the loop carries on.
+        first_day = REPLAY[0]
+        first = _invoke("run", "--date", first_day.isoformat())
+        assert "failure" not in first and "skipped" not in first, first
+        waiting = " ".join(first.split())
+        assert "waiting for history: 66 usable sessions of the 315" in waiting, waiting
+        assert "training starts on 2025-03-" in waiting, waiting
+        assert _requests_served(sandbox.base_url) == 2
+        assert _budget(FREE_KEY).used() == 2
+        settings = load_settings()
+        store = object_store_from_settings(settings)
+        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        assert len(prices) == 100 and manifest["adjusted"] is False
+        assert prices["date"].iloc[-1].date() == first_day
+        assert not store.exists("teams/red/predictions/MSFT.parquet")
+        assert store.get_parquet("teams/blue/journal/orders.parquet").empty
+
+        # A rerun makes no request.
+        _invoke("run", "--date", first_day.isoformat())
+        assert _requests_served(sandbox.base_url) == 2
+
+        # Seed the history from AlphaVantage CSV files (recorded with a premium key), up to day one.
+        recordings = tmp_path / "recordings"
+        recordings.mkdir()
+        for symbol in ("MSFT", "TSLA"):
+            csv = httpx.get(
+                f"{sandbox.base_url}/query",
+                params={
+                    "function": "TIME_SERIES_DAILY_ADJUSTED",
+                    "symbol": symbol,
+                    "outputsize": "full",
+                    "datatype": "csv",
+                    "apikey": "sandbox-premium",
+                },
+                timeout=30,
+            ).text
+            (recordings / f"{symbol}.csv").write_text(csv, encoding="utf-8")
+        served = _requests_served(sandbox.base_url)
+        imported = _invoke("market", "import", str(recordings), "--until", first_day.isoformat())
+        assert "imported 2 of 2 symbol(s)" in imported, imported
+        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == first_day
+
+        # Replay to today: day one trains at once; the compact raw window extends the imported history.
+        output = _invoke("compete", "--from", first_day.isoformat(), "--to", TODAY.isoformat())
+        for day in REPLAY:
+            assert f"{day}: 11/11 ok" in output, output
+        assert _requests_served(sandbox.base_url) - served == 2 * (len(REPLAY) - 1)
+        assert _budget(FREE_KEY).used() == 2 * len(REPLAY)
+        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == TODAY
+        predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
+        assert [day.date() for day in predictions["as_of_date"]] == list(REPLAY)
+        orders = store.get_parquet("teams/blue/journal/orders.parquet")
+        assert {order_id.split("-")[1] for order_id in orders["client_order_id"]} <= {f"{TODAY:%Y%m%d}"}
+    finally:
+        sandbox.stop()
+
+
+def test_budget_exhausted_tickers_wait_and_nothing_stored_changes(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_teams(project)
+    # The service's own daily quota allows one request: the second ticker gets the quota body.
+    sandbox = start_sandbox_thread(SandboxConfig(today=TODAY, daily_limit=1))
+    try:
+        _production_env(monkeypatch, sandbox.base_url, FREE_KEY, premium=False)
+        output = _invoke("run", "--date", TODAY.isoformat(), "--stage", "market")
+        assert "waits for tomorrow's market-data budget" in output, output
+        store = object_store_from_settings(load_settings())
+        stored = [ticker for ticker in ("MSFT", "TSLA") if store.exists(f"market/prices/{ticker}.parquet")]
+        assert len(stored) == 1  # the throttled answer was never stored as data
+        assert _budget(FREE_KEY).remaining() == 0  # the quota answer used the rest of today's budget
+
+        # Every later run waits without a request until the budget day ends.
+        served = _requests_served(sandbox.base_url)
+        again = _invoke("run", "--date", TODAY.isoformat(), "--stage", "market")
+        assert "waits" in again and _requests_served(sandbox.base_url) == served
+    finally:
+        sandbox.stop()
+
+
+def test_refused_keys_and_unknown_symbols_name_team_variable_and_symbol(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_teams(project)
+    (project / "teams" / "blue.yaml").write_text("tickers: [TSLA, NOSUCH]\n", encoding="utf-8")
+    sandbox = start_sandbox_thread(SandboxConfig(today=TODAY, broker_db=tmp_path / "broker.sqlite"))
+    try:
+        _production_env(monkeypatch, sandbox.base_url, "sandbox-premium", premium=True)
+        # Blue's key pair is known to the broker with another secret: refused (401).
+        httpx.get(
+            f"{sandbox.base_url}/v2/account",
+            headers={"APCA-API-KEY-ID": SECRETS["BLUE_ALPACA_API_KEY"], "APCA-API-SECRET-KEY": "other"},
+            timeout=5,
+        )
+        result = runner.invoke(
+            app, ["run", "--date", TODAY.isoformat(), "--stage", "market", "--stage", "trade"]
+        )
+        assert result.exit_code == 1
+        output = " ".join(result.output.split())
+        assert "NOSUCH: AlphaVantage refused the request" in output and "ALPHAVANTAGE_API_KEY" in output
+        assert "BLUE_ALPACA_API_KEY and BLUE_ALPACA_SECRET_KEY" in output
+        store = object_store_from_settings(load_settings())
+        assert store.exists("market/prices/TSLA.parquet") and not store.exists("market/prices/NOSUCH.parquet")
+        assert store.exists("teams/red/journal/equity.parquet")  # red carried on
+    finally:
+        sandbox.stop()

@@ -286,14 +286,14 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         first = _invoke("run", "--date", first_day.isoformat())
         assert "failure" not in first and "skipped" not in first, first
         waiting = " ".join(first.split())
-        assert "waiting for history: 66 usable sessions of the 315" in waiting, waiting
-        assert "training starts on 2025-03-" in waiting, waiting
+        assert "waiting for history: 64 usable sessions of the 315" in waiting, waiting
+        assert "training starts on 2025-03-27" in waiting, waiting
         assert _requests_served(sandbox.base_url) == 2
         assert _budget(FREE_KEY).used() == 2
         settings = load_settings()
         store = object_store_from_settings(settings)
         prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
-        assert len(prices) == 100 and manifest["adjusted"] is False
+        assert len(prices) == 98 and manifest["adjusted"] is False  # the latest 100, up to day one
         assert prices["date"].iloc[-1].date() == first_day
         assert not store.exists("teams/red/predictions/MSFT.parquet")
         assert store.get_parquet("teams/blue/journal/orders.parquet").empty

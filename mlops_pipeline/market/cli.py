@@ -36,7 +36,8 @@ def import_command(
 ) -> None:
     """Seed the stored price histories from TIME_SERIES_DAILY_ADJUSTED CSV files.
 
-    Each file is checked like fetched data and merged with the stored history; stored rows win.
+    Each file is checked like fetched data and merged with the stored history: stored adjusted rows
+    win; a raw-price history (free key) is replaced by the file for the dates it covers.
 
     A file that fails is not stored, the others are; the exit code is then 1.
     """

@@ -202,13 +202,17 @@ def plan_steps(teams: dict[str, TeamConfig], stages: tuple[str, ...] = STAGES) -
     return steps
 
 
-def _skip_reason(
-    step: _Step, failed_market: dict[str, str], failed_jobs: set[tuple[str | None, str]]
-) -> str | None:
-    if step.partition is not None and step.job != MARKET_JOB and step.partition in failed_market:
-        return f"market data {failed_market[step.partition]} for this ticker"
+def _skip(
+    step: _Step, market_outcome: dict[str, str], failed_jobs: set[tuple[str | None, str]]
+) -> tuple[str, str] | None:
+    """``(status, note)`` of a step that need not run: its ticker's market data failed or waits, or
+    a job it depends on failed."""
+    if step.partition is not None and step.job != MARKET_JOB and step.partition in market_outcome:
+        status = market_outcome[step.partition]
+        verb = "waits" if status == "waiting" else "failed"
+        return ("waiting" if status == "waiting" else "skipped"), f"market data {verb} for this ticker"
     if step.blocked_by is not None and (step.team, step.blocked_by) in failed_jobs:
-        return f"{step.blocked_by} failed"
+        return "skipped", f"{step.blocked_by} failed"
     return None
 
 
@@ -232,7 +236,7 @@ def run_daily(
         report = DailyRunReport(as_of=day, settings=settings)
         recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
         base_tags = {AS_OF_TAG: day.isoformat(), SETTINGS_TAG: json.dumps(recorded, sort_keys=True)}
-        failed_market: dict[str, str] = {}
+        market_outcome: dict[str, str] = {}  # ticker -> "waiting" | "failure"
         failed_jobs: set[tuple[str | None, str]] = set()
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
@@ -240,10 +244,9 @@ def run_daily(
             for step in steps:
                 label = step.partition or "-"
                 progress.update(task, description=f"{step.job} [{label}]")
-                reason = _skip_reason(step, failed_market, failed_jobs)
-                if reason is not None:
-                    status = "waiting" if reason.startswith("market data waits") else "skipped"
-                    report.runs.append(PartitionRun(step.job, label, status, 0.0, None, reason))
+                skip = _skip(step, market_outcome, failed_jobs)
+                if skip is not None:
+                    report.runs.append(PartitionRun(step.job, label, skip[0], 0.0, None, skip[1]))
                     progress.advance(task)
                     continue
                 started = time.monotonic()
@@ -258,7 +261,7 @@ def run_daily(
                 waiting = _waiting_note(result) if result.success else None
                 if waiting is not None:
                     if step.job == MARKET_JOB and step.partition is not None:
-                        failed_market[step.partition] = "waits"
+                        market_outcome[step.partition] = "waiting"
                     report.runs.append(
                         PartitionRun(step.job, label, "waiting", seconds, result.run_id, waiting)
                     )
@@ -267,7 +270,7 @@ def run_daily(
                 else:
                     failed_jobs.add((step.team, step.job))
                     if step.job == MARKET_JOB and step.partition is not None:
-                        failed_market[step.partition] = "failed"
+                        market_outcome[step.partition] = "failure"
                     note = _error_text(result)
                     report.runs.append(PartitionRun(step.job, label, "failure", seconds, result.run_id, note))
                 progress.advance(task)

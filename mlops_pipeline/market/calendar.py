@@ -124,3 +124,13 @@ def holiday_name(day: DateLike) -> str | None:
     if len(names):
         return str(names.iloc[0])
     return SPECIAL_CLOSURE
+
+
+def non_session_weekdays(start: DateLike, end: DateLike) -> list[date]:
+    """Weekdays from ``start`` to ``end`` (both inclusive) without an NYSE session, in order.
+
+    These are the weekday holidays and unscheduled closures (see :func:`holiday_name`); together
+    with the weekends they are exactly the days :func:`trading_days` leaves out.
+    """
+    weekdays = pd.bdate_range(_day(start), _day(end))
+    return [stamp.date() for stamp in weekdays.difference(trading_days(start, end))]

@@ -16,6 +16,14 @@ Every request needs ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY``: without the
 use, and the same key with another secret is refused with 401. Paper-trading semantics (fills at
 the next session's open, cash accounts, errors) are described in
 :mod:`mlops_pipeline.sandbox.alpaca_broker`. Market data stops at the sandbox's today.
+
+``X-Sandbox-Session: YYYY-MM-DD`` (see :mod:`mlops_pipeline.sandbox.sessions`) makes that session
+today for one request: ``GET clock`` answers as of its close, bars stop at it, orders are dated it
+and the account is settled up to it. With alpaca-py, set it on the client's requests session:
+``client._session.headers["X-Sandbox-Session"] = "2024-06-13"``. A refused session answers 422
+``{"code": 40010001, "message": ...}`` before authentication; a session that is behind the
+account's settled state answers 409 on the account routes (account, orders, positions) and is
+served as usual on ``clock``, ``assets`` and the market data.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE
 from mlops_pipeline.sandbox.alpaca_broker import BrokerError, PaperBroker, unprocessable
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.sessions import SessionPolicy, SessionRefusedError
 
 MAX_ORDERS_LIMIT = 500
 DEFAULT_ORDERS_LIMIT = 50
@@ -192,10 +201,11 @@ class FaultRequest(BaseModel):
     times: int = Field(default=1, ge=1)
 
 
-def alpaca_routers(broker: PaperBroker) -> list[APIRouter]:
+def alpaca_routers(broker: PaperBroker, sessions: SessionPolicy) -> list[APIRouter]:
     """The ``/v2`` routes of both alpaca-py clients over one paper broker and its market, and
     ``POST /_sandbox/alpaca/faults`` (``{"status": 503, "times": 2}``: the next ``times`` ``/v2``
-    requests answer that status with a ``{"code", "message"}`` body)."""
+    requests answer that status with a ``{"code", "message"}`` body). ``sessions`` says which
+    ``X-Sandbox-Session`` values are served."""
     router = APIRouter(prefix="/v2")
     admin = APIRouter(prefix="/_sandbox/alpaca")
     data = MarketDataRoutes(broker.market, broker.clock)
@@ -206,17 +216,27 @@ def alpaca_routers(broker: PaperBroker) -> list[APIRouter]:
         faults[:] = [fault.status] * fault.times
         return fault
 
-    def answer(request: Request, action: Callable[[str], Any], status_code: int = 200) -> Response:
-        """Authenticate (opening the account on first use), then answer with ``action(key)``."""
+    def answer(
+        request: Request, action: Callable[[str], Any], status_code: int = 200, *, account: bool = True
+    ) -> Response:
+        """Authenticate (opening the account on first use) within the request's session, then
+        answer with ``action(key)``; ``account=False`` for routes that read no account state."""
 
         def authenticated() -> Any:
             if faults:
                 status = faults.pop(0)
                 raise BrokerError(status, "injected fault", status * 100_000)
-            key = broker.authenticate(
-                request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")
-            )
-            return action(key)
+            try:
+                session = sessions.from_request(request.headers)
+            except SessionRefusedError as refused:
+                raise unprocessable(str(refused)) from None
+            with broker.clock.session(session):
+                key = broker.authenticate(
+                    request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")
+                )
+                if account and session is not None:
+                    broker.check_session(key, session)
+                return action(key)
 
         return _answer(authenticated, status_code)
 
@@ -226,7 +246,7 @@ def alpaca_routers(broker: PaperBroker) -> list[APIRouter]:
 
     @router.get("/clock")
     async def get_clock(request: Request) -> Response:
-        return answer(request, lambda _: broker.clock_payload())
+        return answer(request, lambda _: broker.clock_payload(), account=False)
 
     @router.get("/assets")
     async def get_assets(request: Request) -> Response:
@@ -235,11 +255,12 @@ def alpaca_routers(broker: PaperBroker) -> list[APIRouter]:
         return answer(
             request,
             lambda _: broker.assets(params.get("status"), params.get("asset_class"), params.get("exchange")),
+            account=False,
         )
 
     @router.get("/assets/{symbol_or_id}")
     async def get_asset(request: Request, symbol_or_id: str) -> Response:
-        return answer(request, lambda _: broker.asset(symbol_or_id))
+        return answer(request, lambda _: broker.asset(symbol_or_id), account=False)
 
     @router.post("/orders")
     async def submit_order(request: Request) -> Response:
@@ -326,10 +347,10 @@ def alpaca_routers(broker: PaperBroker) -> list[APIRouter]:
 
     @router.get("/stocks/bars")
     async def stock_bars(request: Request) -> Response:
-        return answer(request, lambda _: data.bars(request.query_params))
+        return answer(request, lambda _: data.bars(request.query_params), account=False)
 
     @router.get("/stocks/bars/latest")
     async def stock_latest_bars(request: Request) -> Response:
-        return answer(request, lambda _: data.latest_bars(request.query_params))
+        return answer(request, lambda _: data.latest_bars(request.query_params), account=False)
 
     return [router, admin]

@@ -22,6 +22,15 @@ Splits of the synthetic market are applied to positions at the ex-date's open (s
 factor, same cost basis); like Alpaca paper, no dividends are paid. Moving the clock backwards
 changes nothing already settled.
 
+Per-request sessions (``X-Sandbox-Session``, see :mod:`mlops_pipeline.sandbox.sessions`): inside a
+request's session, "today" is that session. Orders submitted then are dated that session and fill
+at the next session's open once a request for a later session (or the global clock) settles the
+account; settlement only ever moves forward. A request whose session is behind the account, i.e.
+when the account has already settled a session after it, could only answer with state from that
+session's future, so the account routes refuse it with 409 ``{"code": 40910000, ...}`` (see
+:meth:`PaperBroker.check_session`) and nothing is changed; a request for the account's own latest
+session, or without a session, is served as usual.
+
 Request timestamps are the sandbox's today after the close: 16:00 New York time plus the real time
 of day compressed six-fold, so they stay in order within a day. Every write is one SQLite
 transaction; with a file path the state survives restarts.
@@ -287,6 +296,18 @@ class PaperBroker:
             raise BrokerError(401, "request is not authorized", 40110000)
         self._settle(api_key)
         return api_key
+
+    def check_session(self, key: str, session: date) -> None:
+        """Refuse (409) a request for ``session`` when the account has settled a later session."""
+        row = self._db.execute("SELECT settled_through FROM accounts WHERE api_key = ?", (key,)).fetchone()
+        settled = date.fromisoformat(row["settled_through"])
+        if next_trading_day(session) <= settled:
+            raise BrokerError(
+                409,
+                f"sandbox session {session} is behind this account, which is settled through {settled}; "
+                "paper accounts only move forward (use a session on or after it, or another API key)",
+                40910000,
+            )
 
     def account(self, key: str) -> dict[str, Any]:
         row = self._db.execute("SELECT * FROM accounts WHERE api_key = ?", (key,)).fetchone()

@@ -11,11 +11,14 @@ Key model:
   access and no limits;
 * keys in ``SandboxConfig.premium_keys`` (default ``sandbox-premium``) are premium: no limits;
 * any other non-empty key is a free key: ``daily_limit`` requests per sandbox day (changing the
-  sandbox clock starts a new day) and, if set, at most ``burst_per_second`` requests per second.
+  sandbox clock starts a new day; a request with a session counts against that session's day) and,
+  if set, at most ``burst_per_second`` requests per second.
 
 Like the real service, every answer is HTTP 200; errors, throttling and premium gates are one-key
 JSON bodies (also for CSV requests), worded exactly as AlphaVantage words them. Data stops at the
-sandbox's today, which counts as after the close.
+sandbox's today, which counts as after the close; a request's session (``X-Sandbox-Session`` or
+``sandbox_session``, see :mod:`mlops_pipeline.sandbox.sessions`) is its today. The one exception
+to HTTP 200 is a refused session, which the server answers with HTTP 400 and an ``Error Message``.
 """
 
 from __future__ import annotations

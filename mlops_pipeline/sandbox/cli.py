@@ -27,7 +27,10 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
     today: Annotated[
         datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Pin the sandbox date (default: today in New York)."),
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Pin the sandbox date (default: today in New York); the latest X-Sandbox-Session served.",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
     premium_key: Annotated[

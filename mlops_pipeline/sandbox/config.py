@@ -34,9 +34,11 @@ class SandboxConfig(BaseModel):
     """How the sandbox's market, clock and AlphaVantage limits behave.
 
     ``today`` pins the sandbox date (``None`` follows the real date in America/New_York); it can
-    also be changed at runtime through ``PUT /_sandbox/clock``. ``daily_limit`` is the number of
-    requests a free key may make per sandbox day (``None`` or 0: unlimited); ``burst_per_second``
-    is the most requests per second a free key may make (``None``: not enforced).
+    also be changed at runtime through ``PUT /_sandbox/clock``. It is also the latest session a
+    request may ask for with ``X-Sandbox-Session`` (whatever the global clock says).
+    ``daily_limit`` is the number of requests a free key may make per sandbox day (``None`` or 0:
+    unlimited); ``burst_per_second`` is the most requests per second a free key may make (``None``:
+    not enforced).
 
     The Alpaca paper broker keeps its accounts, orders and positions in the SQLite file
     ``broker_db`` (``None``: in memory, lost when the server stops); every new account starts with

@@ -13,6 +13,13 @@ Routes:
   ``times`` ``/query`` requests with that throttle body (``null`` clears it).
 * ``GET /_sandbox/stats``: ``{"query_requests": N}``, the ``/query`` requests served so far.
 
+Per-request sessions: ``X-Sandbox-Session: YYYY-MM-DD`` on ``/query`` and ``/v2`` requests (or
+``sandbox_session=YYYY-MM-DD`` on ``/query``) makes that NYSE session today for that request only;
+the global clock stays as it is. A session after the configured ``today``, or that is no session,
+is refused: ``/query`` answers HTTP 400 ``{"Error Message": ...}``, ``/v2`` 422
+``{"code": 40010001, "message": ...}`` (see :mod:`mlops_pipeline.sandbox.sessions`). The
+``/_sandbox`` routes ignore the header.
+
 Other services are added as further routers on the same app (e.g. Alpaca under ``/v2``); the
 shared market and clock are on ``app.state``. The server never redirects (no trailing-slash
 redirects). Handlers run on the event loop, so the emulators' state needs no locking.
@@ -28,10 +35,11 @@ from pydantic import BaseModel, Field
 
 from mlops_pipeline.sandbox.alpaca_api import alpaca_routers
 from mlops_pipeline.sandbox.alpaca_broker import PaperBroker
-from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind
+from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind, error_response
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.sessions import SessionPolicy, SessionRefusedError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -46,12 +54,18 @@ class ThrottleRequest(BaseModel):
     times: int = Field(default=1, ge=1)
 
 
-def alphavantage_router(emulator: AlphaVantageEmulator) -> APIRouter:
+def alphavantage_router(emulator: AlphaVantageEmulator, sessions: SessionPolicy) -> APIRouter:
     router = APIRouter()
 
     @router.get("/query")
     async def query(request: Request) -> Response:
-        answer = emulator.handle(request.query_params)
+        try:
+            session = sessions.from_request(request.headers, request.query_params)
+        except SessionRefusedError as refused:
+            answer = error_response(str(refused))
+            return Response(content=answer.body, media_type=answer.media_type, status_code=400)
+        with emulator.clock.session(session):
+            answer = emulator.handle(request.query_params)
         return Response(content=answer.body, media_type=answer.media_type)
 
     return router
@@ -66,12 +80,12 @@ def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator) -> API
 
     @router.get("/clock")
     async def get_clock() -> ClockState:
-        return ClockState(today=clock.today())
+        return ClockState(today=clock.global_today())
 
     @router.put("/clock")
     async def set_clock(state: ClockState) -> ClockState:
         clock.pinned = state.today
-        return ClockState(today=clock.today())
+        return ClockState(today=clock.global_today())
 
     @router.post("/throttle")
     async def throttle(throttle: ThrottleRequest) -> ThrottleRequest:
@@ -86,9 +100,10 @@ def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator) -> API
 
 
 def create_app(config: SandboxConfig) -> FastAPI:
-    """A sandbox app with its own market, clock and request counters."""
+    """A sandbox app with its own market, clock, session policy and request counters."""
     market = SyntheticMarket(seed=config.seed, start=config.market_start, splits=config.splits)
     clock = SandboxClock(config.today)
+    sessions = SessionPolicy.from_config(config)
     alphavantage = AlphaVantageEmulator(market, clock, config)
     broker = PaperBroker(
         market,
@@ -105,8 +120,8 @@ def create_app(config: SandboxConfig) -> FastAPI:
         redirect_slashes=False,
     )
     app.include_router(admin_router(clock, alphavantage))
-    app.include_router(alphavantage_router(alphavantage))
-    for router in alpaca_routers(broker):
+    app.include_router(alphavantage_router(alphavantage, sessions))
+    for router in alpaca_routers(broker, sessions):
         app.include_router(router)
     app.state.config = config
     app.state.market = market

@@ -1,0 +1,68 @@
+"""NYSE trading sessions as a Dagster partition dimension.
+
+:func:`nyse_sessions` is the one definition of the session partitions: one partition per NYSE
+session, keyed ``YYYY-MM-DD`` (exchange-local, America/New_York). It is a weekday
+``TimeWindowPartitionsDefinition`` (cron ``0 0 * * 1-5``) whose ``exclusions`` are the weekday
+holidays and unscheduled closures from :mod:`mlops_pipeline.market.calendar`, so weekends and
+holidays are never partitions, and ``TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)``
+maps a session to the previous session (2024-04-01 to 2024-03-28, across Good Friday).
+
+Dagster facts this relies on (dagster 1.13, ``_core/definitions/partitions/definition/time_window.py``):
+
+* ``end`` is exclusive and compared with each window's end; a weekday cron window runs to the
+  next weekday tick, so Friday's window ends on Monday. The definition therefore ends at the
+  tick after ``end``'s window.
+* ``end_offset=0`` also drops every window that ends after the current time, which would drop
+  the session completed this evening (its window ends at midnight); ``end_offset=1`` admits it,
+  and ``end`` still caps the set.
+* naive ``datetime`` exclusions are read in the definition's timezone (``replace(tzinfo=...)``);
+  ``date`` objects are not accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import dagster as dg
+
+from mlops_pipeline.market.calendar import last_completed_trading_day, non_session_weekdays
+
+SESSION_TIMEZONE = "America/New_York"
+SESSION_CRON = "0 0 * * 1-5"
+SESSION_KEY_FORMAT = "%Y-%m-%d"
+
+
+def _midnight(day: date) -> datetime:
+    """Naive midnight of ``day``; Dagster reads it in :data:`SESSION_TIMEZONE`."""
+    return datetime.combine(day, time())
+
+
+def _next_weekday(day: date) -> date:
+    following = day + timedelta(days=1)
+    while following.weekday() >= 5:
+        following += timedelta(days=1)
+    return following
+
+
+def nyse_sessions(start: date, end: date) -> dg.TimeWindowPartitionsDefinition:
+    """One partition per NYSE session from ``start`` to ``end``, both inclusive.
+
+    ``end`` should be the last completed session (:func:`last_completed_session`): its partition
+    is included even before the calendar day is over, and nothing after it is.
+    """
+    if end < start:
+        raise ValueError(f"sessions end {end} is before their start {start}")
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule=SESSION_CRON,
+        start=_midnight(start),
+        end=_midnight(_next_weekday(end)),
+        end_offset=1,
+        timezone=SESSION_TIMEZONE,
+        fmt=SESSION_KEY_FORMAT,
+        exclusions=[_midnight(day) for day in non_session_weekdays(start, end)],
+    )
+
+
+def last_completed_session(now: datetime | None = None) -> date:
+    """The most recent NYSE session whose close is at or before ``now`` (tz-aware; default: now)."""
+    return last_completed_trading_day(now or datetime.now(UTC))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _teams import write_two_small_teams
 from typer.testing import CliRunner
 
 from mlops_pipeline.cli import app
@@ -34,28 +35,12 @@ def sandbox_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str
         sandbox.stop()
 
 
-def _write_teams(project: Path) -> None:
-    # Permissive gates so that both teams get a champion on this short history.
-    (project / "teams" / "red.yaml").write_text(
-        "tickers: [MSFT]\nmodel: {ludwig_config: return_mlp.yaml}\n"
-        "promotion: {min_skill_vs_naive: -1.0}\n"
-        "strategy: {name: threshold_long_flat, params: {threshold: 0.0}}\n",
-        encoding="utf-8",
-    )
-    (project / "teams" / "blue.yaml").write_text(
-        "tickers: [TSLA]\nmodel: {ludwig_config: direction_classifier.yaml}\n"
-        "promotion: {metric: directional_accuracy, min_skill_vs_naive: -1.0}\n"
-        "strategy: {name: direction_classifier, params: {min_confidence: 0.51}}\n",
-        encoding="utf-8",
-    )
-
-
 @pytest.fixture
 def platform(
     project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[PlatformSettings, dict[str, TeamConfig], ObjectStore]:
     """Both teams on the embedded defaults, against the test's sandbox."""
-    _write_teams(project)
+    write_two_small_teams(project)
     settings = load_settings()
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
     ensure_home(settings)

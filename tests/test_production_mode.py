@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,7 +18,8 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from _net import free_port
+from _mlflow_server import running_mlflow_server
+from _teams import write_two_small_teams
 from typer.testing import CliRunner
 
 from mlops_pipeline.cli import app
@@ -47,22 +44,6 @@ SECRETS = {
     "BLUE_ALPACA_SECRET_KEY": "blue-secret-Vb6Nq1Xk8Jd3",
     "MLOPS_SERVING_TOKEN": "serving-token-Hg5Rk2Ws7Pq4",
 }
-
-
-def _write_teams(project: Path) -> None:
-    # Permissive gates so that both teams get a champion on a short history.
-    (project / "teams" / "red.yaml").write_text(
-        "tickers: [MSFT]\nmodel: {ludwig_config: return_mlp.yaml}\n"
-        "promotion: {min_skill_vs_naive: -1.0}\n"
-        "strategy: {name: threshold_long_flat, params: {threshold: 0.0}}\n",
-        encoding="utf-8",
-    )
-    (project / "teams" / "blue.yaml").write_text(
-        "tickers: [TSLA]\nmodel: {ludwig_config: direction_classifier.yaml}\n"
-        "promotion: {metric: directional_accuracy, min_skill_vs_naive: -1.0}\n"
-        "strategy: {name: direction_classifier, params: {min_confidence: 0.51}}\n",
-        encoding="utf-8",
-    )
 
 
 def _production_env(monkeypatch: pytest.MonkeyPatch, sandbox_url: str, api_key: str, premium: bool) -> None:
@@ -94,42 +75,14 @@ def _budget(api_key: str) -> RequestBudget:
 @pytest.fixture
 def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
     """``mlflow server`` on loopback: SQLite under the platform home, artifacts on S3 (moto)."""
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
-        Bucket="prod-mlflow"
-    )
-    root = tmp_path / ".mlops" / "mlflow-server"
-    root.mkdir(parents=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
-    command += ["--artifacts-destination", "s3://prod-mlflow/artifacts"]
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log_path.read_text()[-2000:])
-            time.sleep(0.5)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="prod-mlflow")
+    with running_mlflow_server(
+        tmp_path / ".mlops" / "mlflow-server",
+        "s3://prod-mlflow/artifacts",
+        {"MLFLOW_S3_ENDPOINT_URL": moto_endpoint},
+    ) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def _docker_or_none():  # type: ignore[no-untyped-def]
@@ -176,7 +129,7 @@ def test_premium_key_session_and_replay_on_production_paths(
     moto_endpoint: str,
     mlflow_server: str,
 ) -> None:
-    _write_teams(project)
+    write_two_small_teams(project)
     sandbox = start_sandbox_thread(
         SandboxConfig(
             today=TODAY,
@@ -273,7 +226,7 @@ def test_premium_key_session_and_replay_on_production_paths(
 def test_free_key_waits_for_history_then_starts_from_an_import(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write_teams(project)
+    write_two_small_teams(project)
     sandbox = start_sandbox_thread(
         SandboxConfig(today=TODAY, broker_db=tmp_path / "alpaca" / "broker.sqlite", burst_per_second=1.0)
     )
@@ -343,7 +296,7 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
 def test_budget_exhausted_tickers_wait_and_nothing_stored_changes(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write_teams(project)
+    write_two_small_teams(project)
     # The service's own daily quota allows one request: the second ticker gets the quota body.
     sandbox = start_sandbox_thread(SandboxConfig(today=TODAY, daily_limit=1))
     try:
@@ -366,7 +319,7 @@ def test_budget_exhausted_tickers_wait_and_nothing_stored_changes(
 def test_refused_keys_and_unknown_symbols_name_team_variable_and_symbol(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _write_teams(project)
+    write_two_small_teams(project)
     (project / "teams" / "blue.yaml").write_text("tickers: [TSLA, NOSUCH]\n", encoding="utf-8")
     sandbox = start_sandbox_thread(SandboxConfig(today=TODAY, broker_db=tmp_path / "broker.sqlite"))
     try:

@@ -291,7 +291,10 @@ class AlphaVantageClient:
         if response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR:
             raise AlphaVantageUnavailableError(f"HTTP {response.status_code}", context)
         if response.status_code != httpx.codes.OK:
-            raise AlphaVantageError(f"unexpected HTTP status {response.status_code}", context)
+            raise AlphaVantageError(
+                f"unexpected HTTP status {response.status_code}: {self._redact(_snippet(response.text))}",
+                context,
+            )
         text = response.text
         if not text.lstrip().startswith("{"):
             return text

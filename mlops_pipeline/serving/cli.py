@@ -38,7 +38,7 @@ def serve(
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 1,
     cache_dir: Annotated[Path | None, typer.Option(help="Where downloaded models are kept")] = None,
 ) -> None:
-    """Serve models over REST (Ludwig form API, JSON API, MLflow /invocations)."""
+    """Serve models over REST (Ludwig form API, JSON API, MLflow scoring protocol, KServe V2)."""
     import torch
     import uvicorn
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 SUPPORTED_INPUT_TYPES = frozenset({"number", "timeseries"})
 MAX_ERRORS_PER_FIELD = 5
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models compute in float32: larger values are inf
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,31 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class OutputColumn:
+    """One column of a prediction frame: its values' kind and, for one vector per row, the width."""
+
+    name: str
+    kind: str  # "number", "boolean", "string" or "any"
+    width: int | None = None
+
+
+_PREDICTION_KINDS = {"number": "number", "binary": "boolean", "category": "string"}
+
+
+def output_columns(spec: OutputSpec) -> list[OutputColumn]:
+    """The prediction columns of one output feature, named and ordered as ``InferenceModel`` makes them."""
+    predictions = OutputColumn(f"{spec.name}_predictions", _PREDICTION_KINDS.get(spec.type, "any"))
+    if spec.type not in {"binary", "category"}:
+        return [predictions]
+    return [
+        OutputColumn(f"{spec.name}_probabilities", "number", len(spec.class_names)),
+        predictions,
+        *(OutputColumn(f"{spec.name}_probabilities_{name}", "number") for name in spec.class_names),
+        OutputColumn(f"{spec.name}_probability", "number"),
+    ]
+
+
+@dataclass(frozen=True)
 class ModelSchema:
     inputs: list[InputSpec]
     outputs: list[OutputSpec]
@@ -42,6 +69,10 @@ class ModelSchema:
     @property
     def input_names(self) -> list[str]:
         return [spec.name for spec in self.inputs]
+
+    @property
+    def output_columns(self) -> list[OutputColumn]:
+        return [column for spec in self.outputs for column in output_columns(spec)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,19 +187,25 @@ def _as_float(value: Any) -> tuple[float | None, str | None]:
         return None, f"not a number ({value!r})"
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        return None, f"not a number ({str(value)[:40]!r})"
+    except (TypeError, ValueError, OverflowError):
+        return None, f"not a number ({_shown(value)})"
     if not math.isfinite(number):
-        return None, f"not finite ({value!r})"
+        return None, f"not finite ({_shown(value)})"
+    if abs(number) > FLOAT32_MAX:
+        return None, f"out of the model's float32 range ({_shown(value)})"
     return number, None
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else repr(str(value)[:40])
 
 
 def _check_number(spec: InputSpec, values: Sequence[Any]) -> tuple[np.ndarray, list[FieldError]]:
     try:  # fast path: a clean numeric column converts in one call
         column = np.asarray(values, dtype=np.float64)
-        if column.ndim == 1 and np.isfinite(column).all() and not _has_bool(values):
+        if column.ndim == 1 and _in_float32_range(column) and not _has_bool(values):
             return column, []
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     bad: list[tuple[int, str]] = []
     column = np.empty(len(values), dtype=np.float64)
@@ -179,6 +216,11 @@ def _check_number(spec: InputSpec, values: Sequence[Any]) -> tuple[np.ndarray, l
         else:
             column[row] = number
     return column, _row_errors(spec.name, bad)
+
+
+def _in_float32_range(column: np.ndarray) -> bool:
+    with np.errstate(invalid="ignore"):
+        return bool((np.abs(column) <= FLOAT32_MAX).all())  # False for NaN and inf too
 
 
 def _has_bool(values: Sequence[Any]) -> bool:
@@ -209,9 +251,14 @@ def _check_timeseries(spec: InputSpec, values: Sequence[Any]) -> tuple[list[str]
                 bad.append((row, f"element {problem}"))
                 break
             numbers.append(number)
-        else:
-            column.append(value if isinstance(value, str) else " ".join(repr(n) for n in numbers))
+        else:  # canonical text: the model's tokenizer splits on single spaces and parses plain floats
+            column.append(" ".join(repr(_normal(number)) for number in numbers))
     return column, _row_errors(spec.name, bad)
+
+
+def _normal(number: float) -> float:
+    """Subnormal doubles (0 in float32 anyway) as 0.0: the model's parser (C++ ``stod``) refuses them."""
+    return number if abs(number) >= sys.float_info.min else 0.0
 
 
 _CHECKERS = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from _serving_models import NUMBER_INPUTS, ROW_FEATURES, WINDOW_INPUT, feature_frame
 from starlette.testclient import TestClient
@@ -151,7 +149,14 @@ def test_every_bad_field_is_reported_at_once(client) -> None:
         ),
         ("post", "/invocations", {"json": {"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}}, 422),
         ("post", "/invocations", {"json": {"dataframe_records": []}}, 422),
-        ("post", "/invocations", {"content": b"a,b\n1,2", "headers": {"content-type": "text/csv"}}, 415),
+        # CSV is understood; columns that are not the model's inputs are refused by name.
+        ("post", "/invocations", {"content": b"a,b\n1,2", "headers": {"content-type": "text/csv"}}, 422),
+        (
+            "post",
+            "/invocations",
+            {"content": b"<rows/>", "headers": {"content-type": "application/xml"}},
+            415,
+        ),
         ("post", "/batch_predict", {"data": {"dataset": "{broken"}}, 422),
         ("post", "/batch_predict", {"data": {"other": "1"}}, 422),
         ("post", "/predict?model=nope", {"data": ROW}, 404),
@@ -203,17 +208,3 @@ def test_metrics_count_requests_errors_and_latency(client) -> None:
     assert 'mlops_serving_requests_total{endpoint="predict",model="red-AAPL",status="200"} 1' in text
     assert 'mlops_serving_errors_total{model="red-AAPL",reason="invalid"} 1' in text
     assert 'mlops_serving_request_seconds_count{endpoint="predict"} 2' in text
-
-
-def test_a_model_that_fails_to_load_keeps_ready_at_503(tmp_path) -> None:
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "serving.json").write_text(json.dumps({"schema": {"inputs": [], "outputs": []}}))
-    registry = ModelRegistry([parse_model_ref(f"x={broken}")], tracking_uri=None)
-    with TestClient(create_app(registry, ServerConfig())) as client:
-        registry.wait(30)
-        ready = client.get("/ready")
-        assert ready.status_code == 503
-        assert ready.json()["status"] == "failed" and "lacks" in ready.json()["reason"]
-        assert client.post("/predict", data=ROW).status_code == 503
-        assert client.get("/health").status_code == 200

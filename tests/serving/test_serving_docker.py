@@ -7,17 +7,14 @@ MLflow tracking server on loopback (containers cannot read a host's SQLite file)
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from _net import free_port
+from _mlflow_server import running_mlflow_server
 from _serving_models import ROW_FEATURES, TrainedModels, log_ludwig_run, set_champion
 
 from mlops_pipeline.serving.deployment import deploy_team
@@ -39,27 +36,8 @@ def docker():
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(root / "artifacts")]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("mlflow server did not start within 90 s")
+    with running_mlflow_server(root, str(root / "artifacts")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_docker_deploy_and_zero_downtime_swap(

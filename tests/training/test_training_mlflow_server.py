@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
+from _mlflow_server import running_mlflow_server
 from _net import free_port
 from _training_data import put_market_data
 
@@ -30,35 +25,12 @@ from mlops_pipeline.training.versioning import DvcStore
 def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket="mlflow-artifacts")
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_S3_ENDPOINT_URL": moto_endpoint,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
-    command += ["--artifacts-destination", "s3://mlflow-artifacts/mlartifacts"]
-    log = (tmp_path / "mlflow-server.log").open("w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "mlflow-server.log").read_text()[-2000:])
-            time.sleep(0.5)
+    with running_mlflow_server(
+        tmp_path / "mlflow-server",
+        "s3://mlflow-artifacts/mlartifacts",
+        {"MLFLOW_S3_ENDPOINT_URL": moto_endpoint},
+    ) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow

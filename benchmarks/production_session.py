@@ -22,6 +22,8 @@ import os
 import platform
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -43,13 +45,17 @@ from mlops_pipeline.sandbox.runner import start_sandbox_thread
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 DAY_1, DAY_2 = date(2024, 3, 27), date(2024, 3, 28)
-PREMIUM_KEY, FREE_KEY = "bench-premium", "bench-free"
-TEAM_KEYS = {
-    "RED_ALPACA_API_KEY": "bench-red",
-    "RED_ALPACA_SECRET_KEY": "bench-red-secret",
-    "BLUE_ALPACA_API_KEY": "bench-blue",
-    "BLUE_ALPACA_SECRET_KEY": "bench-blue-secret",
-}
+FREE_KEY = "bench-free"
+
+
+def _team_keys(mode: str) -> dict[str, str]:
+    """Each mode trades its own paper accounts."""
+    return {
+        "RED_ALPACA_API_KEY": f"bench-{mode}-red",
+        "RED_ALPACA_SECRET_KEY": f"bench-{mode}-red-secret",
+        "BLUE_ALPACA_API_KEY": f"bench-{mode}-blue",
+        "BLUE_ALPACA_SECRET_KEY": f"bench-{mode}-blue-secret",
+    }
 
 
 @contextmanager
@@ -95,6 +101,17 @@ def _record_csv(url: str, folder: Path, symbols: list[str]) -> None:
 
 
 def _mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = False) -> dict[str, Any]:
+    """One mode in a fresh interpreter, so that every mode pays the same imports and warm-up."""
+    request = {"name": name, "root": str(root), "url": url, "env": env, "seed": seed}
+    result = subprocess.run(
+        [sys.executable, __file__, "--mode", json.dumps(request)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"mode {name} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _run_mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = False) -> dict[str, Any]:
     home = root / name
     values = {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **env}
     with _environment(values):
@@ -143,7 +160,6 @@ def main() -> None:
         "MLOPS_BROKER": "alpaca",
         "MLOPS_ALPACA_URL": url,
         "MLOPS_SERVING_LAUNCHER": "process",
-        **TEAM_KEYS,
     }
     try:
         rows = [
@@ -163,6 +179,7 @@ def main() -> None:
                 url,
                 {
                     **production,
+                    **_team_keys("premium"),
                     "ALPHAVANTAGE_API_KEY": "sandbox-premium",
                     "MLOPS_ALPHAVANTAGE_PREMIUM": "true",
                 },
@@ -171,7 +188,12 @@ def main() -> None:
                 "free",
                 root,
                 url,
-                {**production, "ALPHAVANTAGE_API_KEY": FREE_KEY, "MLOPS_ALPHAVANTAGE_PREMIUM": "false"},
+                {
+                    **production,
+                    **_team_keys("free"),
+                    "ALPHAVANTAGE_API_KEY": FREE_KEY,
+                    "MLOPS_ALPHAVANTAGE_PREMIUM": "false",
+                },
                 seed=True,
             ),
         ]
@@ -217,4 +239,9 @@ def write(rows: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--mode":
+        mode = json.loads(sys.argv[2])
+        row = _run_mode(mode["name"], Path(mode["root"]), mode["url"], mode["env"], mode["seed"])
+        print(json.dumps(row))
+    else:
+        main()

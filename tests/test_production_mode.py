@@ -206,13 +206,13 @@ def test_premium_key_session_and_replay_on_production_paths(
             assert deployment.launcher == "docker"
             container = docker.containers.get(deployment.instance_id)
             image = docker.images.get(container.attrs["Config"]["Image"])
-            for what, attrs in (("container", container.attrs), ("image", image.attrs)):
-                text = json.dumps(attrs)
-                leaks += [
-                    f"{name} in the {what}'s configuration"
-                    for name, value in secrets.items()
-                    if value in text
-                ]
+            inspected = {
+                "container's configuration": json.dumps(container.attrs),
+                "image's configuration": json.dumps(image.attrs),
+                "container's log": container.logs().decode(errors="replace"),
+            }
+            for what, text in inspected.items():
+                leaks += [f"{name} in the {what}" for name, value in secrets.items() if value in text]
             # The server got its token all the same: unauthenticated calls are refused.
             assert httpx.get(f"{deployment.endpoint_url}/info", timeout=5).status_code == 401
             authorized = {"Authorization": f"Bearer {SECRETS['MLOPS_SERVING_TOKEN']}"}

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,11 @@ from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.importing import import_prices
 from mlops_pipeline.orchestration import DailyRunReport, run_daily
+from mlops_pipeline.resources.market_data import SANDBOX_API_KEY
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.sandbox.alphavantage_api import render_daily_csv
 from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,20 +60,6 @@ def _team_keys(mode: str) -> dict[str, str]:
     }
 
 
-@contextmanager
-def _environment(values: dict[str, str]):  # type: ignore[no-untyped-def]
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _served(url: str) -> int:
     return int(httpx.get(f"{url}/_sandbox/stats", timeout=5).json()["query_requests"])
 
@@ -86,18 +74,13 @@ def _session(day: date, url: str) -> tuple[DailyRunReport, float, int]:
     return report, time.perf_counter() - started, _served(url) - before
 
 
-def _record_csv(url: str, folder: Path, symbols: list[str]) -> None:
+def _record_csv(folder: Path, symbols: list[str]) -> None:
+    """AlphaVantage CSV files of the sandbox's market, as a premium key downloads them."""
     folder.mkdir(parents=True, exist_ok=True)
+    market = SyntheticMarket()
     for symbol in symbols:
-        params = {
-            "function": "TIME_SERIES_DAILY_ADJUSTED",
-            "symbol": symbol,
-            "outputsize": "full",
-            "datatype": "csv",
-            "apikey": "sandbox-premium",
-        }
-        text = httpx.get(f"{url}/query", params=params, timeout=60).text
-        (folder / f"{symbol}.csv").write_text(text, encoding="utf-8")
+        csv = render_daily_csv(market.history(symbol, DAY_2), adjusted=True).body
+        (folder / f"{symbol}.csv").write_text(csv, encoding="utf-8")
 
 
 def _mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = False) -> dict[str, Any]:
@@ -113,39 +96,39 @@ def _mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = Fal
 
 def _run_mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool = False) -> dict[str, Any]:
     home = root / name
-    values = {"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **env}
-    with _environment(values):
-        row: dict[str, Any] = {"mode": name}
-        first, first_s, first_requests = _session(DAY_1, url)
-        waiting = [run.note for run in first.runs if run.status == "waiting"]
-        if seed:
-            settings = load_settings()
-            tickers = sorted(
-                {
-                    t
-                    for team in load_teams(settings.teams_path, settings.ludwig_configs_path).values()
-                    for t in team.tickers
-                }
-            )
-            _record_csv(url, root / "recordings", tickers)
-            import_prices(object_store_from_settings(settings), root / "recordings", until=DAY_1)
-            first, first_s, more = _session(DAY_1, url)
-            first_requests += more
-        second, second_s, second_requests = _session(DAY_2, url)
-        rerun, rerun_s, rerun_requests = _session(DAY_2, url)
-        row.update(
-            first_session_s=round(first_s, 1),
-            first_session_ok=f"{first.total_count - first.failed_count}/{first.total_count}",
-            next_session_s=round(second_s, 1),
-            rerun_s=round(rerun_s, 1),
-            requests_first=first_requests,
-            requests_next=second_requests,
-            requests_rerun=rerun_requests,
-            failures=first.failed_count + second.failed_count + rerun.failed_count,
+    # This interpreter runs this one mode only: its environment is the mode's.
+    os.environ.update({"MLOPS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **env})
+    row: dict[str, Any] = {"mode": name}
+    first, first_s, first_requests = _session(DAY_1, url)
+    waiting = [run.note for run in first.runs if run.status == "waiting"]
+    if seed:
+        settings = load_settings()
+        tickers = sorted(
+            {
+                t
+                for team in load_teams(settings.teams_path, settings.ludwig_configs_path).values()
+                for t in team.tickers
+            }
         )
-        if waiting:
-            found = re.search(r"training starts (on \S+|in \d+ sessions)", waiting[0])
-            row["first_training_without_import"] = found.group(1) if found else waiting[0]
+        _record_csv(root / "recordings", tickers)
+        import_prices(object_store_from_settings(settings), root / "recordings", until=DAY_1)
+        first, first_s, more = _session(DAY_1, url)
+        first_requests += more
+    second, second_s, second_requests = _session(DAY_2, url)
+    rerun, rerun_s, rerun_requests = _session(DAY_2, url)
+    row.update(
+        first_session_s=round(first_s, 1),
+        first_session_ok=f"{first.total_count - first.failed_count}/{first.total_count}",
+        next_session_s=round(second_s, 1),
+        rerun_s=round(rerun_s, 1),
+        requests_first=first_requests,
+        requests_next=second_requests,
+        requests_rerun=rerun_requests,
+        failures=first.failed_count + second.failed_count + rerun.failed_count,
+    )
+    if waiting:
+        found = re.search(r"training starts (on \S+|in \d+ sessions)", waiting[0])
+        row["first_training_without_import"] = found.group(1) if found else waiting[0]
     return row
 
 
@@ -180,7 +163,7 @@ def main() -> None:
                 {
                     **production,
                     **_team_keys("premium"),
-                    "ALPHAVANTAGE_API_KEY": "sandbox-premium",
+                    "ALPHAVANTAGE_API_KEY": SANDBOX_API_KEY,
                     "MLOPS_ALPHAVANTAGE_PREMIUM": "true",
                 },
             ),

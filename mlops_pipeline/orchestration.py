@@ -12,7 +12,7 @@ import json
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 from rich.console import Console
@@ -31,7 +31,6 @@ from mlops_pipeline.defs_builder import (
     team_job_name,
 )
 from mlops_pipeline.market.calendar import (
-    EXCHANGE_TIMEZONE,
     holiday_name,
     is_trading_day,
     last_completed_trading_day,
@@ -159,7 +158,7 @@ def _resolve_as_of(settings: PlatformSettings, sandbox_url: str | None, requeste
         if sandbox_url and settings.market_data == "sandbox":
             set_sandbox_today(sandbox_url, requested)
             return requested
-        latest = last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+        latest = last_completed_trading_day()
         if requested > latest:
             raise DailyRunError(f"{requested} is after the last completed session {latest}")
         return requested
@@ -296,7 +295,7 @@ def replay_days(settings: PlatformSettings, start: date, end: date) -> list[date
                 f"--from {start} is before the sandbox's history, which starts {history_start}"
             )
     else:
-        latest = last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+        latest = last_completed_trading_day()
         if end > latest:
             raise DailyRunError(f"--to {end} is after the last completed session {latest}")
     try:

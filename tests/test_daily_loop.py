@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +14,7 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.defs_builder import build_definitions
-from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE, last_completed_trading_day, next_trading_day
+from mlops_pipeline.market.calendar import last_completed_trading_day, next_trading_day
 from mlops_pipeline.orchestration import DailyRunError, plan_steps, replay, replay_days, run_daily
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
@@ -206,7 +206,7 @@ def test_a_replay_on_alphavantage_ends_by_the_last_completed_session(settings: P
         date(2024, 3, 27),
         date(2024, 3, 28),
     ]
-    latest = last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+    latest = last_completed_trading_day()
     upcoming = next_trading_day(latest)
     with pytest.raises(DailyRunError, match=f"--to {upcoming} is after the last completed session {latest}"):
         replay_days(live, date(2024, 3, 26), upcoming)

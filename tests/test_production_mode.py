@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -25,8 +26,11 @@ from typer.testing import CliRunner
 from mlops_pipeline.cli import app
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.market.budget import RequestBudget
+from mlops_pipeline.resources.market_data import SANDBOX_API_KEY, market_data_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.sandbox.alphavantage_api import render_daily_csv
 from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch import Deployment
 
@@ -35,14 +39,24 @@ runner = CliRunner()
 
 REPLAY = (date(2024, 3, 26), date(2024, 3, 27), date(2024, 3, 28))  # Tue, Wed, Thu
 TODAY = REPLAY[-1]  # the sandbox's today: the broker's last completed session
-PREMIUM_KEY = "av-premium-Q7XK2P9LWM"
-FREE_KEY = "av-free-Z3RT8VN4HC"
+
+
+def _distinctive(prefix: str) -> str:
+    """A value made for this test run: found anywhere later, it can only have leaked from here."""
+    return f"{prefix}-{secrets.token_hex(10)}"
+
+
+PREMIUM_KEY = _distinctive("av-premium")
+FREE_KEY = _distinctive("av-free")
 SECRETS = {
-    "RED_ALPACA_API_KEY": "PKRED8HJ2LQ5ZX",
-    "RED_ALPACA_SECRET_KEY": "red-secret-7Yt4WqLp2Zs9",
-    "BLUE_ALPACA_API_KEY": "PKBLUE3MN7RT4C",
-    "BLUE_ALPACA_SECRET_KEY": "blue-secret-Vb6Nq1Xk8Jd3",
-    "MLOPS_SERVING_TOKEN": "serving-token-Hg5Rk2Ws7Pq4",
+    name: _distinctive(name.lower())
+    for name in (
+        "RED_ALPACA_API_KEY",
+        "RED_ALPACA_SECRET_KEY",
+        "BLUE_ALPACA_API_KEY",
+        "BLUE_ALPACA_SECRET_KEY",
+        "MLOPS_SERVING_TOKEN",
+    )
 }
 
 
@@ -67,9 +81,23 @@ def _requests_served(sandbox_url: str) -> int:
     return int(httpx.get(f"{sandbox_url}/_sandbox/stats", timeout=5).json()["query_requests"])
 
 
-def _budget(api_key: str) -> RequestBudget:
-    settings = load_settings()
-    return RequestBudget(settings.home_dir / "alphavantage-budget.sqlite", api_key, daily_limit=25)
+def _budget() -> RequestBudget:
+    """The request budget of the configured key, in the file the market-data resource counts in."""
+    resource = market_data_from_settings(load_settings())
+    return RequestBudget(
+        resource.budget_path, os.environ["ALPHAVANTAGE_API_KEY"], daily_limit=resource.daily_budget
+    )
+
+
+def _broker_orders(sandbox_url: str, team: str) -> set[str]:
+    """The client order ids on the team's paper account, read with the team's own keys."""
+    headers = {
+        "APCA-API-KEY-ID": SECRETS[f"{team.upper()}_ALPACA_API_KEY"],
+        "APCA-API-SECRET-KEY": SECRETS[f"{team.upper()}_ALPACA_SECRET_KEY"],
+    }
+    response = httpx.get(f"{sandbox_url}/v2/orders", params={"status": "all"}, headers=headers, timeout=5)
+    response.raise_for_status()
+    return {order["client_order_id"] for order in response.json()}
 
 
 @pytest.fixture
@@ -137,7 +165,7 @@ def test_premium_key_session_and_replay_on_production_paths(
             premium_keys=frozenset({PREMIUM_KEY}),
         )
     )
-    s3_secret = "s3-secret-Mw4Tz8Qc1Ld6"
+    s3_secret = _distinctive("s3")
     try:
         _production_env(monkeypatch, sandbox.base_url, PREMIUM_KEY, premium=True)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_secret)
@@ -188,15 +216,8 @@ def test_premium_key_session_and_replay_on_production_paths(
         assert len(store.get_parquet("teams/red/journal/orders.parquet")) == len(orders)
 
         # Each team traded its own paper account, authenticated with its own keys.
-        red_account = httpx.get(
-            f"{sandbox.base_url}/v2/account",
-            headers={
-                "APCA-API-KEY-ID": SECRETS["RED_ALPACA_API_KEY"],
-                "APCA-API-SECRET-KEY": SECRETS["RED_ALPACA_SECRET_KEY"],
-            },
-            timeout=5,
-        ).json()
-        assert red_account["status"] == "ACTIVE"
+        assert _broker_orders(sandbox.base_url, "red") == set(orders["client_order_id"])
+        assert not any(order_id.startswith("red-") for order_id in _broker_orders(sandbox.base_url, "blue"))
 
         deployment = Deployment.from_json(store.get_text("teams/red/serving/deployment.json"))
         secrets = {**SECRETS, "ALPHAVANTAGE_API_KEY": PREMIUM_KEY, "AWS_SECRET_ACCESS_KEY": s3_secret}
@@ -242,7 +263,7 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         assert "waiting for history: 64 usable sessions of the 315" in waiting, waiting
         assert "training starts on 2025-03-27" in waiting, waiting
         assert _requests_served(sandbox.base_url) == 2
-        assert _budget(FREE_KEY).used() == 2
+        assert _budget().used() == 2
         settings = load_settings()
         store = object_store_from_settings(settings)
         prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
@@ -255,21 +276,12 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         _invoke("run", "--date", first_day.isoformat())
         assert _requests_served(sandbox.base_url) == 2
 
-        # Seed the history from AlphaVantage CSV files (recorded with a premium key), up to day one.
+        # Seed the history from AlphaVantage CSV files (what a premium key downloads), up to day one.
         recordings = tmp_path / "recordings"
         recordings.mkdir()
+        market = SyntheticMarket()  # the sandbox's market
         for symbol in ("MSFT", "TSLA"):
-            csv = httpx.get(
-                f"{sandbox.base_url}/query",
-                params={
-                    "function": "TIME_SERIES_DAILY_ADJUSTED",
-                    "symbol": symbol,
-                    "outputsize": "full",
-                    "datatype": "csv",
-                    "apikey": "sandbox-premium",
-                },
-                timeout=30,
-            ).text
+            csv = render_daily_csv(market.history(symbol, TODAY), adjusted=True).body
             (recordings / f"{symbol}.csv").write_text(csv, encoding="utf-8")
         served = _requests_served(sandbox.base_url)
         imported = _invoke("market", "import", str(recordings), "--until", first_day.isoformat())
@@ -282,7 +294,7 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         for day in REPLAY:
             assert f"{day}: 11/11 ok" in output, output
         assert _requests_served(sandbox.base_url) - served == 2 * (len(REPLAY) - 1)
-        assert _budget(FREE_KEY).used() == 2 * len(REPLAY)
+        assert _budget().used() == 2 * len(REPLAY)
         prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
         assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == TODAY
         predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
@@ -306,7 +318,7 @@ def test_budget_exhausted_tickers_wait_and_nothing_stored_changes(
         store = object_store_from_settings(load_settings())
         stored = [ticker for ticker in ("MSFT", "TSLA") if store.exists(f"market/prices/{ticker}.parquet")]
         assert len(stored) == 1  # the throttled answer was never stored as data
-        assert _budget(FREE_KEY).remaining() == 0  # the quota answer used the rest of today's budget
+        assert _budget().remaining() == 0  # the quota answer used the rest of today's budget
 
         # Every later run waits without a request until the budget day ends.
         served = _requests_served(sandbox.base_url)
@@ -323,7 +335,7 @@ def test_refused_keys_and_unknown_symbols_name_team_variable_and_symbol(
     (project / "teams" / "blue.yaml").write_text("tickers: [TSLA, NOSUCH]\n", encoding="utf-8")
     sandbox = start_sandbox_thread(SandboxConfig(today=TODAY, broker_db=tmp_path / "broker.sqlite"))
     try:
-        _production_env(monkeypatch, sandbox.base_url, "sandbox-premium", premium=True)
+        _production_env(monkeypatch, sandbox.base_url, SANDBOX_API_KEY, premium=True)
         # Blue's key pair is known to the broker with another secret: refused (401).
         httpx.get(
             f"{sandbox.base_url}/v2/account",

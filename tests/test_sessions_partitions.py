@@ -1,12 +1,12 @@
 """The NYSE session partitions: exactly the exchange-calendars sessions, and Dagster mappings over them."""
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
-from mlops_pipeline.assets.sessions import last_completed_session, nyse_sessions
+from mlops_pipeline.assets.sessions import nyse_sessions
 from mlops_pipeline.market.calendar import non_session_weekdays, trading_days
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -130,19 +130,3 @@ def test_previous_session_mapping_in_a_run() -> None:
 def test_end_before_start_is_refused() -> None:
     with pytest.raises(ValueError, match="before"):
         nyse_sessions(date(2024, 6, 14), date(2024, 6, 13))
-
-
-@pytest.mark.parametrize(
-    ("now", "expected"),
-    [
-        (datetime(2024, 6, 14, 15, 59, tzinfo=NEW_YORK), date(2024, 6, 13)),
-        (datetime(2024, 6, 14, 16, 0, tzinfo=NEW_YORK), date(2024, 6, 14)),
-        (datetime(2024, 4, 1, 1, 0, tzinfo=UTC), date(2024, 3, 28)),
-    ],
-)
-def test_last_completed_session(now: datetime, expected: date) -> None:
-    assert last_completed_session(now) == expected
-
-
-def test_last_completed_session_defaults_to_now() -> None:
-    assert last_completed_session() == last_completed_session(datetime.now(UTC))

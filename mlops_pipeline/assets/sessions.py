@@ -21,11 +21,11 @@ Dagster facts this relies on (dagster 1.13, ``_core/definitions/partitions/defin
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import dagster as dg
 
-from mlops_pipeline.market.calendar import last_completed_trading_day, non_session_weekdays
+from mlops_pipeline.market.calendar import non_session_weekdays
 
 SESSION_TIMEZONE = "America/New_York"
 SESSION_CRON = "0 0 * * 1-5"
@@ -47,8 +47,8 @@ def _next_weekday(day: date) -> date:
 def nyse_sessions(start: date, end: date) -> dg.TimeWindowPartitionsDefinition:
     """One partition per NYSE session from ``start`` to ``end``, both inclusive.
 
-    ``end`` should be the last completed session (:func:`last_completed_session`): its partition
-    is included even before the calendar day is over, and nothing after it is.
+    ``end`` should be the last completed session (``market.calendar.last_completed_trading_day()``):
+    its partition is included even before the calendar day is over, and nothing after it is.
     """
     if end < start:
         raise ValueError(f"sessions end {end} is before their start {start}")
@@ -61,8 +61,3 @@ def nyse_sessions(start: date, end: date) -> dg.TimeWindowPartitionsDefinition:
         fmt=SESSION_KEY_FORMAT,
         exclusions=[_midnight(day) for day in non_session_weekdays(start, end)],
     )
-
-
-def last_completed_session(now: datetime | None = None) -> date:
-    """The most recent NYSE session whose close is at or before ``now`` (tz-aware; default: now)."""
-    return last_completed_trading_day(now or datetime.now(UTC))

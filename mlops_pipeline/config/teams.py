@@ -40,13 +40,14 @@ from mlops_pipeline.config.overlay import (
     read_yaml_mapping,
     source_of,
 )
+from mlops_pipeline.market.tickers import TICKER_PATTERN
 
 BASE_FILE = "base.yaml"
 SOURCES_KEY = "teams"  # base.yaml: teams: {red: {source: "git:team/red:teams/red.yaml"}}
 TEAM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 RESERVED_TEAM_NAMES = frozenset({"market", "platform", "base"})
 
-Ticker = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]
+Ticker = Annotated[str, StringConstraints(pattern=TICKER_PATTERN)]
 EnvVarName = Annotated[str, StringConstraints(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 

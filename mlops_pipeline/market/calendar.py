@@ -97,11 +97,14 @@ def session_close(day: DateLike) -> datetime:
     return _xnys().session_close(session).tz_convert(EXCHANGE_TIMEZONE).to_pydatetime()
 
 
-def last_completed_trading_day(now: datetime) -> date:
-    """The most recent session whose close is at or before ``now`` (a tz-aware datetime).
+def last_completed_trading_day(now: datetime | None = None) -> date:
+    """The most recent session whose close is at or before ``now`` (a tz-aware datetime; default:
+    the current time).
 
     During a session (or before its open) this is the previous session; early closes are respected.
     """
+    if now is None:
+        now = datetime.now(EXCHANGE_TIMEZONE)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     local_now = now.astimezone(EXCHANGE_TIMEZONE)

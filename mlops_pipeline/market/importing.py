@@ -32,16 +32,17 @@ from typing import Any
 import pandas as pd
 
 from mlops_pipeline.market.alphavantage import DAILY_ADJUSTED, AlphaVantageParseError, parse_daily_csv
-from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE, last_completed_trading_day
+from mlops_pipeline.market.calendar import last_completed_trading_day
 from mlops_pipeline.market.checks import CheckOutcome, check_price_history
 from mlops_pipeline.market.history import REVISION_COLUMNS, merge_history
 from mlops_pipeline.market.ingest import extend_adjusted_history
 from mlops_pipeline.market.schema import conform_price_frame
 from mlops_pipeline.market.store import prices_key, read_prices
+from mlops_pipeline.market.tickers import TICKER_PATTERN
 from mlops_pipeline.resources.object_store import ObjectStore, ObjectStoreError
 from mlops_pipeline.training.dataset import frame_fingerprint
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
+SYMBOL_PATTERN = re.compile(TICKER_PATTERN)
 CSV_SUFFIX = ".csv"
 # Columns a raw-price stored history (free key) really carries; only these are compared with a file.
 _RAW_PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -88,13 +89,8 @@ class SymbolImport:
         return self.error is None
 
 
-def default_until(now: datetime | None = None) -> date:
-    """The last completed NYSE session at ``now`` (default: the current time)."""
-    return last_completed_trading_day(now or datetime.now(EXCHANGE_TIMEZONE))
-
-
 def _invalid_symbol(name: str) -> str:
-    return f"{name!r} is not a valid symbol (a letter, then up to 9 letters, digits, '.' or '-')"
+    return f"{name!r} is not a valid symbol (a letter, then up to 9 letters, digits or '.')"
 
 
 def symbol_for(name: str) -> str:
@@ -300,7 +296,7 @@ def import_prices(
     """
     directory = Path(directory)
     files = discover_import_files(directory, symbols)
-    last_day = until or default_until()
+    last_day = until or last_completed_trading_day()
     stamp = imported_at or datetime.now(UTC)
     source = f"import:{directory.resolve().name}"
     return [

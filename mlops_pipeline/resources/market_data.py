@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 import dagster as dg
@@ -12,7 +12,6 @@ from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
 from mlops_pipeline.market.budget import RequestBudget
 from mlops_pipeline.market.calendar import (
-    EXCHANGE_TIMEZONE,
     is_trading_day,
     last_completed_trading_day,
     previous_trading_day,
@@ -66,7 +65,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
             today = sandbox_today(self.base_url)
             return today if is_trading_day(today) else previous_trading_day(today)
-        return last_completed_trading_day(datetime.now(EXCHANGE_TIMEZONE))
+        return last_completed_trading_day()
 
 
 def market_data_from_settings(settings: PlatformSettings) -> MarketDataResource:

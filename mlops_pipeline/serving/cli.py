@@ -43,13 +43,13 @@ def serve(
     import uvicorn
 
     from mlops_pipeline.serving.app import ServerConfig, create_app
-    from mlops_pipeline.serving.launch_docker import load_secrets_file
+    from mlops_pipeline.serving.launch_docker import load_credentials_file
     from mlops_pipeline.serving.registry import ModelRegistry
     from mlops_pipeline.serving.sources import ModelSourceError, parse_model_ref
     from mlops_pipeline.serving.version import code_version
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    load_secrets_file()
+    load_credentials_file()
     try:
         refs = [parse_model_ref(text) for text in model]
     except ModelSourceError as exc:

@@ -2,7 +2,7 @@
 
 Secrets never enter a container's configuration: ``docker inspect`` would show them to anyone
 with access to the engine. They are copied into the created container as a file readable only by
-the server's user (:data:`SECRETS_FILE`), which the server reads at start; only non-secret
+the server's user (:data:`CREDENTIALS_FILE`), which the server reads at start; only non-secret
 variables are passed as environment.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 # Passed to the container at run time when set here: where models live and how to reach them.
@@ -27,7 +27,7 @@ RUNTIME_ENV = (
     "AWS_DEFAULT_REGION",
     "MLOPS_SERVING_TOKEN",
 )
-SECRET_ENV = frozenset(
+CREDENTIAL_ENV = frozenset(
     {
         "MLFLOW_TRACKING_TOKEN",
         "MLFLOW_TRACKING_PASSWORD",
@@ -37,8 +37,8 @@ SECRET_ENV = frozenset(
         "MLOPS_SERVING_TOKEN",
     }
 )
-SECRETS_FILE = "/run/mlops/secrets.env"
-SECRETS_FILE_ENV = "MLOPS_SECRETS_FILE"
+CREDENTIALS_FILE = "/run/mlops/credentials.env"
+CREDENTIALS_FILE_ENV = "MLOPS_CREDENTIALS_FILE"
 SERVER_UID = 10001  # the image's USER
 
 
@@ -76,10 +76,10 @@ class DockerLauncher:
         command = ["--host", "127.0.0.1", "--port", str(port)]
         for arg in model_args:
             command += ["--model", arg]
-        plain = {name: value for name, value in self.env.items() if name not in SECRET_ENV}
-        secrets = {name: value for name, value in self.env.items() if name in SECRET_ENV}
+        plain = {name: value for name, value in self.env.items() if name not in CREDENTIAL_ENV}
+        secrets = {name: value for name, value in self.env.items() if name in CREDENTIAL_ENV}
         if secrets:
-            plain[SECRETS_FILE_ENV] = SECRETS_FILE
+            plain[CREDENTIALS_FILE_ENV] = CREDENTIALS_FILE
         container = self.client.containers.create(
             self.image,
             command=command,
@@ -90,7 +90,7 @@ class DockerLauncher:
         )
         try:
             if secrets:
-                container.put_archive("/", secrets_archive(secrets))
+                container.put_archive("/", credentials_archive(secrets))
             container.start()
         except Exception:
             container.remove(force=True)
@@ -120,28 +120,27 @@ class DockerLauncher:
             container.remove(force=True)
 
 
-def secrets_archive(secrets: Mapping[str, str]) -> bytes:
-    """A tar holding :data:`SECRETS_FILE` (``NAME=value`` lines), owned by the server, mode 0400."""
+def credentials_archive(secrets: Mapping[str, str]) -> bytes:
+    """A tar holding :data:`CREDENTIALS_FILE` (``NAME=value`` lines), owned by the server, mode 0400."""
     body = "".join(f"{name}={value}\n" for name, value in sorted(secrets.items())).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        folder = tarfile.TarInfo(os.path.dirname(SECRETS_FILE).lstrip("/"))
+        folder = tarfile.TarInfo(os.path.dirname(CREDENTIALS_FILE).lstrip("/"))
         folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, SERVER_UID, SERVER_UID
         archive.addfile(folder)
-        entry = tarfile.TarInfo(SECRETS_FILE.lstrip("/"))
+        entry = tarfile.TarInfo(CREDENTIALS_FILE.lstrip("/"))
         entry.size, entry.mode, entry.uid, entry.gid = len(body), 0o400, SERVER_UID, SERVER_UID
         archive.addfile(entry, io.BytesIO(body))
     return buffer.getvalue()
 
 
-def load_secrets_file(environ: dict[str, str] | None = None) -> None:
-    """Export the variables of the file named by ``MLOPS_SECRETS_FILE`` (the container side)."""
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    path = environ.get(SECRETS_FILE_ENV)
+def load_credentials_file(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Export the variables of the file named by ``MLOPS_CREDENTIALS_FILE`` (the container side)."""
+    path = environ.get(CREDENTIALS_FILE_ENV)
     if not path:
         return
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             name, sep, value = line.rstrip("\n").partition("=")
-            if sep and name in SECRET_ENV:
+            if sep and name in CREDENTIAL_ENV:
                 environ.setdefault(name, value)

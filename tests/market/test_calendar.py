@@ -96,6 +96,10 @@ def test_last_completed_trading_day(now: datetime, expected: date) -> None:
     assert last_completed_trading_day(now) == expected
 
 
+def test_last_completed_trading_day_defaults_to_now() -> None:
+    assert last_completed_trading_day() == last_completed_trading_day(datetime.now(UTC))
+
+
 def test_last_completed_trading_day_needs_a_timezone() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         last_completed_trading_day(datetime(2024, 6, 14, 17, 0))

@@ -22,6 +22,7 @@ from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.sessions import SESSION_HEADER
 
 PREMIUM_KEY = "sandbox-premium"
+FREE_A, FREE_B = "free-a", "free-b"  # two free keys
 ALPACA_KEYS = {"APCA-API-KEY-ID": "session-key", "APCA-API-SECRET-KEY": "session-secret"}
 MARKET = SyntheticMarket()
 
@@ -93,14 +94,14 @@ def test_free_key_quota_is_counted_per_session_day(start_sandbox: Callable[..., 
     base_url = start_sandbox(daily_limit=2)
 
     for _ in range(2):
-        assert last_refreshed(daily(base_url, "2024-06-12", apikey="free-a")) == "2024-06-12"
-    throttled = daily(base_url, "2024-06-12", apikey="free-a").json()
+        assert last_refreshed(daily(base_url, "2024-06-12", apikey=FREE_A)) == "2024-06-12"
+    throttled = daily(base_url, "2024-06-12", apikey=FREE_A).json()
     assert "2 requests per day" in throttled["Information"]
 
-    assert last_refreshed(daily(base_url, "2024-06-13", apikey="free-a")) == "2024-06-13"
-    assert last_refreshed(daily(base_url, apikey="free-a")) == "2024-06-14"  # the global day
-    assert last_refreshed(daily(base_url, "2024-06-12", apikey="free-b")) == "2024-06-12"
-    assert "Information" in daily(base_url, sandbox_session="2024-06-12", apikey="free-a").json()
+    assert last_refreshed(daily(base_url, "2024-06-13", apikey=FREE_A)) == "2024-06-13"
+    assert last_refreshed(daily(base_url, apikey=FREE_A)) == "2024-06-14"  # the global day
+    assert last_refreshed(daily(base_url, "2024-06-12", apikey=FREE_B)) == "2024-06-12"
+    assert "Information" in daily(base_url, sandbox_session="2024-06-12", apikey=FREE_A).json()
 
 
 @pytest.mark.parametrize(

@@ -124,3 +124,28 @@ def test_process_deploy_noop_swap_and_failed_start(
         for deployment in (first, locals().get("second")):
             if deployment is not None:
                 launcher.stop(deployment.instance_id)
+
+
+def test_container_credentials_travel_as_a_file_only_the_server_reads(tmp_path) -> None:
+    import tarfile
+
+    from mlops_pipeline.serving.launch_docker import (
+        CREDENTIALS_FILE,
+        CREDENTIALS_FILE_ENV,
+        SERVER_UID,
+        credentials_archive,
+        load_credentials_file,
+    )
+
+    token, s3_key = "t0k", "s3"
+    archive = tmp_path / "credentials.tar"
+    archive.write_bytes(credentials_archive({"MLOPS_SERVING_TOKEN": token, "AWS_SECRET_ACCESS_KEY": s3_key}))
+    with tarfile.open(archive) as tar:
+        entry = tar.getmember(CREDENTIALS_FILE.lstrip("/"))
+        assert (entry.uid, entry.mode) == (SERVER_UID, 0o400)
+        tar.extractall(tmp_path / "root", filter="tar")
+    environ = {CREDENTIALS_FILE_ENV: str(tmp_path / "root" / CREDENTIALS_FILE.lstrip("/"))}
+    environ["AWS_SECRET_ACCESS_KEY"] = s3_key.upper()
+    load_credentials_file(environ)
+    assert environ["MLOPS_SERVING_TOKEN"] == token
+    assert environ["AWS_SECRET_ACCESS_KEY"] == s3_key.upper()  # the environment wins

@@ -18,6 +18,7 @@ from rich.table import Table
 from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.platform import Platform, load_platform
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit
 from mlops_pipeline.market.cli import market_app
@@ -96,11 +97,36 @@ def teams_validate() -> None:
         fail("\n".join(f"team {name}: {error}" for name, error in blocked.items()))
 
 
+def _platform_or_exit(
+    settings: PlatformSettings,
+    sources: dict[str, str] | None = None,
+    blocked: dict[str, ConfigError] | None = None,
+) -> Platform:
+    try:
+        return load_platform(settings, sources=sources, blocked=blocked)
+    except ConfigError as exc:
+        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+
+
+def _chosen_teams(platform: Platform, names: list[str] | None) -> list[str]:
+    unknown = sorted(set(names or []) - set(platform.teams))
+    if unknown:
+        fail(f"unknown team(s) {', '.join(unknown)}; teams: {', '.join(platform.teams)}")
+    return list(names or platform.teams)
+
+
+def _date_or_exit(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be YYYY-MM-DD, got {value!r}")
+
+
 @app.command("run")
 def run(
     team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
     as_of: Annotated[
-        str | None, typer.Option("--date", help="Trading date YYYY-MM-DD (default: last completed session)")
+        str | None, typer.Option("--date", help="Session YYYY-MM-DD (default: the last completed session)")
     ] = None,
     config_ref: Annotated[
         str | None, typer.Option("--config-ref", help="Read the --team's overlay from this git ref")
@@ -110,8 +136,8 @@ def run(
         typer.Option("--stage", help="Only these stages: market, train, serve, predict, trade, rank"),
     ] = None,
 ) -> None:
-    """Run the daily loop: shared market data for every ticker, then each team's assets."""
-    from mlops_pipeline.orchestration import STAGES, DailyRunError, run_daily
+    """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
+    from mlops_pipeline.session_runner import STAGES, DailyRunError, run_session
 
     settings = settings_or_exit()
     sources: dict[str, str] = {}
@@ -120,20 +146,17 @@ def run(
             fail("--config-ref needs exactly one --team")
         sources[team[0]] = f"git:{config_ref}"
     blocked: dict[str, ConfigError] = {}
-    teams = teams_or_exit(settings, only=team, sources=sources, blocked=blocked)
+    platform = _platform_or_exit(settings, sources, blocked)
     for name, error in blocked.items():
         err_console.print(f"[bold red]team {name} blocked:[/] {error}")
-    if not teams:
+    chosen = [name for name in (team or platform.teams) if name not in blocked]
+    if not chosen:
         fail("no team left to run")
-    day: date | None = None
-    if as_of is not None:
-        try:
-            day = date.fromisoformat(as_of)
-        except ValueError:
-            fail(f"--date must be YYYY-MM-DD, got {as_of!r}")
+    chosen = _chosen_teams(platform, chosen)
+    day = _date_or_exit(as_of, "--date") if as_of is not None else platform.last_session
     ensure_home(settings)
     try:
-        report = run_daily(settings, teams, as_of=day, console=console, stages=tuple(stage or STAGES))
+        report = run_session(platform, day, chosen, console=console, stages=tuple(stage or STAGES))
     except DailyRunError as exc:
         fail(str(exc))
     console.print(report.render())
@@ -147,30 +170,28 @@ def run(
 
 @app.command("compete")
 def compete(
-    start: Annotated[str, typer.Option("--from", help="First trading date YYYY-MM-DD")],
-    end: Annotated[str, typer.Option("--to", help="Last trading date YYYY-MM-DD")],
+    start: Annotated[str, typer.Option("--from", help="First session YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="Last session YYYY-MM-DD")],
     team_list: Annotated[
         str | None, typer.Option("--teams", help="Comma-separated teams (default: all)")
     ] = None,
 ) -> None:
-    """Replay a period day by day through the real daily loop (resumable: completed days are skipped)."""
-    from mlops_pipeline.orchestration import DailyRunError, replay
+    """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
+    from mlops_pipeline.session_runner import DailyRunError, replay
 
     settings = settings_or_exit()
-    teams = teams_or_exit(settings, only=[t.strip() for t in team_list.split(",")] if team_list else None)
-    try:
-        first, last = date.fromisoformat(start), date.fromisoformat(end)
-    except ValueError:
-        fail(f"--from and --to must be YYYY-MM-DD, got {start!r} and {end!r}")
+    platform = _platform_or_exit(settings)
+    chosen = _chosen_teams(platform, [t.strip() for t in team_list.split(",")] if team_list else None)
+    first, last = _date_or_exit(start, "--from"), _date_or_exit(end, "--to")
     ensure_home(settings)
     try:
-        reports = replay(settings, teams, first, last, console=console)
+        reports = replay(platform, first, last, chosen, console=console)
     except DailyRunError as exc:
         fail(str(exc))
     failed = [report for report in reports if not report.ok]
-    console.print(f"replayed {len(reports)} trading day(s) from {first} to {last}")
+    console.print(f"replayed {len(reports)} session(s) from {first} to {last}")
     if failed:
-        fail(f"{len(failed)} day(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
+        fail(f"{len(failed)} session(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
 
 
 @app.command("stop")

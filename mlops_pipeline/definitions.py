@@ -1,16 +1,19 @@
 """The code location Dagster loads (``dagster dev -m mlops_pipeline.definitions``).
 
-Loading reads the settings and validates every team overlay; an invalid overlay fails the load
-with the file and key named, so there is never a partial graph. ludwig, torch and evidently are
-not imported here.
+Loading reads the settings, validates every team overlay (git-ref sources included) and fixes the
+session partitions up to the last completed session; an invalid overlay fails the load with the
+file and key named, so there is never a partial graph. The daemon reloads the location every
+minute, so a newly completed session becomes a partition without a restart. ludwig, torch and
+evidently are not imported here.
 """
 
 from __future__ import annotations
 
 from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.defs_builder import build_definitions
 
 _settings = load_settings()
 ensure_home(_settings)
-defs = build_definitions(_settings)
+defs = build_definitions(load_platform(_settings))

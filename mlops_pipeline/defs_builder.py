@@ -1,10 +1,15 @@
-"""Build the Dagster Definitions from the settings and the resolved team configs (the one place).
+"""Build the Dagster Definitions from the platform (settings, teams, sessions): the one place.
 
-Jobs follow the stages of the daily loop. Per-ticker stages are partitioned by ticker; portfolio
-stages (serving, trading) run once per team and date:
+Every date-dependent asset is partitioned by NYSE session, alone (per-team portfolio steps) or
+session x ticker. Jobs follow the stages of a session; each is a partitioned asset job:
 
-    market_daily[TICKER] -> <team>_train[TICKER] -> <team>_serve -> <team>_predict[TICKER]
-                         -> <team>_trade -> leaderboard
+    market_daily[session|TICKER] -> <team>_train[session|TICKER] -> <team>_serve[session]
+        -> <team>_predict[session|TICKER] -> <team>_trade[session] -> rank_teams[session]
+
+A team's daily schedule launches the market data of its tickers for the session just completed;
+every later stage follows by its automation condition (the automation sensor launches it once its
+upstream partitions are materialized), so the whole chain runs through the instance's run
+coordinator and launcher.
 """
 
 from __future__ import annotations
@@ -14,20 +19,22 @@ from dataclasses import dataclass
 import dagster as dg
 
 from mlops_pipeline.assets.automation import (
+    AUTOMATION_SENSOR,
     build_retrain_schedule,
     build_team_schedule,
-    daily_loop,
     record_run_failures,
 )
 from mlops_pipeline.assets.competition import build_competition_assets, build_leaderboard_assets
 from mlops_pipeline.assets.market import build_market_assets
 from mlops_pipeline.assets.monitoring import build_monitoring_assets, build_retrain_sensor
 from mlops_pipeline.assets.serving import build_serving_assets
+from mlops_pipeline.assets.sessions import nyse_sessions
 from mlops_pipeline.assets.team import build_team_assets
 from mlops_pipeline.assets.trading import build_trading_assets
 from mlops_pipeline.assets.training import build_training_assets
+from mlops_pipeline.config.platform import Platform
 from mlops_pipeline.config.settings import PlatformSettings
-from mlops_pipeline.config.teams import TeamConfig, load_teams
+from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.broker import broker_from_settings
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.market_data import market_data_from_settings
@@ -40,7 +47,7 @@ LEADERBOARD_JOB = "rank_teams"
 
 @dataclass(frozen=True)
 class TeamStage:
-    """One step of a team's daily loop: the job suffix, its assets, and whether it is per ticker."""
+    """One step of a team's session: the job suffix, its assets, and whether it is per ticker."""
 
     suffix: str
     assets: tuple[str, ...]
@@ -60,11 +67,6 @@ def team_job_name(team: str, stage: TeamStage) -> str:
     return f"{team}_{stage.suffix}"
 
 
-def all_tickers(teams: dict[str, TeamConfig]) -> list[str]:
-    """Every ticker any team trades, each once (market data is shared)."""
-    return sorted({ticker for team in teams.values() for ticker in team.tickers})
-
-
 def team_tags(team: TeamConfig) -> dict[str, str]:
     """Tags recorded on every run of the team: name, config hash and where the overlay came from."""
     tags = {"mlops/team": team.name, "mlops/config_hash": team.config_hash}
@@ -73,16 +75,18 @@ def team_tags(team: TeamConfig) -> dict[str, str]:
     return tags
 
 
-def build_team_definitions(team: TeamConfig, settings: PlatformSettings) -> dg.Definitions:
-    """Everything one team owns: its assets in every stage, its jobs, schedule and sensors."""
+def build_team_definitions(
+    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+) -> dg.Definitions:
+    """Everything one team owns: its assets in every stage, its jobs, schedules and sensors."""
     predictions_key = dg.AssetKey([team.name, "predictions"])
     assets = [
-        *build_team_assets(team, settings.ludwig_configs_path),
-        *build_training_assets(team, settings),
-        *build_serving_assets(team, settings),
-        *build_monitoring_assets(team, settings, upstream=[predictions_key]),
-        *build_trading_assets(team, settings),
-        *build_competition_assets(team, settings),
+        *build_team_assets(team, settings.ludwig_configs_path, sessions),
+        *build_training_assets(team, settings, sessions),
+        *build_serving_assets(team, settings, sessions),
+        *build_monitoring_assets(team, settings, sessions, upstream=[predictions_key]),
+        *build_trading_assets(team, settings, sessions),
+        *build_competition_assets(team, settings, sessions),
     ]
     jobs = [
         dg.define_asset_job(
@@ -90,7 +94,7 @@ def build_team_definitions(team: TeamConfig, settings: PlatformSettings) -> dg.D
             selection=dg.AssetSelection.assets(*(dg.AssetKey([team.name, name]) for name in stage.assets)),
             tags=team_tags(team),
             description=f"Team {team.name}: {stage.description}"
-            + (" for one ticker." if stage.per_ticker else " for one trading date."),
+            + (" for one session and ticker." if stage.per_ticker else " for one session."),
         )
         for stage in TEAM_STAGES
     ]
@@ -98,32 +102,30 @@ def build_team_definitions(team: TeamConfig, settings: PlatformSettings) -> dg.D
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
-        schedules=[build_team_schedule(team), build_retrain_schedule(team, train_job)],
+        schedules=[build_team_schedule(team, MARKET_JOB), build_retrain_schedule(team, train_job)],
         sensors=[build_retrain_sensor(team, train_job)],
     )
 
 
-def build_definitions(
-    settings: PlatformSettings, teams: dict[str, TeamConfig] | None = None
-) -> dg.Definitions:
-    if teams is None:
-        teams = load_teams(settings.teams_path, settings.ludwig_configs_path, sources=settings.team_sources)
+def build_definitions(platform: Platform) -> dg.Definitions:
+    settings, teams = platform.settings, platform.teams
+    sessions = nyse_sessions(platform.first_session, platform.last_session)
     market = dg.Definitions(
-        assets=[*build_market_assets(all_tickers(teams)), *build_leaderboard_assets(teams)],
+        assets=[*build_market_assets(sessions, platform.tickers), *build_leaderboard_assets(teams, sessions)],
         jobs=[
             dg.define_asset_job(
                 MARKET_JOB,
                 selection=dg.AssetSelection.groups("market"),
-                description="Shared market data for one ticker: prices, then features, with blocking checks.",
+                description="Shared market data for one session and ticker: prices, then features, "
+                "with blocking checks.",
             ),
             dg.define_asset_job(
                 LEADERBOARD_JOB,
                 selection=dg.AssetSelection.assets(dg.AssetKey(["leaderboard"])),
-                description="Rank every team.",
+                description="Rank every team after one session.",
             ),
-            daily_loop,
         ],
-        sensors=[record_run_failures],
+        sensors=[record_run_failures, AUTOMATION_SENSOR],
         resources={
             "object_store": object_store_from_settings(settings),
             "market_data": market_data_from_settings(settings),
@@ -132,4 +134,6 @@ def build_definitions(
             "broker": broker_from_settings(settings),
         },
     )
-    return dg.Definitions.merge(market, *(build_team_definitions(team, settings) for team in teams.values()))
+    return dg.Definitions.merge(
+        market, *(build_team_definitions(team, settings, sessions) for team in teams.values())
+    )

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 
 import httpx
 
@@ -84,15 +83,3 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def sandbox_today(url: str) -> date:
-    response = httpx.get(f"{url}/_sandbox/clock", timeout=_REQUEST_TIMEOUT)
-    response.raise_for_status()
-    return date.fromisoformat(response.json()["today"])
-
-
-def set_sandbox_today(url: str, day: date) -> None:
-    """Move the sandbox's 'today' (replays and ``mlops run --date``)."""
-    response = httpx.put(f"{url}/_sandbox/clock", json={"today": day.isoformat()}, timeout=_REQUEST_TIMEOUT)
-    response.raise_for_status()

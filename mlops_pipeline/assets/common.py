@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 import dagster as dg
 
 from mlops_pipeline.market.checks import CheckOutcome
 
-AS_OF_TAG = "mlops/as_of"
 TEAM_TAG = "mlops/team"
 CONFIG_HASH_TAG = "mlops/config_hash"
 SETTINGS_TAG = "mlops/settings"
 # Metadata key of an observation recorded instead of a materialization when an asset has to wait
 # (the day's market-data budget is used up, too little history to train): its value says why.
 WAITING = "waiting"
-
-
-def tagged_as_of(context: dg.AssetExecutionContext) -> date | None:
-    """The as-of trading date a run was launched for (``mlops/as_of`` tag), if any."""
-    raw = context.run.tags.get(AS_OF_TAG)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise dg.Failure(f"run tag {AS_OF_TAG}={raw!r} is not a YYYY-MM-DD date") from exc
 
 
 def check_result(asset_key: dg.AssetKey, outcome: CheckOutcome) -> dg.AssetCheckResult:

@@ -1,4 +1,5 @@
-"""Competition assets: each team's backtest of its champions, and the leaderboard over every team."""
+"""Competition assets, per session: each team's backtest of its champions, and the leaderboard over
+every team (always every team of the platform, whichever team's run materializes it)."""
 
 import hashlib
 import json
@@ -9,7 +10,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
+from mlops_pipeline.assets.automation import PER_TEAM_STAGE
 from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.sessions import session_of
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.competition.backtest import BacktestError, BacktestResult, run_backtest
 from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
@@ -25,7 +28,9 @@ from mlops_pipeline.competition.team_inputs import (
     BACKTEST_DAILY_KEY,
     LEADERBOARD_HTML_KEY,
     LEADERBOARD_TABLE_KEY,
+    leaderboard_sessions,
     read_standing,
+    session_leaderboard_key,
 )
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
@@ -71,7 +76,9 @@ def _leakage_check(team: str, result: BacktestResult) -> dg.AssetCheckResult:
     )
 
 
-def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+def build_competition_assets(
+    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     """``[team, "backtest"]``: the champions' walk-forward OOS predictions through the team's strategy."""
     key = backtest_key(team.name)
     tracking_uri = str(settings.mlflow_tracking_uri)
@@ -79,6 +86,9 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
 
     @dg.asset(
         key=key,
+        deps=[dg.AssetKey([team.name, "champion"]), dg.AssetKey([team.name, "reconciliation"])],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         kinds={"parquet"},
         tags={"team": team.name},
@@ -157,13 +167,20 @@ def build_competition_assets(team: TeamConfig, settings: PlatformSettings) -> li
     return [backtest]
 
 
-def build_leaderboard_assets(teams: dict[str, TeamConfig]) -> list[dg.AssetsDefinition]:
+def build_leaderboard_assets(
+    teams: dict[str, TeamConfig], sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     """``["leaderboard"]``: every team's paper equity, backtest and prediction quality, ranked."""
     rank_by = chosen_rank_metric(teams)
 
     @dg.asset(
         key=LEADERBOARD,
-        deps=[backtest_key(name) for name in teams],
+        deps=[
+            *(backtest_key(name) for name in teams),
+            *(dg.AssetKey([name, "reconciliation"]) for name in teams),
+        ],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
         group_name="competition",
         kinds={"html"},
         metadata={"rank_by": rank_by, "teams": ", ".join(teams)},
@@ -173,12 +190,18 @@ def build_leaderboard_assets(teams: dict[str, TeamConfig]) -> list[dg.AssetsDefi
         standings = [read_standing(team_store(object_store, name), name) for name in teams]
         frame = leaderboard_frame(standings, rank_by)
         page = render_html(frame, standings, rank_by, datetime.now(UTC))
-        object_store.put_parquet(LEADERBOARD_TABLE_KEY, frame, {"rank_by": rank_by})
-        html_uri = object_store.put_text(LEADERBOARD_HTML_KEY, page)
+        session = session_of(context)
+        manifest = {"rank_by": rank_by, "session": session.isoformat()}
+        object_store.put_parquet(session_leaderboard_key(session), frame, manifest)
+        html_uri = object_store.put_text(session_leaderboard_key(session, "html"), page)
+        if session >= max(leaderboard_sessions(object_store)):  # the current standings follow the newest
+            object_store.put_parquet(LEADERBOARD_TABLE_KEY, frame, manifest)
+            object_store.put_text(LEADERBOARD_HTML_KEY, page)
         leader = frame.iloc[0] if len(frame) and pd.notna(frame.iloc[0]["rank"]) else None
         context.log.info(f"leaderboard ranked by {rank_by}: {list(frame['team'])}")
         return dg.MaterializeResult(
             metadata={
+                "session": session.isoformat(),
                 "rank_by": rank_by,
                 "leader": str(leader["team"]) if leader is not None else "no data yet",
                 "table": dg.MetadataValue.md(render_markdown(frame, rank_by)),

@@ -1,9 +1,10 @@
-"""Shared market data, partitioned by ticker (the union of every team's tickers).
+"""Shared market data, partitioned by session x ticker (the union of every team's tickers).
 
-``market/prices`` keeps each ticker's growing daily history (one request per ticker per day at
-most); ``market/features`` turns it into the point-in-time feature table. Both carry blocking
-checks, and both record their check outcomes in the stored object's manifest so that team assets
-in later runs refuse data that failed them.
+``market/prices`` stores, per session, the ticker's daily history as known after that session
+(extended from the newest earlier snapshot: one request per ticker per session at most, none when
+the snapshot exists); ``market/features`` turns it into the point-in-time feature table. Both carry
+blocking checks, and both record their check outcomes in the stored object's manifest so that team
+assets in later runs refuse data that failed them.
 """
 
 from collections.abc import Iterator
@@ -12,14 +13,9 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import (
-    WAITING,
-    check_result,
-    check_specs,
-    failed_names,
-    json_metadata,
-    tagged_as_of,
-)
+from mlops_pipeline.assets.automation import PER_TICKER_STAGE
+from mlops_pipeline.assets.common import WAITING, check_result, check_specs, failed_names, json_metadata
+from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL
 from mlops_pipeline.market.alphavantage import (
     AlphaVantageError,
@@ -32,7 +28,7 @@ from mlops_pipeline.market.checks import check_point_in_time, check_price_histor
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.history import infer_splits
 from mlops_pipeline.market.ingest import IngestResult, ingest_prices
-from mlops_pipeline.market.store import features_key, prices_key, read_prices
+from mlops_pipeline.market.store import features_key, latest_prices, prices_key, read_prices
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.dataset import frame_fingerprint
@@ -54,8 +50,10 @@ FEATURE_CHECKS = {
 }
 
 
-def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
-    partitions = dg.StaticPartitionsDefinition(tickers)
+def build_market_assets(
+    sessions: dg.TimeWindowPartitionsDefinition, tickers: list[str]
+) -> list[dg.AssetsDefinition]:
+    partitions = session_ticker_partitions(sessions, tickers)
 
     # A multi-asset of one, so that the asset and its checks may all be skipped while the ticker waits
     # (an @asset's check outputs are always required).
@@ -79,9 +77,8 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
     def prices(
         context: dg.AssetExecutionContext, market_data: MarketDataResource, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
-        ticker = context.partition_key
-        as_of = tagged_as_of(context) or market_data.default_as_of()
-        stored, manifest = read_prices(object_store, ticker)
+        ticker, as_of = ticker_of(context), session_of(context)
+        stored, manifest, _ = latest_prices(object_store, ticker, until=as_of)
         try:
             result = ingest_prices(
                 ticker,
@@ -89,34 +86,36 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
                 bool(manifest.get("adjusted", market_data.premium)),
                 as_of,
                 market_data.premium,
-                market_data.fetch_daily,
+                lambda symbol, size, adjusted: market_data.fetch_daily(symbol, size, adjusted, as_of),
             )
         except (BudgetExhaustedError, DailyQuotaExceededError) as exc:
             # Not a failure: the ticker waits for the next budget day; nothing stored is touched.
             reason = f"{ticker} waits for tomorrow's market-data budget: {exc}"
             context.log.warning(reason)
             yield dg.AssetObservation(
-                asset_key=PRICES, partition=ticker, metadata={WAITING: reason, "as_of": as_of.isoformat()}
+                asset_key=PRICES, partition=context.partition_key, metadata={WAITING: reason}
             )
             return
         except AlphaVantageError as exc:
             raise dg.Failure(_market_data_error(ticker, market_data, exc)) from None
-        yield _stored_prices(context, ticker, as_of, result, manifest, market_data, object_store)
+        previous = manifest if manifest.get("as_of") == as_of.isoformat() else None
+        yield _stored_prices(context, ticker, as_of, result, previous, market_data, object_store)
 
     @dg.asset(
         key=FEATURES,
         deps=[PRICES],
         partitions_def=partitions,
+        automation_condition=PER_TICKER_STAGE,
         group_name="market",
         kinds={"parquet"},
         check_specs=check_specs(FEATURES, FEATURE_CHECKS),
         description="Point-in-time features and next-session targets, computed from split-adjusted prices.",
     )
     def features(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
-        ticker = context.partition_key
-        history, manifest = read_prices(object_store, ticker)
+        ticker, session = ticker_of(context), session_of(context)
+        history, manifest = read_prices(object_store, ticker, session)
         if history is None:
-            raise dg.Failure(f"no stored prices for {ticker}: materialize market/prices first")
+            raise dg.Failure(f"no stored prices for {ticker} on {session}: materialize market/prices first")
         inferred_splits = 0
         if not manifest.get("adjusted", False):
             inference = infer_splits(history)
@@ -125,7 +124,7 @@ def build_market_assets(tickers: list[str]) -> list[dg.AssetsDefinition]:
         outcomes = [check_point_in_time(history, table), check_targets(history, table)]
         version = frame_fingerprint(table)
         uri = object_store.put_parquet(
-            features_key(ticker),
+            features_key(ticker, session),
             table,
             {
                 "ticker": ticker,
@@ -170,11 +169,12 @@ def _stored_prices(
     ticker: str,
     as_of: date,
     result: IngestResult,
-    manifest: dict[str, Any],
+    manifest: dict[str, Any] | None,
     market_data: MarketDataResource,
     object_store: ObjectStore,
 ) -> dg.MaterializeResult:
-    """Store the merged history (only when it changed) and describe it."""
+    """Store the session's history (only when it changed: ``manifest`` is the stored one of the
+    same session, if any) and describe it."""
     outcomes = check_price_history(result.history, expected_last_date=as_of)
     version = frame_fingerprint(result.history)
     new_manifest = {
@@ -186,9 +186,9 @@ def _stored_prices(
         "failed_checks": failed_names(outcomes),
     }
     if result.api_calls or manifest != new_manifest:
-        uri = object_store.put_parquet(prices_key(ticker), result.history, new_manifest)
+        uri = object_store.put_parquet(prices_key(ticker, as_of), result.history, new_manifest)
     else:
-        uri = object_store.uri(prices_key(ticker))
+        uri = object_store.uri(prices_key(ticker, as_of))
     context.log.info(f"{ticker}: {result.plan.reason}; {result.api_calls} request(s)")
     return dg.MaterializeResult(
         metadata={

@@ -6,8 +6,16 @@ from datetime import date
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import AS_OF_TAG, TEAM_TAG, json_metadata, tagged_as_of
+from mlops_pipeline.assets.automation import PER_TICKER_STAGE
+from mlops_pipeline.assets.common import TEAM_TAG, json_metadata
 from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.sessions import (
+    session_of,
+    session_ticker_key,
+    session_ticker_partitions,
+    split_session_ticker,
+    ticker_of,
+)
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
@@ -15,7 +23,6 @@ from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.versioning import VersioningError
 
@@ -28,31 +35,31 @@ def monitoring_report_key(team: str) -> dg.AssetKey:
     return dg.AssetKey([team, MONITORING_REPORT])
 
 
-def predictions_key(ticker: str) -> str:
-    return f"predictions/{ticker}.parquet"
-
-
 def _severity(level: str) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if level == "ERROR" else dg.AssetCheckSeverity.WARN
 
 
 def build_monitoring_assets(
-    team: TeamConfig, settings: PlatformSettings, upstream: Sequence[dg.AssetKey] = ()
+    team: TeamConfig,
+    settings: PlatformSettings,
+    sessions: dg.TimeWindowPartitionsDefinition,
+    upstream: Sequence[dg.AssetKey] = (),
 ) -> list[dg.AssetsDefinition]:
     """``[team, "monitoring_report"]`` per ticker, with the ``drift`` and ``performance`` checks.
 
     ``upstream`` adds dependencies (e.g. the team's predictions asset) to the shared features.
     """
     key = monitoring_report_key(team.name)
-    partitions = dg.StaticPartitionsDefinition(team.tickers)
+    partitions = session_ticker_partitions(sessions, team.tickers)
     ludwig_path = settings.ludwig_configs_path / team.model.ludwig_config
     tracking_uri = str(settings.mlflow_tracking_uri)
     spec = team.monitoring
 
     @dg.asset(
         key=key,
-        deps=[dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping()), *upstream],
+        deps=[FEATURES, *upstream],
         partitions_def=partitions,
+        automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
         kinds={"evidently", "html"},
         tags={"team": team.name},
@@ -76,7 +83,6 @@ def build_monitoring_assets(
     def monitoring_report(
         context: dg.AssetExecutionContext,
         object_store: ObjectStore,
-        market_data: MarketDataResource,
         dvc_versioning: DvcVersioningResource,
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
@@ -89,17 +95,15 @@ def build_monitoring_assets(
             store_summary_record,
         )
         from mlops_pipeline.monitoring.windows import MonitoringInputError
+        from mlops_pipeline.serving.predictions import read_predictions
         from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
-        ticker = context.partition_key
-        as_of = tagged_as_of(context) or market_data.default_as_of()
-        features, _ = read_features(object_store, ticker)
+        ticker, as_of = ticker_of(context), session_of(context)
+        features, _ = read_features(object_store, ticker, as_of)
         if features is None:
-            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
         store = team_store(object_store, team.name)
-        predictions = (
-            store.get_parquet(predictions_key(ticker)) if store.exists(predictions_key(ticker)) else None
-        )
+        predictions = read_predictions(store, ticker)
         try:
             ludwig = load_ludwig_config(ludwig_path)
             registry = ChampionRegistry(tracking_uri)
@@ -220,8 +224,7 @@ def build_retrain_sensor(
             recommended = metadata.get("retrain_recommended")
             if recommended is None or not recommended.value:
                 continue
-            ticker = materialization.partition
-            as_of = date.fromisoformat(str(metadata["as_of"].value))
+            as_of, ticker = split_session_ticker(materialization.partition)
             last = cursor.last_requested.get(ticker)
             if not policy.on_drift:
                 held.append(f"{ticker} {as_of} (manual: retrain.on_drift is false)")
@@ -232,8 +235,8 @@ def build_retrain_sensor(
                 requests.append(
                     dg.RunRequest(
                         run_key=retrain_run_key(team.name, ticker, as_of),
-                        partition_key=ticker,
-                        tags={AS_OF_TAG: as_of.isoformat(), TEAM_TAG: team.name, TRIGGER_TAG: "monitoring"},
+                        partition_key=session_ticker_key(as_of, ticker),
+                        tags={TEAM_TAG: team.name, TRIGGER_TAG: "monitoring"},
                     )
                 )
         skip = None if requests else ("; ".join(held) or "no new report recommends retraining")

@@ -1,23 +1,38 @@
-"""Per-team serving: the model server deployment (one per team) and the daily predictions per ticker."""
+"""Per-team serving: the model server deployment (one per team, per session) and the predictions per
+session and ticker.
+
+``<team>/serving`` for a session deploys the champions as they are after that session's promotion
+gate and records the deployment under ``serving/deployments/<session>.json`` (plus the live one in
+``serving/deployment.json``); that session's predictions call the endpoint recorded for it.
+"""
 
 import math
 import os
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE
+from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.calendar import next_trading_day
 from mlops_pipeline.market.features import FEATURE_COLUMNS
 from mlops_pipeline.market.store import read_features
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
 
 DEPLOYMENT_KEY = "serving/deployment.json"
+
+
+def session_deployment_key(session: date) -> str:
+    """The deployment that served ``session``'s predictions."""
+    return f"serving/deployments/{session.isoformat()}.json"
+
+
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
@@ -27,7 +42,9 @@ def _json_value(value: object) -> object:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+def build_serving_assets(
+    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     serving_key = dg.AssetKey([team.name, "serving"])
     tracking_uri = str(settings.mlflow_tracking_uri)
     work_dir = settings.home_dir / "serving" / team.name
@@ -35,6 +52,8 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
     @dg.asset(
         key=serving_key,
         deps=[dg.AssetKey([team.name, "champion"])],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         tags={"team": team.name},
         kinds={"docker"},
@@ -48,6 +67,7 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         from mlops_pipeline.serving.deployment import NoChampionError, deploy_team
         from mlops_pipeline.serving.launch import Deployment, LaunchError
 
+        session = session_of(context)
         store = team_store(object_store, team.name)
         previous = (
             Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
@@ -69,6 +89,7 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
             return
         except LaunchError as exc:
             raise dg.Failure(f"team {team.name}: serving deployment failed: {exc}") from exc
+        store.put_text(session_deployment_key(session), deployment.to_json())
         for ticker, reason in missing.items():
             context.log.warning(f"{ticker}: not served ({reason})")
         yield dg.MaterializeResult(
@@ -91,8 +112,9 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
 
     @dg.asset(
         key=[team.name, "predictions"],
-        deps=[serving_key, dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping())],
-        partitions_def=dg.StaticPartitionsDefinition(team.tickers),
+        deps=[serving_key, FEATURES],
+        partitions_def=session_ticker_partitions(sessions, team.tickers),
+        automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
         tags={"team": team.name},
         kinds={"parquet"},
@@ -101,24 +123,25 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         "(nothing is materialized for a ticker that has no champion yet).",
     )
     def predictions(
-        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
+        context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
         from mlops_pipeline.serving.client import ServingClientError, invoke
         from mlops_pipeline.serving.launch import Deployment
         from mlops_pipeline.serving.predictions import (
             PredictionError,
             prediction_record,
+            store_prediction,
             stored_prediction,
-            upsert_prediction,
         )
 
-        ticker = context.partition_key
-        as_of = tagged_as_of(context) or market_data.default_as_of()
+        ticker, as_of = ticker_of(context), session_of(context)
         store = team_store(object_store, team.name)
         try:
-            deployment = Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
+            deployment = Deployment.from_json(store.get_text(session_deployment_key(as_of)))
         except ObjectNotFoundError:
-            context.log.warning(f"team {team.name} has no model server (no champion yet): no prediction")
+            context.log.warning(
+                f"team {team.name} had no model server on {as_of} (no champion yet): no prediction"
+            )
             return
         model_name = f"{team.name}-{ticker}"
         if model_name not in deployment.models:
@@ -139,9 +162,9 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
                 }
             )
             return
-        features, _ = read_features(object_store, ticker)
+        features, _ = read_features(object_store, ticker, as_of)
         if features is None:
-            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
         rows = features[features["date"].dt.date == as_of]
         if rows.empty:
             raise dg.Failure(
@@ -166,7 +189,7 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
             )
         except (ServingClientError, PredictionError) as exc:
             raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc
-        frame, uri = upsert_prediction(store, ticker, record)
+        uri = store_prediction(store, ticker, record)
         yield dg.MaterializeResult(
             metadata={
                 "as_of": str(as_of),
@@ -179,7 +202,6 @@ def build_serving_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
                 "model_version": record["model_version"],
                 "run_id": str(record["run_id"]),
                 "latency_ms": record["latency_ms"],
-                "rows": len(frame),
                 "uri": dg.MetadataValue.path(uri),
             },
         )

@@ -61,3 +61,51 @@ def nyse_sessions(start: date, end: date) -> dg.TimeWindowPartitionsDefinition:
         fmt=SESSION_KEY_FORMAT,
         exclusions=[_midnight(day) for day in non_session_weekdays(start, end)],
     )
+
+
+SESSION = "session"
+TICKER = "ticker"
+# A session's previous session (across weekends and holidays): path-dependent assets depend on it.
+PREVIOUS_SESSION = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+def session_ticker_partitions(
+    sessions: dg.TimeWindowPartitionsDefinition, tickers: list[str]
+) -> dg.MultiPartitionsDefinition:
+    """Session x ticker: one partition per session and ticker (keys like ``2024-06-13|MSFT``)."""
+    return dg.MultiPartitionsDefinition({SESSION: sessions, TICKER: dg.StaticPartitionsDefinition(tickers)})
+
+
+def session_ticker_key(session: date, ticker: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({SESSION: session.strftime(SESSION_KEY_FORMAT), TICKER: ticker})
+
+
+def split_session_ticker(key: str) -> tuple[date, str]:
+    """``2024-06-13|MSFT`` as (session, ticker)."""
+    session, separator, ticker = str(key).partition("|")
+    if not separator:
+        raise ValueError(f"partition {key!r} is not a session|ticker key")
+    return datetime.strptime(session, SESSION_KEY_FORMAT).date(), ticker
+
+
+def _dimensions(context: dg.AssetExecutionContext) -> dict[str, str]:
+    key = context.partition_key
+    if isinstance(key, dg.MultiPartitionKey):
+        return dict(key.keys_by_dimension)
+    if "|" in key:  # session|ticker (dimensions in name order)
+        session, ticker = key.split("|", 1)
+        return {SESSION: session, TICKER: ticker}
+    return {SESSION: key}
+
+
+def session_of(context: dg.AssetExecutionContext) -> date:
+    """The session a run materializes, from its partition key only (session or session x ticker)."""
+    return datetime.strptime(_dimensions(context)[SESSION], SESSION_KEY_FORMAT).date()
+
+
+def ticker_of(context: dg.AssetExecutionContext) -> str:
+    """The ticker of a session x ticker partition."""
+    ticker = _dimensions(context).get(TICKER)
+    if ticker is None:
+        raise dg.Failure(f"partition {context.partition_key!r} has no ticker: expected a session|ticker key")
+    return ticker

@@ -1,16 +1,18 @@
-"""Per-team assets, under the team's key prefix and partitioned by the team's tickers."""
+"""Per-team assets, under the team's key prefix and partitioned by session x the team's tickers."""
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.automation import PER_TICKER_STAGE
+from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features, read_prices
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
 from mlops_pipeline.training.ludwig_config import load_ludwig_config
@@ -21,8 +23,15 @@ def team_store(object_store: ObjectStore, team: str) -> ObjectStore:
     return object_store.scoped(f"teams/{team}")
 
 
-def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.AssetsDefinition]:
-    partitions = dg.StaticPartitionsDefinition(team.tickers)
+def dataset_key(ticker: str, session: date) -> str:
+    """The team-store key of a ticker's training dataset built on ``session``."""
+    return f"datasets/{ticker}/{session.isoformat()}.parquet"
+
+
+def build_team_assets(
+    team: TeamConfig, ludwig_configs_dir: Path, sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    partitions = session_ticker_partitions(sessions, team.tickers)
     ludwig_path = ludwig_configs_dir / team.model.ludwig_config
     team_metadata = {
         "team": team.name,
@@ -32,8 +41,9 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
 
     @dg.asset(
         key=[team.name, "training_dataset"],
-        deps=[dg.AssetDep(FEATURES, partition_mapping=dg.IdentityPartitionMapping())],
+        deps=[FEATURES],
         partitions_def=partitions,
+        automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
         kinds={"parquet"},
         tags={"team": team.name},
@@ -41,14 +51,13 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
         description=f"Team {team.name}: columns of {team.model.ludwig_config} from checked features.",
     )
     def training_dataset(
-        context: dg.AssetExecutionContext, object_store: ObjectStore, market_data: MarketDataResource
+        context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
-        ticker = context.partition_key
-        as_of = tagged_as_of(context) or market_data.default_as_of()
-        features, manifest = read_features(object_store, ticker)
-        _, prices_manifest = read_prices(object_store, ticker)
+        ticker, as_of = ticker_of(context), session_of(context)
+        features, manifest = read_features(object_store, ticker, as_of)
+        _, prices_manifest = read_prices(object_store, ticker, as_of)
         if features is None:
-            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
         failed = sorted({*manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])})
         if failed:
             raise dg.Failure(
@@ -66,7 +75,7 @@ def build_team_assets(team: TeamConfig, ludwig_configs_dir: Path) -> list[dg.Ass
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
         version = frame_fingerprint(dataset)
         uri = team_store(object_store, team.name).put_parquet(
-            f"datasets/{ticker}.parquet",
+            dataset_key(ticker, as_of),
             dataset,
             {
                 **team_metadata,

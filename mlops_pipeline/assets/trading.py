@@ -1,8 +1,9 @@
-"""Per-team portfolio assets (unpartitioned, one materialization per trading date).
+"""Per-team portfolio assets, partitioned by session.
 
-``<team>/orders`` places the trading date's orders on the team's account from its predictions;
+``<team>/orders`` places the session's orders on the team's account from its predictions;
 ``<team>/reconciliation`` pulls orders, fills, positions and equity into the team's journal.
-The trading date is the run's ``mlops/as_of`` tag, else the last completed session.
+An account is path-dependent: both assets depend on their own previous session, so a backfill
+trades and journals the sessions in order.
 """
 
 import os
@@ -11,12 +12,13 @@ from typing import Any
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import json_metadata, tagged_as_of
+from mlops_pipeline.assets.automation import PER_TEAM_STAGE
+from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.sessions import PREVIOUS_SESSION, session_of
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.broker import BrokerResource
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.trading.broker_client import BrokerError
 from mlops_pipeline.trading.daily import latest_traded_session, place_daily_orders, reconcile
@@ -31,14 +33,22 @@ def _metadata(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
+def build_trading_assets(
+    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
     del settings  # the broker resource carries the broker settings
     orders_key = dg.AssetKey([team.name, "orders"])
+    reconciliation_key = dg.AssetKey([team.name, "reconciliation"])
     team_metadata = {"team": team.name, "config_hash": team.config_hash, "strategy": team.strategy.name}
 
     @dg.asset(
         key=orders_key,
-        deps=[dg.AssetKey([team.name, "predictions"])],
+        deps=[
+            dg.AssetKey([team.name, "predictions"]),
+            dg.AssetDep(orders_key, partition_mapping=PREVIOUS_SESSION),
+        ],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         kinds={"alpaca"},
         tags={"team": team.name},
@@ -48,12 +58,11 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
     def orders(
         context: dg.AssetExecutionContext,
         object_store: ObjectStore,
-        market_data: MarketDataResource,
         broker: BrokerResource,
     ) -> dg.MaterializeResult:
-        trading_date = tagged_as_of(context) or market_data.default_as_of()
+        trading_date = session_of(context)
         try:
-            client = broker.client_for(team)
+            client = broker.client_for(team, trading_date)
             report = place_daily_orders(
                 team, client, team_store(object_store, team.name), trading_date, os.environ
             )
@@ -71,8 +80,10 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
         return dg.MaterializeResult(metadata={**team_metadata, **metadata})
 
     @dg.asset(
-        key=[team.name, "reconciliation"],
-        deps=[orders_key],
+        key=reconciliation_key,
+        deps=[orders_key, dg.AssetDep(reconciliation_key, partition_mapping=PREVIOUS_SESSION)],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         kinds={"alpaca", "parquet"},
         tags={"team": team.name},
@@ -84,10 +95,9 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
     def reconciliation(
         context: dg.AssetExecutionContext,
         object_store: ObjectStore,
-        market_data: MarketDataResource,
         broker: BrokerResource,
     ) -> Iterator[dg.MaterializeResult]:
-        trading_date = tagged_as_of(context) or market_data.default_as_of()
+        trading_date = session_of(context)
         later = latest_traded_session(team_store(object_store, team.name), team.name)
         if later is not None and later > trading_date:
             context.log.info(
@@ -95,7 +105,7 @@ def build_trading_assets(team: TeamConfig, settings: PlatformSettings) -> list[d
             )
             return
         try:
-            client = broker.client_for(team)
+            client = broker.client_for(team, trading_date)
             report = reconcile(team, client, team_store(object_store, team.name), trading_date)
         except BrokerError as exc:
             raise dg.Failure(f"team {team.name}, {trading_date}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Per-team model training and promotion, partitioned by the team's tickers.
+"""Per-team model training and promotion, partitioned by session x the team's tickers.
 
 ``<team>/model`` trains the team's Ludwig config on the ticker's training dataset (walk-forward
 folds plus a final fit), versions data and models with DVC, logs the run to MLflow and moves the
@@ -11,14 +11,15 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from mlops_pipeline.assets.common import WAITING, json_metadata, tagged_as_of
-from mlops_pipeline.assets.team import team_store
+from mlops_pipeline.assets.automation import PER_TICKER_STAGE
+from mlops_pipeline.assets.common import WAITING, json_metadata
+from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
+from mlops_pipeline.assets.team import dataset_key, team_store
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features, read_prices
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.champion import PromotionError, run_gate
@@ -38,8 +39,10 @@ from mlops_pipeline.training.tracking import TrackingError
 from mlops_pipeline.training.versioning import VersioningError
 
 
-def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[dg.AssetsDefinition]:
-    partitions = dg.StaticPartitionsDefinition(team.tickers)
+def build_training_assets(
+    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    partitions = session_ticker_partitions(sessions, team.tickers)
     ludwig_path = settings.ludwig_configs_path / team.model.ludwig_config
     model_key = dg.AssetKey([team.name, "model"])
     team_metadata = {"team": team.name, "ludwig_config": team.model.ludwig_config}
@@ -48,6 +51,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         key=model_key,
         deps=[dg.AssetKey([team.name, "training_dataset"])],
         partitions_def=partitions,
+        automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
         kinds={"ludwig", "mlflow", "dvc"},
         tags={"team": team.name},
@@ -61,18 +65,17 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         object_store: ObjectStore,
         mlflow_tracking: MlflowTrackingResource,
         dvc_versioning: DvcVersioningResource,
-        market_data: MarketDataResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
-        ticker = context.partition_key
+        ticker, as_of = ticker_of(context), session_of(context)
         store = team_store(object_store, team.name)
-        dataset_key = f"datasets/{ticker}.parquet"
-        if not store.exists(dataset_key):
+        key = dataset_key(ticker, as_of)
+        if not store.exists(key):
             raise dg.Failure(
-                f"no training dataset for {team.name}/{ticker}: materialize training_dataset first"
+                f"no training dataset for {team.name}/{ticker} on {as_of}: materialize training_dataset first"
             )
-        dataset, manifest = store.get_parquet_with_manifest(dataset_key)
-        features, features_manifest = read_features(object_store, ticker)
-        _, prices_manifest = read_prices(object_store, ticker)
+        dataset, manifest = store.get_parquet_with_manifest(key)
+        features, features_manifest = read_features(object_store, ticker, as_of)
+        _, prices_manifest = read_prices(object_store, ticker, as_of)
         failed = sorted(
             {*features_manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])}
         )
@@ -87,16 +90,17 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
             raise dg.Failure(f"team {team.name}: invalid Ludwig config:\n{exc}") from exc
         if manifest.get("ludwig_config") != team.model.ludwig_config:
             raise dg.Failure(
-                f"dataset {dataset_key} was built for {manifest.get('ludwig_config')!r}, the team now uses "
+                f"dataset {key} was built for {manifest.get('ludwig_config')!r}, the team now uses "
                 f"{team.model.ludwig_config!r}: materialize training_dataset again"
             )
         data_version = str(manifest.get("data_version") or frame_fingerprint(dataset))
-        as_of = tagged_as_of(context) or market_data.default_as_of()
         shortfall = history_shortfall(len(dataset), team.evaluation, as_of)
         if shortfall is not None:
             reason = f"team {team.name}, {ticker}: {shortfall}"
             context.log.warning(reason)
-            yield dg.AssetObservation(asset_key=model_key, partition=ticker, metadata={WAITING: reason})
+            yield dg.AssetObservation(
+                asset_key=model_key, partition=context.partition_key, metadata={WAITING: reason}
+            )
             return
         tracker = mlflow_tracking.tracker()
         run_tags = dict(context.run.tags)
@@ -171,6 +175,7 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
         key=[team.name, "champion"],
         deps=[model_key],
         partitions_def=partitions,
+        automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
         kinds={"mlflow"},
         tags={"team": team.name},
@@ -180,10 +185,10 @@ def build_training_assets(team: TeamConfig, settings: PlatformSettings) -> list[
     def champion(
         context: dg.AssetExecutionContext, object_store: ObjectStore, mlflow_tracking: MlflowTrackingResource
     ) -> dg.MaterializeResult:
-        ticker = context.partition_key
-        features, _ = read_features(object_store, ticker)
+        ticker, session = ticker_of(context), session_of(context)
+        features, _ = read_features(object_store, ticker, session)
         if features is None:
-            raise dg.Failure(f"no features for {ticker}: materialize market/features first")
+            raise dg.Failure(f"no features for {ticker} on {session}: materialize market/features first")
         try:
             outcome = run_gate(mlflow_tracking.tracker(), team, ticker, features, ludwig_path)
         except (TrackingError, PromotionError, DatasetError, FoldError) as exc:

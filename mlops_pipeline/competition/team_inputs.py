@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 
 from mlops_pipeline.competition.leaderboard import TeamStanding
@@ -15,6 +17,20 @@ BACKTEST_CHART_KEY = "backtest/equity_drawdown.png"
 # shared store
 LEADERBOARD_TABLE_KEY = "competition/leaderboard.parquet"
 LEADERBOARD_HTML_KEY = "competition/leaderboard.html"
+LEADERBOARDS_PREFIX = "competition/leaderboards"
+
+
+def session_leaderboard_key(session: date, suffix: str = "parquet") -> str:
+    """The leaderboard as ranked on ``session`` (``suffix`` parquet or html)."""
+    return f"{LEADERBOARDS_PREFIX}/{session.isoformat()}.{suffix}"
+
+
+def leaderboard_sessions(store: ObjectStore) -> list[date]:
+    """The sessions with a stored leaderboard, oldest first."""
+    names = (key.rsplit("/", 1)[-1] for key in store.list_keys(f"{LEADERBOARDS_PREFIX}/"))
+    return sorted(
+        {date.fromisoformat(name.removesuffix(".parquet")) for name in names if name.endswith(".parquet")}
+    )
 
 
 def _read(store: ObjectStore, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:

@@ -116,6 +116,10 @@ class PlatformSettings(BaseSettings):
         default=None, description="The sandbox market's 'today' (default: real date)"
     )
     sandbox_seed: int = Field(default=7)
+    sessions_start: date = Field(
+        default=date(2020, 1, 2),
+        description="First NYSE session that is a partition (the competition's history start)",
+    )
 
     serving_launcher: Literal["auto", "docker", "process"] = Field(default="auto")
     ludwig_backend: Literal["local", "ray"] = Field(

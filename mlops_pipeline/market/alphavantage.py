@@ -196,6 +196,7 @@ class AlphaVantageClient:
         budget: RequestBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.premium = premium
         self.max_retries = max_retries
@@ -207,6 +208,7 @@ class AlphaVantageClient:
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S)),
             transport=transport,
+            headers=headers,
         )
         secret = api_key and api_key != DEMO_KEY
         self._key_pattern = re.compile(rf"(?<![\w-]){re.escape(api_key)}(?![\w-])") if secret else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date
 from typing import Literal
 
 import dagster as dg
@@ -19,6 +20,7 @@ from pydantic import Field
 
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.sandbox.sessions import SESSION_HEADER
 from mlops_pipeline.sandbox_service import embedded_sandbox_url
 from mlops_pipeline.trading.broker_client import BrokerClient, BrokerCredentialsError
 
@@ -35,8 +37,14 @@ class BrokerResource(dg.ConfigurableResource):
     max_retries: int = Field(default=3, ge=0, description="Retries of 429/5xx answers")
     retry_backoff_s: float = Field(default=0.5, ge=0)
 
-    def client_for(self, team: TeamConfig, environ: Mapping[str, str] | None = None) -> BrokerClient:
-        """The team's account; :class:`BrokerCredentialsError` names a missing variable."""
+    def client_for(
+        self, team: TeamConfig, session: date | None = None, environ: Mapping[str, str] | None = None
+    ) -> BrokerClient:
+        """The team's account; :class:`BrokerCredentialsError` names a missing variable.
+
+        On the sandbox every request carries ``session`` (the sandbox's broker then acts after that
+        session's close); Alpaca itself always acts now.
+        """
         environ = os.environ if environ is None else environ
         names = (team.broker.api_key_env, team.broker.secret_key_env)
         api_key, secret_key = (environ.get(name, "") for name in names)
@@ -58,6 +66,7 @@ class BrokerResource(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             retry_backoff_s=self.retry_backoff_s,
+            headers={SESSION_HEADER: session.isoformat()} if self.mode == "sandbox" and session else None,
         )
 
 

@@ -11,11 +11,7 @@ from pydantic import Field
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
 from mlops_pipeline.market.budget import RequestBudget
-from mlops_pipeline.market.calendar import (
-    is_trading_day,
-    last_completed_trading_day,
-    previous_trading_day,
-)
+from mlops_pipeline.sandbox.sessions import SESSION_HEADER
 
 SANDBOX_API_KEY = "sandbox-premium"
 
@@ -40,7 +36,10 @@ class MarketDataResource(dg.ConfigurableResource):
             self.budget_path, self.api_key, daily_limit=self.daily_budget, min_interval_s=self.min_interval_s
         )
 
-    def _client(self) -> AlphaVantageClient:
+    def _client(self, session: date) -> AlphaVantageClient:
+        # The sandbox answers as of the requested session; AlphaVantage answers as of today and
+        # the caller keeps the rows up to the session.
+        headers = {SESSION_HEADER: session.isoformat()} if self.source == "sandbox" else None
         return AlphaVantageClient(
             self.api_key,
             base_url=self.base_url,
@@ -48,24 +47,17 @@ class MarketDataResource(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             budget=self.budget(),
+            headers=headers,
         )
 
-    def fetch_daily(self, symbol: str, outputsize: OutputSize, adjusted: bool) -> DailySeries:
-        with self._client() as client:
+    def fetch_daily(self, symbol: str, outputsize: OutputSize, adjusted: bool, session: date) -> DailySeries:
+        """The daily series of ``symbol`` as known after ``session``."""
+        with self._client(session) as client:
             return client.daily(symbol, outputsize=outputsize, adjusted=adjusted)
 
     def budget_remaining(self) -> int | None:
         """Requests left today (``None``: unlimited)."""
         return self.budget().remaining()
-
-    def default_as_of(self) -> date:
-        """The last completed session: by the sandbox's clock, or by the real clock for AlphaVantage."""
-        if self.source == "sandbox":
-            from mlops_pipeline.sandbox_service import sandbox_today
-
-            today = sandbox_today(self.base_url)
-            return today if is_trading_day(today) else previous_trading_day(today)
-        return last_completed_trading_day()
 
 
 def market_data_from_settings(settings: PlatformSettings) -> MarketDataResource:

@@ -1,7 +1,8 @@
 """Turning a served prediction into the team's prediction record, and storing it idempotently.
 
-Records follow the predictions contract: team store ``predictions/<TICKER>.parquet``, one row per
-``as_of_date`` (a re-run replaces its row), see ``PREDICTION_COLUMNS``.
+Records follow the predictions contract: one row per ticker and session in the team store at
+``predictions/<TICKER>/<as_of_date>.parquet`` (each session its own object, so sessions never
+rewrite each other), see ``PREDICTION_COLUMNS``; :func:`read_predictions` gives a ticker's rows.
 """
 
 from __future__ import annotations
@@ -35,8 +36,18 @@ class PredictionError(ValueError):
     """A served answer does not hold a prediction this platform understands."""
 
 
-def predictions_key(ticker: str) -> str:
-    return f"predictions/{ticker}.parquet"
+def prediction_key(ticker: str, as_of: date) -> str:
+    return f"predictions/{ticker}/{as_of.isoformat()}.parquet"
+
+
+def read_predictions(store: ObjectStore, ticker: str) -> pd.DataFrame | None:
+    """Every stored prediction of ``ticker``, oldest first (``None`` when there is none)."""
+    keys = sorted(store.list_keys(f"predictions/{ticker}/"))
+    frames = [store.get_parquet(key) for key in keys if key.endswith(".parquet")]
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.sort_values("as_of_date", kind="stable").reset_index(drop=True)
 
 
 def interpret(output: dict[str, Any], close: float) -> dict[str, float | int]:
@@ -99,23 +110,15 @@ def prediction_record(
 def stored_prediction(store: ObjectStore, ticker: str, as_of: date) -> pd.Series | None:
     """The stored prediction of ``ticker`` made on ``as_of``, if there is one."""
     try:
-        existing = store.get_parquet(predictions_key(ticker))
+        return store.get_parquet(prediction_key(ticker, as_of)).iloc[-1]
     except ObjectNotFoundError:
         return None
-    rows = existing[existing["as_of_date"] == pd.Timestamp(as_of)]
-    return None if rows.empty else rows.iloc[-1]
 
 
-def upsert_prediction(store: ObjectStore, ticker: str, record: dict[str, Any]) -> tuple[pd.DataFrame, str]:
-    """Insert or replace the row for ``record['as_of_date']``; returns the stored frame and its URI."""
-    key = predictions_key(ticker)
-    try:
-        existing = store.get_parquet(key)
-    except ObjectNotFoundError:
-        existing = pd.DataFrame(columns=PREDICTION_COLUMNS)
+def store_prediction(store: ObjectStore, ticker: str, record: dict[str, Any]) -> str:
+    """Store the record as the prediction of its ``as_of_date`` (a re-run replaces it); its URI."""
+    as_of = pd.Timestamp(record["as_of_date"]).date()
     row = pd.DataFrame([record], columns=PREDICTION_COLUMNS)
-    kept = existing[existing["as_of_date"] != record["as_of_date"]]
-    frame = pd.concat([kept, row], ignore_index=True) if len(kept) else row
-    frame = frame.sort_values("as_of_date", kind="stable").reset_index(drop=True)
-    uri = store.put_parquet(key, frame, {"ticker": ticker, "rows": len(frame)})
-    return frame, uri
+    return store.put_parquet(
+        prediction_key(ticker, as_of), row, {"ticker": ticker, "as_of": as_of.isoformat()}
+    )

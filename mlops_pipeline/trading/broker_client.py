@@ -81,6 +81,7 @@ class BrokerClient:
         max_retries: int = 3,
         retry_backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        headers: dict[str, str] | None = None,
     ) -> None:
         from alpaca.data.historical import StockHistoricalDataClient
         from alpaca.trading.client import TradingClient
@@ -94,6 +95,7 @@ class BrokerClient:
         for client in (self.trading, self.data):
             _apply_timeout(client, timeout_s)
             client._retry = 0  # our own retries below; the SDK would sleep 3 s per 429/504
+            client._session.headers.update(headers or {})
 
     def call(self, what: str, action: Callable[[], T]) -> T:
         """Run one SDK call with bounded retries on 429/5xx; raise :class:`BrokerError` otherwise."""

@@ -1,4 +1,4 @@
-"""Read the serving team's predictions (``predictions/<TICKER>.parquet`` in the team store).
+"""Read the serving team's predictions (``predictions/<TICKER>/<session>.parquet`` in the team store).
 
 Only a row whose ``as_of_date`` is the trading date is used; a ticker whose newest row is older
 is *stale* and gets no signal (a skipped intent says so).
@@ -12,6 +12,7 @@ from datetime import date
 import pandas as pd
 
 from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
+from mlops_pipeline.serving.predictions import prediction_key, read_predictions
 from mlops_pipeline.trading.model import Signal, SkippedIntent
 
 REQUIRED_COLUMNS = ("ticker", "as_of_date", "predicted_return", "prob_up")
@@ -19,10 +20,6 @@ REQUIRED_COLUMNS = ("ticker", "as_of_date", "predicted_return", "prob_up")
 
 class PredictionsError(ValueError):
     """A predictions file that does not follow the contract; the message names the file and field."""
-
-
-def predictions_key(ticker: str) -> str:
-    return f"predictions/{ticker}.parquet"
 
 
 def signal_for(frame: pd.DataFrame, key: str, ticker: str, trading_date: date) -> Signal | SkippedIntent:
@@ -61,12 +58,14 @@ def load_signals(
     signals: list[Signal] = []
     skipped: list[SkippedIntent] = []
     for ticker in tickers:
-        key = predictions_key(ticker)
+        key = prediction_key(ticker, trading_date)
         try:
             frame = store.get_parquet(key)
         except ObjectNotFoundError:
-            skipped.append(SkippedIntent(ticker, f"no predictions ({key} not found)"))
-            continue
+            frame = read_predictions(store, ticker)
+            if frame is None:
+                skipped.append(SkippedIntent(ticker, f"no predictions (nothing under predictions/{ticker}/)"))
+                continue
         found = signal_for(frame, key, ticker, trading_date)
         if isinstance(found, Signal):
             signals.append(found)

@@ -1,0 +1,368 @@
+"""``mlops run`` and ``mlops compete``: the session's partitioned jobs, executed in this process.
+
+A session runs the same partitioned asset jobs the schedules and the automation sensor launch:
+shared market data per session and ticker, then each team's stages, then the leaderboard. Each
+(job, partition) is its own Dagster run on the configured instance, so the runs, their logs and the
+asset history appear in the UI afterwards. A ticker whose market data fails is skipped by every
+team; one team's failure never stops another team. Runs of a process that died (killed ``mlops
+run``) are marked failed when the next one starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlops_pipeline.assets.common import SETTINGS_TAG, WAITING
+from mlops_pipeline.assets.sessions import session_ticker_key
+from mlops_pipeline.config.platform import Platform, SessionError
+from mlops_pipeline.config.settings import PlatformSettings
+from mlops_pipeline.defs_builder import (
+    LEADERBOARD_JOB,
+    MARKET_JOB,
+    TEAM_STAGES,
+    build_definitions,
+    team_job_name,
+)
+from mlops_pipeline.market.calendar import trading_days
+from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
+
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+_RECORDED_SETTINGS = (
+    "storage",
+    "market_data",
+    "broker",
+    "mlflow_tracking_uri",
+    "dvc_remote_url",
+    "serving_launcher",
+)
+HOST_TAG = "mlops/host"
+PID_TAG = "mlops/pid"
+
+
+class DailyRunError(RuntimeError):
+    """A session could not start (bad date, unreachable service)."""
+
+
+@dataclass(frozen=True)
+class PartitionRun:
+    job: str
+    partition: str
+    status: str  # "success" | "waiting" | "failure" | "skipped"
+    seconds: float
+    run_id: str | None
+    note: str = ""
+
+
+@dataclass
+class DailyRunReport:
+    as_of: date
+    settings: PlatformSettings
+    runs: list[PartitionRun] = field(default_factory=list)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(run.status in ("failure", "skipped") for run in self.runs)
+
+    @property
+    def waiting_count(self) -> int:
+        return sum(run.status == "waiting" for run in self.runs)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing failed and nothing waits: the day is done."""
+        return self.ok and self.waiting_count == 0
+
+    @property
+    def total_count(self) -> int:
+        return len(self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_count == 0
+
+    def render(self) -> Table:
+        succeeded = self.total_count - self.failed_count - self.waiting_count
+        waiting = f", {self.waiting_count} waiting" if self.waiting_count else ""
+        table = Table(title=f"Session {self.as_of} ({succeeded}/{self.total_count} ok{waiting})")
+        for column in ("job", "ticker", "status", "seconds", "run id", "note"):
+            table.add_column(column)
+        style = {"success": "green", "waiting": "cyan", "failure": "red", "skipped": "yellow"}
+        for run in self.runs:
+            table.add_row(
+                run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
+                (run.run_id or "")[:8], run.note,
+            )  # fmt: skip
+        return table
+
+    def locations(self) -> list[tuple[str, str]]:
+        s = self.settings
+        objects = s.storage_root_path if s.storage == "local" else f"s3://{s.s3_bucket}/{s.s3_prefix}"
+        return [
+            ("market prices", f"{objects}/market/prices/<TICKER>/<session>.parquet"),
+            ("market features", f"{objects}/market/features/<TICKER>/<session>.parquet"),
+            ("team datasets", f"{objects}/teams/<team>/datasets/<TICKER>/<session>.parquet"),
+            ("predictions", f"{objects}/teams/<team>/predictions/<TICKER>/<session>.parquet"),
+            ("trading journal", f"{objects}/teams/<team>/journal/"),
+            ("monitoring reports", f"{objects}/teams/<team>/monitoring/index.html"),
+            ("leaderboard", f"{objects}/competition/leaderboard.html  (or: mlops leaderboard)"),
+            ("MLflow", f"{s.mlflow_tracking_uri}  (mlflow ui --backend-store-uri {s.mlflow_tracking_uri})"),
+            ("model servers", "keep running as the teams' deployments; mlops stop stops them"),
+            ("Dagster instance (runs, logs, asset history)", str(s.dagster_home_path)),
+            ("Dagster UI", "make ui  (or: .venv/bin/mlops ui), then open http://127.0.0.1:3000"),
+        ]
+
+
+def _error_text(result: dg.ExecuteInProcessResult) -> str:
+    """The root cause of the first failed step, in one line (the full trace is in the run's logs)."""
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        if error is not None:
+            while error.cause is not None:
+                error = error.cause
+            message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+            return message[:200]
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if evaluation is not None and not evaluation.passed and evaluation.blocking:
+                return f"blocking check {evaluation.check_name!r} failed"
+    return "failed (see the run's logs in the UI)"
+
+
+def _waiting_note(result: dg.ExecuteInProcessResult) -> str | None:
+    """Why a successful run materialized nothing and waits (an observation's ``waiting`` metadata)."""
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
+            waiting = observation.metadata.get(WAITING)
+            if waiting is not None:
+                return str(waiting.value)[:300]
+    return None
+
+
+STAGES: tuple[str, ...] = ("market", *(stage.suffix for stage in TEAM_STAGES), "rank")
+
+
+@dataclass(frozen=True)
+class _Step:
+    job: str
+    partition: str
+    ticker: str | None
+    team: str | None
+    blocked_by: str | None = None  # a job of the same team whose failure makes this step pointless
+
+
+def plan_steps(
+    platform: Platform, day: date, teams: list[str], stages: tuple[str, ...] = STAGES
+) -> list[_Step]:
+    """Every run of one session, in order: market data of the chosen teams' tickers, then each
+    team's stages, then the leaderboard (which ranks every team of the platform)."""
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise DailyRunError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    session = day.isoformat()
+    chosen = {name: platform.teams[name] for name in teams}
+    tickers = sorted({ticker for team in chosen.values() for ticker in team.tickers})
+    steps = []
+    if "market" in stages:
+        steps += [_Step(MARKET_JOB, str(session_ticker_key(day, ticker)), ticker, None) for ticker in tickers]
+    for name, team in chosen.items():
+        serve_job = team_job_name(name, TEAM_STAGES[1])
+        for stage in TEAM_STAGES:
+            if stage.suffix not in stages:
+                continue
+            job = team_job_name(name, stage)
+            blocked_by = serve_job if stage.suffix == "predict" else None
+            if stage.per_ticker:
+                steps += [
+                    _Step(job, str(session_ticker_key(day, ticker)), ticker, name, blocked_by)
+                    for ticker in team.tickers
+                ]
+            else:
+                steps.append(_Step(job, session, None, name, blocked_by))
+    if "rank" in stages:
+        steps.append(_Step(LEADERBOARD_JOB, session, None, None))
+    return steps
+
+
+def _skip(
+    step: _Step, market_outcome: dict[str, str], failed_jobs: set[tuple[str | None, str]]
+) -> tuple[str, str] | None:
+    """``(status, note)`` of a step that need not run: its ticker's market data failed or waits, or
+    a job it depends on failed."""
+    if step.ticker is not None and step.job != MARKET_JOB and step.ticker in market_outcome:
+        status = market_outcome[step.ticker]
+        verb = "waits" if status == "waiting" else "failed"
+        return ("waiting" if status == "waiting" else "skipped"), f"market data {verb} for this ticker"
+    if step.blocked_by is not None and (step.team, step.blocked_by) in failed_jobs:
+        return "skipped", f"{step.blocked_by} failed"
+    return None
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs a dead ``mlops`` process on this host left STARTED; their run ids."""
+    host = socket.gethostname()
+    orphans = []
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    ):
+        pid = run.tags.get(PID_TAG)
+        if run.tags.get(HOST_TAG) != host or pid is None or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone")
+        orphans.append(run.run_id)
+    return orphans
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_session(
+    platform: Platform,
+    day: date,
+    teams: list[str] | None = None,
+    console: Console | None = None,
+    stages: tuple[str, ...] = STAGES,
+) -> DailyRunReport:
+    """Run one session: market data, then each chosen team's stages, then the leaderboard."""
+    try:
+        platform.check_session(day)
+    except SessionError as exc:
+        raise DailyRunError(str(exc)) from None
+    with ExitStack() as stack:
+        settings = platform.settings
+        if uses_sandbox(settings):
+            settings = settings.model_copy(
+                update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
+            )
+        defs = build_definitions(
+            Platform(settings, platform.teams, platform.first_session, platform.last_session)
+        )
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        return _run_steps(
+            defs,
+            instance,
+            settings,
+            day,
+            plan_steps(platform, day, teams or list(platform.teams), stages),
+            console,
+        )
+
+
+def _run_steps(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: PlatformSettings,
+    day: date,
+    steps: list[_Step],
+    console: Console | None,
+) -> DailyRunReport:
+    console = console or Console(quiet=True)
+    for run_id in fail_orphaned_runs(instance):
+        console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
+    report = DailyRunReport(as_of=day, settings=settings)
+    recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
+    base_tags = {
+        SETTINGS_TAG: json.dumps(recorded, sort_keys=True),
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
+    }
+    market_outcome: dict[str, str] = {}  # ticker -> "waiting" | "failure"
+    failed_jobs: set[tuple[str | None, str]] = set()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"session {day}", total=len(steps))
+        for step in steps:
+            label = step.ticker or "-"
+            progress.update(task, description=f"{step.job} [{step.partition}]")
+            skip = _skip(step, market_outcome, failed_jobs)
+            if skip is not None:
+                report.runs.append(PartitionRun(step.job, label, skip[0], 0.0, None, skip[1]))
+                progress.advance(task)
+                continue
+            started = time.monotonic()
+            result = defs.resolve_job_def(step.job).execute_in_process(
+                instance=instance,
+                partition_key=step.partition,
+                tags=base_tags,
+                run_config=_QUIET_LOGS,
+                raise_on_error=False,
+            )
+            seconds = time.monotonic() - started
+            waiting = _waiting_note(result) if result.success else None
+            if waiting is not None:
+                if step.job == MARKET_JOB and step.ticker is not None:
+                    market_outcome[step.ticker] = "waiting"
+                report.runs.append(PartitionRun(step.job, label, "waiting", seconds, result.run_id, waiting))
+            elif result.success:
+                report.runs.append(PartitionRun(step.job, label, "success", seconds, result.run_id))
+            else:
+                failed_jobs.add((step.team, step.job))
+                if step.job == MARKET_JOB and step.ticker is not None:
+                    market_outcome[step.ticker] = "failure"
+                report.runs.append(
+                    PartitionRun(step.job, label, "failure", seconds, result.run_id, _error_text(result))
+                )
+            progress.advance(task)
+    return report
+
+
+def replay(
+    platform: Platform,
+    start: date,
+    end: date,
+    teams: list[str] | None = None,
+    console: Console | None = None,
+    stages: tuple[str, ...] = STAGES,
+) -> list[DailyRunReport]:
+    """Run every session from ``start`` to ``end`` in order, each as :func:`run_session` does.
+
+    Running a replay again costs little: stored snapshots, trained models, predictions and orders
+    of a session are kept, so an interrupted replay resumes where it stopped.
+    """
+    try:
+        platform.check_range(start, end)
+    except SessionError as exc:
+        raise DailyRunError(str(exc)) from None
+    days = [stamp.date() for stamp in trading_days(start, end)]
+    if not days:
+        raise DailyRunError(f"no NYSE session between {start} and {end}")
+    console = console or Console(quiet=True)
+    reports = []
+    with ExitStack() as stack:
+        settings = platform.settings
+        if uses_sandbox(settings):
+            settings = settings.model_copy(
+                update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
+            )
+        defs = build_definitions(
+            Platform(settings, platform.teams, platform.first_session, platform.last_session)
+        )
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        for day in days:
+            steps = plan_steps(platform, day, teams or list(platform.teams), stages)
+            report = _run_steps(defs, instance, settings, day, steps, console)
+            waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
+            console.print(
+                f"{day}: {report.total_count - report.failed_count - report.waiting_count}/"
+                f"{report.total_count} ok{waiting}"
+            )
+            reports.append(report)
+    return reports

@@ -33,16 +33,16 @@ from typing import Any
 import httpx
 
 from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.importing import import_prices
-from mlops_pipeline.orchestration import DailyRunReport, run_daily
 from mlops_pipeline.resources.market_data import SANDBOX_API_KEY
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.alphavantage_api import render_daily_csv
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
+from mlops_pipeline.session_runner import DailyRunReport, run_session
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -67,10 +67,10 @@ def _served(url: str) -> int:
 def _session(day: date, url: str) -> tuple[DailyRunReport, float, int]:
     settings = load_settings()
     ensure_home(settings)
-    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    platform = load_platform(settings)
     before = _served(url)
     started = time.perf_counter()
-    report = run_daily(settings, teams, as_of=day)
+    report = run_session(platform, day)
     return report, time.perf_counter() - started, _served(url) - before
 
 
@@ -103,14 +103,7 @@ def _run_mode(name: str, root: Path, url: str, env: dict[str, str], seed: bool =
     waiting = [run.note for run in first.runs if run.status == "waiting"]
     if seed:
         settings = load_settings()
-        tickers = sorted(
-            {
-                t
-                for team in load_teams(settings.teams_path, settings.ludwig_configs_path).values()
-                for t in team.tickers
-            }
-        )
-        _record_csv(root / "recordings", tickers)
+        _record_csv(root / "recordings", load_platform(settings).tickers)
         import_prices(object_store_from_settings(settings), root / "recordings", until=DAY_1)
         first, first_s, more = _session(DAY_1, url)
         first_requests += more

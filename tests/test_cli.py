@@ -72,13 +72,14 @@ def test_invalid_setting_is_named(project: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_mlops_run_starts_and_stops_the_embedded_sandbox(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
     import shutil
     import socket
     import subprocess
 
+    import dagster as dg
     from _net import free_port
 
     (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
@@ -95,19 +96,95 @@ def test_mlops_run_starts_and_stops_the_embedded_sandbox(
         cwd=project,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Daily loop for 2024-03-27 (2/2 ok)" in result.stdout
+    assert "Session 2024-03-27 (2/2 ok)" in result.stdout
     assert "market prices:" in result.stdout and "Dagster UI:" in result.stdout
     with socket.socket() as sock:  # the embedded sandbox was stopped with the run
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+    runs = _runs(isolated_env)  # each (job, partition) is a run of the instance
+    assert sorted((run.job_name, run.tags["dagster/partition"]) for run in runs) == [
+        ("market_daily", "2024-03-27|MSFT"),
+        ("red_train", "2024-03-27|MSFT"),
+    ]
+    assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
 
-    holiday = subprocess.run(
-        [mlops, "run", "--date", "2024-07-04"], check=False, capture_output=True, text=True, timeout=300
-    )
-    assert holiday.returncode == 1
-    assert "2024-07-04 is not an NYSE trading day (July 4th)" in holiday.stderr
+
+def _runs(home: Path) -> list:
+    """Every run recorded in the embedded Dagster instance under ``home`` (none if it was never created)."""
+    import dagster as dg
+
+    dagster_home = home / "dagster"
+    if not (dagster_home / "dagster.yaml").exists():
+        return []
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return list(instance.get_runs())
 
 
-def test_compete_refuses_a_range_without_sessions(project: Path) -> None:
+def _refused_run(monkeypatch: pytest.MonkeyPatch, home: Path, *args: str):
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-06-14")  # a Friday: the last completed session
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))  # restored after the test
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    assert _runs(home) == []  # refused before any run
+    assert not list((home / "objects").rglob("*.parquet"))
+    return lines[0]
+
+
+def test_run_on_a_holiday_is_refused_naming_it(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = _refused_run(monkeypatch, isolated_env, "--date", "2024-07-04")
+    assert line == "error: 2024-07-04 is not an NYSE session (July 4th)"  # Independence Day
+    weekend = _refused_run(monkeypatch, isolated_env, "--date", "2024-06-15")
+    assert weekend == "error: 2024-06-15 is not an NYSE session (a Saturday)"
+
+
+def test_run_after_the_last_completed_session_is_refused(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = _refused_run(monkeypatch, isolated_env, "--date", "2024-06-17")
+    assert line == "error: 2024-06-17 is after the last completed session 2024-06-14"
+
+
+def test_run_before_the_first_session_names_the_setting(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_SESSIONS_START", "2024-01-01")  # a holiday: the first session is Jan 2
+    line = _refused_run(monkeypatch, isolated_env, "--date", "2023-12-29")
+    assert line == "error: 2023-12-29 is before the first session 2024-01-02 (MLOPS_SESSIONS_START)"
+
+
+def test_run_rejects_an_unknown_team(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = _refused_run(monkeypatch, isolated_env, "--team", "purple")
+    assert line == "error: unknown team(s) purple; teams: blue, red"
+
+
+def test_compete_refuses_a_range_without_sessions(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-06-14")
     result = runner.invoke(app, ["compete", "--from", "2024-03-29", "--to", "2024-03-31"])
     assert result.exit_code == 1
-    assert "no NYSE trading day between 2024-03-29 and 2024-03-31" in result.output
+    assert "no NYSE session between 2024-03-29 and 2024-03-31" in result.output
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [
+        ("2024-06-10", "2024-06-17", "2024-06-10 to 2024-06-17 is outside the sessions: "
+         "the valid range is 2020-01-02 to 2024-06-14"),
+        ("2024-06-14", "2024-06-10", "--to 2024-06-10 is before --from 2024-06-14"),
+        ("2024-06-10", "06/14/2024", "--to must be YYYY-MM-DD, got '06/14/2024'"),
+    ],
+)  # fmt: skip
+def test_compete_refuses_a_range_outside_the_sessions(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, start: str, end: str, message: str
+) -> None:
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-06-14")
+    monkeypatch.setenv("DAGSTER_HOME", str(isolated_env / "dagster"))
+    result = runner.invoke(app, ["compete", "--from", start, "--to", end])
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == f"error: {message}"  # one message (rich wraps at 80)
+    assert _runs(isolated_env) == []

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from mlops_pipeline.cli import app
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.market.budget import RequestBudget
+from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.resources.market_data import SANDBOX_API_KEY, market_data_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.alphavantage_api import render_daily_csv
@@ -33,6 +34,7 @@ from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch import Deployment
+from mlops_pipeline.serving.predictions import read_predictions
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -198,11 +200,11 @@ def test_premium_key_session_and_replay_on_production_paths(
         assert _requests_served(sandbox.base_url) == 2 * len(REPLAY)
         settings = load_settings()
         store = object_store_from_settings(settings)
-        prices, manifest = store.get_parquet_with_manifest("market/prices/MSFT.parquet")
+        prices, manifest = store.get_parquet_with_manifest(prices_key("MSFT", TODAY))
         assert manifest["source"] == "alphavantage" and manifest["adjusted"] is True
         assert prices["date"].iloc[-1].date() == TODAY and len(prices) > 5000
 
-        predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
+        predictions = read_predictions(store.scoped("teams/red"), "MSFT")
         assert [day.date() for day in predictions["as_of_date"]] == list(REPLAY)
         orders = store.get_parquet("teams/red/journal/orders.parquet")
         # Only the broker's last completed session trades; earlier sessions of a replay never do.
@@ -266,10 +268,10 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         assert _budget().used() == 2
         settings = load_settings()
         store = object_store_from_settings(settings)
-        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        prices, manifest = store.get_parquet_with_manifest(prices_key("TSLA", first_day))
         assert len(prices) == 98 and manifest["adjusted"] is False  # the latest 100, up to day one
         assert prices["date"].iloc[-1].date() == first_day
-        assert not store.exists("teams/red/predictions/MSFT.parquet")
+        assert read_predictions(store.scoped("teams/red"), "MSFT") is None
         assert store.get_parquet("teams/blue/journal/orders.parquet").empty
 
         # A rerun makes no request.
@@ -286,7 +288,7 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         served = _requests_served(sandbox.base_url)
         imported = _invoke("market", "import", str(recordings), "--until", first_day.isoformat())
         assert "imported 2 of 2 symbol(s)" in imported, imported
-        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        prices, manifest = store.get_parquet_with_manifest(prices_key("TSLA", first_day))
         assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == first_day
 
         # Replay to today: day one trains at once; the compact raw window extends the imported history.
@@ -295,9 +297,9 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
             assert f"{day}: 11/11 ok" in output, output
         assert _requests_served(sandbox.base_url) - served == 2 * (len(REPLAY) - 1)
         assert _budget().used() == 2 * len(REPLAY)
-        prices, manifest = store.get_parquet_with_manifest("market/prices/TSLA.parquet")
+        prices, manifest = store.get_parquet_with_manifest(prices_key("TSLA", TODAY))
         assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == TODAY
-        predictions = store.get_parquet("teams/red/predictions/MSFT.parquet")
+        predictions = read_predictions(store.scoped("teams/red"), "MSFT")
         assert [day.date() for day in predictions["as_of_date"]] == list(REPLAY)
         orders = store.get_parquet("teams/blue/journal/orders.parquet")
         assert {order_id.split("-")[1] for order_id in orders["client_order_id"]} <= {f"{TODAY:%Y%m%d}"}
@@ -316,7 +318,7 @@ def test_budget_exhausted_tickers_wait_and_nothing_stored_changes(
         output = _invoke("run", "--date", TODAY.isoformat(), "--stage", "market")
         assert "waits for tomorrow's market-data budget" in output, output
         store = object_store_from_settings(load_settings())
-        stored = [ticker for ticker in ("MSFT", "TSLA") if store.exists(f"market/prices/{ticker}.parquet")]
+        stored = [ticker for ticker in ("MSFT", "TSLA") if store.list_keys(f"market/prices/{ticker}/")]
         assert len(stored) == 1  # the throttled answer was never stored as data
         assert _budget().remaining() == 0  # the quota answer used the rest of today's budget
 
@@ -350,7 +352,7 @@ def test_refused_keys_and_unknown_symbols_name_team_variable_and_symbol(
         assert "NOSUCH: AlphaVantage refused the request" in output and "ALPHAVANTAGE_API_KEY" in output
         assert "BLUE_ALPACA_API_KEY and BLUE_ALPACA_SECRET_KEY" in output
         store = object_store_from_settings(load_settings())
-        assert store.exists("market/prices/TSLA.parquet") and not store.exists("market/prices/NOSUCH.parquet")
+        assert store.exists(prices_key("TSLA", TODAY)) and not store.list_keys("market/prices/NOSUCH/")
         assert store.exists("teams/red/journal/equity.parquet")  # red carried on
     finally:
         sandbox.stop()

@@ -6,12 +6,19 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from mlops_pipeline.assets.sessions import nyse_sessions
+from mlops_pipeline.assets.sessions import (
+    PREVIOUS_SESSION,
+    nyse_sessions,
+    session_of,
+    session_ticker_key,
+    session_ticker_partitions,
+    split_session_ticker,
+    ticker_of,
+)
 from mlops_pipeline.market.calendar import non_session_weekdays, trading_days
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSIONS_2024 = nyse_sessions(date(2024, 1, 1), date(2024, 12, 31))
-PREVIOUS_SESSION = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 
 def keys_of(start: str, end: str) -> list[str]:
@@ -84,15 +91,27 @@ def test_keys_in_range_over_a_week() -> None:
 def test_multi_partitions_are_session_times_ticker() -> None:
     sessions = nyse_sessions(date(2024, 3, 25), date(2024, 4, 2))
     tickers = ["AAPL", "MSFT", "NVDA"]
-    multi = dg.MultiPartitionsDefinition(
-        {"session": sessions, "ticker": dg.StaticPartitionsDefinition(tickers)}
-    )
+    multi = session_ticker_partitions(sessions, tickers)
+    assert [dimension.name for dimension in multi.partitions_defs] == ["session", "ticker"]
     keys = multi.get_partition_keys()
     assert len(keys) == 6 * 3
     assert {(key.keys_by_dimension["session"], key.keys_by_dimension["ticker"]) for key in keys} == {
         (session, ticker) for session in keys_of("2024-03-25", "2024-04-02") for ticker in tickers
     }
     assert not multi.has_partition_key(dg.MultiPartitionKey({"session": "2024-03-29", "ticker": "AAPL"}))
+    assert not multi.has_partition_key(session_ticker_key(date(2024, 3, 27), "TSLA"))
+    assert multi.has_partition_key(session_ticker_key(date(2024, 3, 27), "MSFT"))
+    assert "2024-03-27|MSFT" in {str(key) for key in keys}
+
+
+def test_session_ticker_keys_read_both_ways() -> None:
+    key = session_ticker_key(date(2024, 6, 13), "MSFT")
+    assert str(key) == "2024-06-13|MSFT"
+    assert key.keys_by_dimension == {"session": "2024-06-13", "ticker": "MSFT"}
+    assert split_session_ticker("2024-06-13|MSFT") == (date(2024, 6, 13), "MSFT")
+    assert split_session_ticker(key) == (date(2024, 6, 13), "MSFT")
+    with pytest.raises(ValueError, match="is not a session\\|ticker key"):
+        split_session_ticker("2024-06-13")
 
 
 def test_previous_session_mapping_skips_holidays_and_weekends() -> None:
@@ -130,3 +149,42 @@ def test_previous_session_mapping_in_a_run() -> None:
 def test_end_before_start_is_refused() -> None:
     with pytest.raises(ValueError, match="before"):
         nyse_sessions(date(2024, 6, 14), date(2024, 6, 13))
+
+
+TICKER_PARTITIONS = session_ticker_partitions(SESSIONS_2024, ["AAPL", "MSFT"])
+
+
+@dg.asset(partitions_def=TICKER_PARTITIONS)
+def per_ticker(context: dg.AssetExecutionContext) -> tuple[date, str]:
+    return session_of(context), ticker_of(context)
+
+
+@dg.asset(partitions_def=SESSIONS_2024)
+def per_session(context: dg.AssetExecutionContext) -> date:
+    return session_of(context)
+
+
+def test_a_run_reads_its_session_and_ticker_from_the_partition_key_only() -> None:
+    result = dg.materialize([per_ticker], partition_key="2024-04-01|MSFT")
+    assert result.success
+    assert result.output_for_node("per_ticker") == (date(2024, 4, 1), "MSFT")
+    key = session_ticker_key(date(2024, 3, 28), "AAPL")
+    assert dg.materialize([per_ticker], partition_key=key).output_for_node("per_ticker") == (
+        date(2024, 3, 28),
+        "AAPL",
+    )
+    session = dg.materialize([per_session], partition_key="2024-04-01")
+    assert session.output_for_node("per_session") == date(2024, 4, 1)
+
+
+@dg.asset(partitions_def=SESSIONS_2024)
+def session_without_ticker(context: dg.AssetExecutionContext) -> str:
+    return ticker_of(context)
+
+
+def test_a_session_partition_has_no_ticker() -> None:
+    result = dg.materialize([session_without_ticker], partition_key="2024-04-01", raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert "partition '2024-04-01' has no ticker: expected a session|ticker key" in message

@@ -224,7 +224,11 @@ def build_retrain_sensor(
             recommended = metadata.get("retrain_recommended")
             if recommended is None or not recommended.value:
                 continue
-            as_of, ticker = split_session_ticker(materialization.partition)
+            try:
+                as_of, ticker = split_session_ticker(materialization.partition)
+            except ValueError:  # a report from before sessions were partitions
+                held.append(f"{materialization.partition} (not a session|ticker partition)")
+                continue
             last = cursor.last_requested.get(ticker)
             if not policy.on_drift:
                 held.append(f"{ticker} {as_of} (manual: retrain.on_drift is false)")

@@ -10,14 +10,15 @@ first, CRLF or LF line ends). It is parsed by the client's own parser
 Rows after ``until`` (default: the last completed NYSE session) are dropped, and the adjusted closes
 of the rows kept are un-adjusted for the splits and dividends of the dropped rows
 (:func:`history_until`), as if the file had been downloaded on ``until``. The result is merged with
-the stored history of the symbol (:func:`merge_imported`): **stored rows win** for the dates they
+the symbol's newest stored snapshot on or before ``until`` (:func:`merge_imported`): **stored rows win** for the dates they
 cover, because stored data normally came from the live source; imported rows fill the sessions the
 stored history lacks (older ones, gaps, and newer ones), and every value where the file differs from
 a stored row is counted as a revision. The merged history must pass the price checks
 (:func:`~mlops_pipeline.market.checks.check_price_history`, with the history's own last date as the
 expected last date, since an import has no as-of date); a symbol whose ERROR checks fail is not
-stored. Each stored symbol is one atomic put of the history and its manifest. To replace stored
-rows with a file's, delete ``market/prices/<SYMBOL>.parquet`` first.
+stored. Each stored symbol is one atomic put of the history and its manifest, as the snapshot of
+its last session (``market/prices/<SYMBOL>/<session>.parquet``); the next session's
+``market/prices`` extends it. To replace stored rows with a file's, delete the snapshots first.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from mlops_pipeline.market.checks import CheckOutcome, check_price_history
 from mlops_pipeline.market.history import REVISION_COLUMNS, merge_history
 from mlops_pipeline.market.ingest import extend_adjusted_history
 from mlops_pipeline.market.schema import conform_price_frame
-from mlops_pipeline.market.store import prices_key, read_prices
+from mlops_pipeline.market.store import latest_prices, prices_key
 from mlops_pipeline.market.tickers import TICKER_PATTERN
 from mlops_pipeline.resources.object_store import ObjectStore, ObjectStoreError
 from mlops_pipeline.training.dataset import frame_fingerprint
@@ -242,7 +243,7 @@ def import_symbol(
     if imported.empty:
         return failed(symbol, path, error=f"{path}: no rows on or before {until}", file_rows=len(parsed))
     try:
-        stored, manifest = read_prices(store, symbol)
+        stored, manifest, _ = latest_prices(store, symbol, until=until)
         merged = merge_imported(imported, stored, bool(manifest.get("adjusted", True)))
         history = merged.history
         first, last = history["date"].iloc[0].date(), history["date"].iloc[-1].date()
@@ -274,7 +275,7 @@ def import_symbol(
         "imported_at": (imported_at or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
     try:
-        uri = store.put_parquet(prices_key(symbol), history, new_manifest)
+        uri = store.put_parquet(prices_key(symbol, last), history, new_manifest)
     except ObjectStoreError as error:
         return failed(symbol, path, error=f"{path}: {error}", **summary)
     return SymbolImport(symbol, path, uri=uri, manifest=new_manifest, **summary)

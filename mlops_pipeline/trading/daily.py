@@ -127,13 +127,17 @@ def place_daily_orders(
 
 
 def latest_traded_session(store: ObjectStore, team: str) -> date | None:
-    """The latest trading date of the team's journaled orders (a replay re-running an earlier day
-    must not trade against the account's later state)."""
+    """The latest session the team's account has acted on: its journaled orders or, for a session
+    that placed none, its journaled equity (re-running an earlier session must not trade or journal
+    against the account's later state)."""
+    known: list[date] = []
     orders = read_journal(store, ORDERS_KEY)
-    if orders is None:
-        return None
-    dates = [trading_date_of(str(order_id), team) for order_id in orders["client_order_id"]]
-    known = [day for day in dates if day is not None]
+    if orders is not None:
+        dates = [trading_date_of(str(order_id), team) for order_id in orders["client_order_id"]]
+        known += [day for day in dates if day is not None]
+    equity = read_journal(store, EQUITY_KEY)
+    if equity is not None and not equity.empty:
+        known.append(equity["date"].max().date())
     return max(known) if known else None
 
 

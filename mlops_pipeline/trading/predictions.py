@@ -62,9 +62,10 @@ def load_signals(
         try:
             frame = store.get_parquet(key)
         except ObjectNotFoundError:
+            key = f"predictions/{ticker}/"
             frame = read_predictions(store, ticker)
             if frame is None:
-                skipped.append(SkippedIntent(ticker, f"no predictions (nothing under predictions/{ticker}/)"))
+                skipped.append(SkippedIntent(ticker, f"no predictions (nothing under {key})"))
                 continue
         found = signal_for(frame, key, ticker, trading_date)
         if isinstance(found, Signal):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,7 @@ from mlops_pipeline.assets.competition import (
     build_competition_assets,
     build_leaderboard_assets,
 )
+from mlops_pipeline.assets.sessions import nyse_sessions
 from mlops_pipeline.competition.team_inputs import (
     BACKTEST_CHART_KEY,
     BACKTEST_DAILY_KEY,
@@ -26,6 +28,8 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.resources.object_store import object_store_from_settings
+
+SESSIONS = nyse_sessions(date(2024, 1, 2), date(2024, 3, 27))
 
 
 def _register_champion(
@@ -71,10 +75,13 @@ def test_backtest_and_leaderboard_assets(project: Path, tmp_path: Path) -> None:
     for seed, ticker in enumerate(["AAPL", "MSFT"]):  # NVDA has no champion yet
         _register_champion(settings, "red", ticker, _oos(ticker, seed), tmp_path)
 
-    assets = build_competition_assets(red, settings) + build_leaderboard_assets(teams)
+    assets = build_competition_assets(red, settings, SESSIONS) + build_leaderboard_assets(teams, SESSIONS)
     store = object_store_from_settings(settings)
     result = dg.materialize(
-        assets, resources={"object_store": store}, selection=[backtest_key("red"), LEADERBOARD]
+        assets,
+        resources={"object_store": store},
+        selection=[backtest_key("red"), LEADERBOARD],
+        partition_key="2024-03-27",
     )
     assert result.success
 
@@ -100,6 +107,7 @@ def test_backtest_and_leaderboard_assets(project: Path, tmp_path: Path) -> None:
     assert "data:image/png;base64," in store.get_text(LEADERBOARD_HTML_KEY)
     table = result.asset_materializations_for_node("leaderboard")[0].metadata["table"].value
     assert "| blue | no data yet |" in table  # blue has not traded or been backtested
+    assert store.get_parquet("competition/leaderboards/2024-03-27.parquet").equals(board)
 
 
 def test_backtest_without_any_champion_materializes_nothing(project: Path) -> None:
@@ -107,8 +115,9 @@ def test_backtest_without_any_champion_materializes_nothing(project: Path) -> No
     ensure_home(settings)
     blue = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["blue"])["blue"]
     result = dg.materialize(
-        build_competition_assets(blue, settings),
+        build_competition_assets(blue, settings, SESSIONS),
         resources={"object_store": object_store_from_settings(settings)},
+        partition_key="2024-03-27",
         raise_on_error=False,
     )
     assert result.success  # no champion yet is a normal state, not a fault

@@ -51,7 +51,8 @@ def test_import_round_trip_equals_the_market_frame(tmp_path: Path, store: Object
     [outcome] = import_prices(store, tmp_path / "seed", until=DAY)
 
     assert outcome.ok, outcome.error
-    stored, manifest = read_prices(store, "AAPL")
+    assert store.list_keys("market/prices") == [prices_key("AAPL", DAY)]  # the snapshot of its last session
+    stored, manifest = read_prices(store, "AAPL", DAY)
     pd.testing.assert_frame_equal(stored, expected.reset_index(drop=True))
     assert (outcome.rows, outcome.added, outcome.revisions) == (len(expected), len(expected), 0)
     assert (outcome.first_date, outcome.last_date) == (expected["date"].iloc[0].date(), DAY)
@@ -74,7 +75,8 @@ def test_lf_line_ends_lower_case_file_names_and_until(tmp_path: Path, store: Obj
     assert outcome.symbol == "MSFT"
     assert outcome.last_date == date(2024, 6, 7)
     assert outcome.dropped_after_until == 5
-    stored, _ = read_prices(store, "MSFT")
+    assert store.list_keys("market/prices") == [prices_key("MSFT", date(2024, 6, 7))]
+    stored, _ = read_prices(store, "MSFT", date(2024, 6, 7))
     pd.testing.assert_frame_equal(stored, market.history("MSFT", date(2024, 6, 7)))
 
 
@@ -86,7 +88,7 @@ def test_until_before_a_split_gives_the_history_as_served_on_that_day(
     [outcome] = import_prices(store, tmp_path / "seed", until=date(2024, 6, 7))
 
     assert outcome.ok, outcome.error
-    stored, _ = read_prices(store, "NVDA")
+    stored, _ = read_prices(store, "NVDA", date(2024, 6, 7))
     pd.testing.assert_frame_equal(stored, market.history("NVDA", date(2024, 6, 7)), rtol=1e-6)
 
 
@@ -95,12 +97,13 @@ def test_reimporting_the_same_file_adds_and_revises_nothing(
 ) -> None:
     write_csv(tmp_path / "seed", "IBM", market.history("IBM", DAY))
     import_prices(store, tmp_path / "seed", until=DAY)
-    first, _ = read_prices(store, "IBM")
+    first, _ = read_prices(store, "IBM", DAY)
 
     [again] = import_prices(store, tmp_path / "seed", until=DAY)
 
     assert (again.ok, again.added, again.revisions) == (True, 0, 0)
-    pd.testing.assert_frame_equal(read_prices(store, "IBM")[0], first)
+    assert store.list_keys("market/prices") == [prices_key("IBM", DAY)]
+    pd.testing.assert_frame_equal(read_prices(store, "IBM", DAY)[0], first)
 
 
 def _corrupt(lines: list[str], kind: str) -> tuple[list[str], int, str]:
@@ -137,16 +140,16 @@ def test_a_malformed_file_names_file_line_and_field_and_stores_nothing(
     error = outcomes["AAPL"].error
     assert error is not None and error.startswith(f"{bad}: ")
     assert f"line {line_number}" in error and named in error
-    assert not store.exists(prices_key("AAPL"))
-    assert outcomes["MSFT"].ok and store.exists(prices_key("MSFT")), good
+    assert store.list_keys("market/prices/AAPL/") == []
+    assert outcomes["MSFT"].ok and store.exists(prices_key("MSFT", DAY)), good
 
 
 def test_a_file_that_fails_a_check_leaves_the_stored_history_untouched(
     tmp_path: Path, store: ObjectStore, market
 ) -> None:
     history = market.history("AAPL", DAY)
-    store.put_parquet(prices_key("AAPL"), history.tail(100), {"ticker": "AAPL", "adjusted": True})
-    before = store.get_bytes(prices_key("AAPL"))
+    store.put_parquet(prices_key("AAPL", DAY), history.tail(100), {"ticker": "AAPL", "adjusted": True})
+    before = store.get_bytes(prices_key("AAPL", DAY))
     missing_day = history["date"].iloc[-300]
     write_csv(tmp_path / "seed", "AAPL", history[history["date"] != missing_day])
 
@@ -155,7 +158,8 @@ def test_a_file_that_fails_a_check_leaves_the_stored_history_untouched(
     assert not outcome.ok
     assert "trading_days" in outcome.error and missing_day.strftime("%Y-%m-%d") in outcome.error
     assert [check.name for check in outcome.failed_checks] == ["trading_days"]
-    assert store.get_bytes(prices_key("AAPL")) == before
+    assert store.get_bytes(prices_key("AAPL", DAY)) == before
+    assert store.list_keys("market/prices") == [prices_key("AAPL", DAY)]
 
 
 def test_stored_rows_win_and_differences_are_counted_as_revisions(
@@ -164,17 +168,50 @@ def test_stored_rows_win_and_differences_are_counted_as_revisions(
     history = market.history("AAPL", DAY)
     fetched = history.tail(100).reset_index(drop=True)
     fetched.loc[10, "volume"] += 7  # the live source says otherwise than the file
-    store.put_parquet(prices_key("AAPL"), fetched, {"ticker": "AAPL", "adjusted": True})
+    store.put_parquet(prices_key("AAPL", DAY), fetched, {"ticker": "AAPL", "adjusted": True})
     write_csv(tmp_path / "seed", "AAPL", history)
 
     [outcome] = import_prices(store, tmp_path / "seed", until=DAY)
 
     assert (outcome.ok, outcome.added, outcome.revisions) == (True, len(history) - 100, 1)
-    stored, _ = read_prices(store, "AAPL")
+    stored, _ = read_prices(store, "AAPL", DAY)
     assert (
         stored.loc[stored["date"] == fetched["date"].iloc[10], "volume"].item() == fetched["volume"].iloc[10]
     )
     pd.testing.assert_frame_equal(stored.drop(columns="volume"), history.drop(columns="volume"))
+
+
+def test_the_import_merges_the_newest_snapshot_up_to_until_and_leaves_later_ones(
+    tmp_path: Path, store: ObjectStore, market
+) -> None:
+    friday, monday = date(2024, 6, 7), date(2024, 6, 10)
+    history = market.history("AAPL", DAY)
+    fetched = market.history("AAPL", friday).tail(100).reset_index(drop=True)
+    fetched.loc[10, "volume"] += 7  # the Friday snapshot disagrees with the file once
+    store.put_parquet(prices_key("AAPL", friday), fetched, {"ticker": "AAPL", "adjusted": True})
+    later = history.tail(100).reset_index(drop=True)
+    later.loc[20, "volume"] += 9  # a snapshot after ``until``: neither read nor rewritten
+    store.put_parquet(prices_key("AAPL", DAY), later, {"ticker": "AAPL", "adjusted": True})
+    later_bytes = store.get_bytes(prices_key("AAPL", DAY))
+    write_csv(tmp_path / "seed", "AAPL", history)
+
+    [outcome] = import_prices(store, tmp_path / "seed", until=monday)
+
+    assert outcome.ok, outcome.error
+    assert (outcome.last_date, outcome.revisions) == (monday, 1)
+    assert outcome.added == len(market.history("AAPL", monday)) - 100
+    assert store.list_keys("market/prices") == [
+        prices_key("AAPL", friday),
+        prices_key("AAPL", monday),
+        prices_key("AAPL", DAY),
+    ]
+    assert store.get_bytes(prices_key("AAPL", DAY)) == later_bytes
+    stored, manifest = read_prices(store, "AAPL", monday)
+    assert manifest["as_of"] == monday.isoformat()
+    assert stored["date"].iloc[-1].date() == monday
+    assert (
+        stored.loc[stored["date"] == fetched["date"].iloc[10], "volume"].item() == fetched["volume"].iloc[10]
+    )
 
 
 @pytest.mark.parametrize("stored_ends_later", [True, False])
@@ -233,7 +270,7 @@ def test_a_file_name_that_is_not_a_symbol_fails_alone(tmp_path: Path, store: Obj
 
     assert outcomes["MSFT"].ok
     assert "the file name is not a symbol" in outcomes["PRICES 2024"].error
-    assert store.list_keys("market/prices") == [prices_key("MSFT")]
+    assert store.list_keys("market/prices") == [prices_key("MSFT", DAY)]
 
 
 def test_read_import_file_accepts_a_byte_order_mark(tmp_path: Path, market) -> None:
@@ -257,7 +294,7 @@ def test_cli_imports_every_file_and_exits_0(project: Path, tmp_path: Path, marke
     assert "AAPL: " in result.output and "2024-06-14" in result.output
     assert "imported 2 of 2 symbol(s)" in result.output
     store = object_store_from_settings(load_settings())
-    assert read_prices(store, "MSFT")[1]["source"] == "import:seed"
+    assert read_prices(store, "MSFT", DAY)[1]["source"] == "import:seed"
 
 
 def test_cli_exits_1_when_a_file_fails_and_keeps_the_others(project: Path, tmp_path: Path, market) -> None:
@@ -270,7 +307,7 @@ def test_cli_exits_1_when_a_file_fails_and_keeps_the_others(project: Path, tmp_p
     assert "MSFT.csv" in result.output and "line 1" in result.output
     assert "imported 1 of 2 symbol(s)" in result.output and "failed: MSFT" in result.output
     store = object_store_from_settings(load_settings())
-    assert store.exists(prices_key("AAPL")) and not store.exists(prices_key("MSFT"))
+    assert store.exists(prices_key("AAPL", DAY)) and store.list_keys("market/prices/MSFT/") == []
 
 
 def test_cli_symbols_option_and_default_until(project: Path, tmp_path: Path, market) -> None:
@@ -281,7 +318,7 @@ def test_cli_symbols_option_and_default_until(project: Path, tmp_path: Path, mar
     assert result.exit_code == 0, result.output
     assert "imported 1 of 1 symbol(s)" in result.output
     store = object_store_from_settings(load_settings())
-    assert store.exists(prices_key("MSFT")) and not store.exists(prices_key("AAPL"))
+    assert store.list_keys("market/prices") == [prices_key("MSFT", DAY)]  # the file's last session
     missing = runner.invoke(app, ["market", "import", str(tmp_path / "seed"), "--symbols", "IBM"])
     assert missing.exit_code == 1 and "no file" in missing.output
 

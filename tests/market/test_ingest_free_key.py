@@ -137,7 +137,7 @@ def test_import_then_free_key_fetch_extends_by_exactly_the_new_sessions(
     tmp_path: Path, synthetic_market: SyntheticMarket, free_client: AlphaVantageClient, sandbox_today: date
 ) -> None:
     store = _import(tmp_path, synthetic_market, "AAPL", date(2024, 6, 7))
-    stored, manifest = read_prices(store, "AAPL")
+    stored, manifest = read_prices(store, "AAPL", date(2024, 6, 7))
     assert manifest["adjusted"] is True
 
     result = ingest_prices("AAPL", stored, manifest["adjusted"], sandbox_today, False, free_client.daily)
@@ -161,7 +161,7 @@ def test_a_real_split_after_the_import_is_inferred_from_the_free_series(
 ) -> None:
     """NVDA splits 10:1 on 2024-06-10 in the synthetic market; the import stops before it."""
     store = _import(tmp_path, synthetic_market, "NVDA", date(2024, 6, 5))
-    stored, manifest = read_prices(store, "NVDA")
+    stored, manifest = read_prices(store, "NVDA", date(2024, 6, 5))
 
     result = ingest_prices("NVDA", stored, manifest["adjusted"], sandbox_today, False, free_client.daily)
 

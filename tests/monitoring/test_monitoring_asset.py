@@ -8,22 +8,25 @@ import pandas as pd
 import pytest
 from _monitoring_frames import crafted_features, crafted_predictions, register_champion
 
-from mlops_pipeline.assets.common import AS_OF_TAG
+from mlops_pipeline.assets.common import TEAM_TAG
 from mlops_pipeline.assets.monitoring import (
+    TRIGGER_TAG,
     build_monitoring_assets,
     build_retrain_sensor,
     monitoring_report_key,
 )
+from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import RetrainPolicy, TeamConfig, load_teams
 from mlops_pipeline.market.store import features_key
 from mlops_pipeline.monitoring.windows import window_sessions
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
-from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import LocalObjectStore
+from mlops_pipeline.serving.predictions import store_prediction
 
 AS_OF = date(2024, 7, 10)
+SESSIONS = nyse_sessions(date(2024, 1, 2), date(2024, 7, 15))
 
 
 @pytest.fixture
@@ -35,14 +38,9 @@ def platform(project: Path) -> tuple[PlatformSettings, TeamConfig]:
 
 
 def _resources(settings: PlatformSettings) -> dict:
+    # No market-data resource: the report's date comes from its partition key only.
     return {
         "object_store": LocalObjectStore(root=str(settings.storage_root_path)),
-        "market_data": MarketDataResource(
-            base_url="http://127.0.0.1:9",  # unused: the as-of date comes from the run tag
-            api_key="unused",
-            premium=True,
-            budget_path=str(settings.home_dir / "budget.sqlite"),
-        ),
         "dvc_versioning": dvc_versioning_from_settings(settings),
     }
 
@@ -56,12 +54,13 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     settings, team = platform
     store = LocalObjectStore(root=str(settings.storage_root_path))
     features = crafted_features(drift_from="2024-05-01", shift=4.0)
-    store.put_parquet(features_key("AAPL"), features, {"data_version": "x", "failed_checks": []})
+    store.put_parquet(features_key("AAPL", AS_OF), features, {"data_version": "x", "failed_checks": []})
     sessions = window_sessions(features, AS_OF, team.monitoring.window_days)
     predictions = crafted_predictions(
         features, [day for day in sessions if day != pd.Timestamp("2024-07-01")]
     )
-    store.scoped("teams/red").put_parquet("predictions/AAPL.parquet", predictions)
+    for record in predictions.to_dict("records"):  # serving stores one object per session
+        store_prediction(store.scoped("teams/red"), "AAPL", record)
     run_id = register_champion(
         str(settings.mlflow_tracking_uri),
         Path(str(settings.mlflow_artifact_root)),
@@ -71,9 +70,9 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
         "2024-03-28",
     )
 
-    assets = build_monitoring_assets(team, settings)
+    assets = build_monitoring_assets(team, settings, SESSIONS)
     result = dg.materialize(
-        assets, partition_key="AAPL", resources=_resources(settings), tags={AS_OF_TAG: AS_OF.isoformat()}
+        assets, partition_key=session_ticker_key(AS_OF, "AAPL"), resources=_resources(settings)
     )
     assert result.success
 
@@ -83,7 +82,9 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     assert checks["performance"].passed  # an accurate model beats "tomorrow = today"
 
     [materialization] = result.asset_materializations_for_node("red__monitoring_report")
+    assert materialization.partition == "2024-07-10|AAPL"
     metadata = materialization.metadata
+    assert metadata["as_of"].value == "2024-07-10"
     assert isinstance(metadata["drift_share"].value, float) and metadata["drift_share"].value > 0.5
     assert isinstance(metadata["mae"].value, float)
     assert metadata["missing_predictions"].value == 1
@@ -105,14 +106,37 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     assert [(point.step, point.value) for point in history] == [(20240710, metadata["drift_share"].value)]
 
 
+def test_report_reads_the_features_of_its_own_session_only(
+    platform: tuple[PlatformSettings, TeamConfig],
+) -> None:
+    settings, team = platform
+    store = LocalObjectStore(root=str(settings.storage_root_path))
+    features = crafted_features()
+    store.put_parquet(features_key("AAPL", AS_OF), features, {"data_version": "x", "failed_checks": []})
+    result = dg.materialize(
+        build_monitoring_assets(team, settings, SESSIONS),
+        partition_key=session_ticker_key(date(2024, 7, 11), "AAPL"),
+        resources=_resources(settings),
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert (
+        "no features for AAPL on 2024-07-11: materialize market/features first"
+        in failure.step_failure_data.error.message
+    )
+    assert not (settings.storage_root_path / "teams" / "red" / "monitoring").exists()
+
+
 def _report_event(
     instance: dg.DagsterInstance, team: str, ticker: str, as_of: str, recommended: bool
 ) -> None:
+    """A report of the ``as_of`` x ``ticker`` partition (the sensor reads the date from the key)."""
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             asset_key=monitoring_report_key(team),
-            partition=ticker,
-            metadata={"as_of": as_of, "retrain_recommended": recommended},
+            partition=session_ticker_key(date.fromisoformat(as_of), ticker),
+            metadata={"retrain_recommended": recommended},
         )
     )
 
@@ -135,8 +159,9 @@ def test_sensor_requests_one_retraining_per_cooldown(platform: tuple[PlatformSet
         _report_event(instance, "red", "AAPL", "2024-07-11", True)  # noisy: fails again the next day
         _report_event(instance, "red", "MSFT", "2024-07-11", False)
         first = _evaluate(sensor, instance, None)
-        assert [(r.partition_key, r.tags[AS_OF_TAG]) for r in first.run_requests] == [("AAPL", "2024-07-10")]
+        assert [r.partition_key for r in first.run_requests] == ["2024-07-10|AAPL"]
         assert first.run_requests[0].run_key == "retrain-red-AAPL-2024-07-10"
+        assert first.run_requests[0].tags == {TEAM_TAG: "red", TRIGGER_TAG: "monitoring"}
 
         _report_event(instance, "red", "AAPL", "2024-07-12", True)
         second = _evaluate(sensor, instance, first.cursor)
@@ -145,7 +170,8 @@ def test_sensor_requests_one_retraining_per_cooldown(platform: tuple[PlatformSet
 
         _report_event(instance, "red", "AAPL", "2024-07-15", True)  # 5 days after the last request
         third = _evaluate(sensor, instance, second.cursor)
-        assert [(r.partition_key, r.tags[AS_OF_TAG]) for r in third.run_requests] == [("AAPL", "2024-07-15")]
+        assert [r.partition_key for r in third.run_requests] == ["2024-07-15|AAPL"]
+        assert third.run_requests[0].run_key == "retrain-red-AAPL-2024-07-15"
         assert _evaluate(sensor, instance, third.cursor).run_requests == []  # nothing new
 
 
@@ -165,7 +191,13 @@ def test_sensor_only_recommends_when_retraining_is_manual(
 
 def test_definitions_accept_the_assets_and_the_sensor(platform: tuple[PlatformSettings, TeamConfig]) -> None:
     settings, team = platform
-    assets = build_monitoring_assets(team, settings)
+    assets = build_monitoring_assets(team, settings, SESSIONS)
+    partitions = assets[0].partitions_def
+    assert isinstance(partitions, dg.MultiPartitionsDefinition)
+    assert partitions.partition_dimension_names == ["session", "ticker"]
+    keys = set(partitions.get_partition_keys())
+    assert {"2024-07-10|AAPL", "2024-07-15|AAPL"} <= keys
+    assert not {"2024-07-04|AAPL", "2024-07-13|AAPL"} & keys  # Independence Day, a Saturday
     retrain = dg.define_asset_job(
         "red_retrain", selection=[monitoring_report_key("red")], partitions_def=assets[0].partitions_def
     )

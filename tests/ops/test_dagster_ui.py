@@ -100,9 +100,10 @@ def test_asset_graph_in_browser_and_jobs_over_graphql(
                 job,
                 repository_location_name=location,
                 repository_name="__repository__",
-                tags={"dagster/partition": "MSFT", "mlops/as_of": "2024-03-27"},
+                tags={"dagster/partition": "2024-03-27|MSFT"},
             )
             assert _wait_for_run(client, run_id) == "SUCCESS", job
-        assert (isolated_env / "objects" / "teams" / "red" / "datasets" / "MSFT.parquet").is_file()
+        dataset = isolated_env / "objects" / "teams" / "red" / "datasets" / "MSFT" / "2024-03-27.parquet"
+        assert dataset.is_file()
     finally:
         stop_process(ui, timeout_s=60)

@@ -14,11 +14,11 @@ import yaml
 from _net import free_port, stop_process, wait_for_http
 from _postgres import Postgres
 
+from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.config.teams import load_teams
-from mlops_pipeline.orchestration import run_daily
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
+from mlops_pipeline.session_runner import run_session
 
 RUNS_QUERY = (
     "{ runsOrError { __typename ... on Runs { results { runId jobName status tags { key value } } } } }"
@@ -75,10 +75,12 @@ def test_daily_runs_survive_a_webserver_restart(
     sandbox = start_sandbox_thread(SandboxConfig(today=date(2024, 3, 27)))
     monkeypatch.setenv("MLOPS_SANDBOX_URL", sandbox.base_url)
     try:
-        settings = load_settings()
-        report = run_daily(settings, load_teams(settings.teams_path, settings.ludwig_configs_path))
-        assert report.ok
+        platform = load_platform(load_settings())
+        assert platform.last_session == date(2024, 3, 27)  # the sandbox's today
+        report = run_session(platform, platform.last_session)
+        assert report.ok and report.total_count > 0
         run_ids = {run.run_id for run in report.runs}
+        assert None not in run_ids
 
         env = dict(os.environ)
         port = free_port()
@@ -89,9 +91,17 @@ def test_daily_runs_survive_a_webserver_restart(
             finally:
                 stop_process(webserver)
             assert run_ids <= {run["runId"] for run in runs}
-            assert {run["status"] for run in runs if run["runId"] in run_ids} == {"SUCCESS"}
-            tags = {tag["key"]: tag["value"] for tag in runs[0]["tags"]}
-            assert tags["mlops/as_of"] == "2024-03-27"
+            ours = [run for run in runs if run["runId"] in run_ids]
+            assert {run["status"] for run in ours} == {"SUCCESS"}
+            partitions = {
+                (run["jobName"], {tag["key"]: tag["value"] for tag in run["tags"]}["dagster/partition"])
+                for run in ours
+            }
+            assert ("market_daily", "2024-03-27|MSFT") in partitions and (
+                "red_train",
+                "2024-03-27|MSFT",
+            ) in partitions
+            assert ("red_trade", "2024-03-27") in partitions and ("rank_teams", "2024-03-27") in partitions
     finally:
         sandbox.stop()
 

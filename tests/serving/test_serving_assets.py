@@ -1,4 +1,5 @@
-"""The serving deployment and predictions assets, end to end with a local model server process."""
+"""The session-partitioned serving deployment and the session x ticker predictions, end to end with a
+local model server process."""
 
 from __future__ import annotations
 
@@ -11,19 +12,27 @@ import pandas as pd
 import pytest
 from _serving_models import Registry, feature_frame
 
-from mlops_pipeline.assets.serving import DEPLOYMENT_KEY, build_serving_assets
+from mlops_pipeline.assets.serving import DEPLOYMENT_KEY, build_serving_assets, session_deployment_key
+from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
 from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.features import FEATURE_TABLE_COLUMNS
 from mlops_pipeline.market.store import features_key
-from mlops_pipeline.resources.market_data import market_data_from_settings
-from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.resources.object_store import LocalObjectStore, object_store_from_settings
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.launch_process import ProcessLauncher
-from mlops_pipeline.serving.predictions import PREDICTION_COLUMNS, interpret, upsert_prediction
+from mlops_pipeline.serving.predictions import (
+    PREDICTION_COLUMNS,
+    interpret,
+    prediction_key,
+    read_predictions,
+    store_prediction,
+    stored_prediction,
+)
 
 AS_OF = date(2024, 7, 3)  # a Wednesday before the July 4th holiday: the target is Friday the 5th
+SESSIONS = nyse_sessions(date(2024, 6, 3), date(2024, 7, 31))
 
 
 def _features(days: int) -> pd.DataFrame:
@@ -48,19 +57,31 @@ def test_interpret_each_target_kind() -> None:
     assert math.isnan(direction["predicted_return"]) and math.isnan(direction["predicted_close"])
 
 
-def test_upsert_replaces_the_row_of_the_same_as_of_date(tmp_path) -> None:
-    from mlops_pipeline.resources.object_store import LocalObjectStore
-
+def test_each_session_stores_its_own_prediction_and_a_rerun_replaces_it(tmp_path) -> None:
     store = LocalObjectStore(root=str(tmp_path))
     record = {column: None for column in PREDICTION_COLUMNS} | {
         "as_of_date": pd.Timestamp(AS_OF),
         "predicted_return": 0.1,
     }
-    upsert_prediction(store, "AAPL", record)
-    upsert_prediction(store, "AAPL", record | {"as_of_date": pd.Timestamp("2024-07-05")})
-    frame, _ = upsert_prediction(store, "AAPL", record | {"predicted_return": 0.2})
-    assert frame["as_of_date"].tolist() == [pd.Timestamp(AS_OF), pd.Timestamp("2024-07-05")]
+    friday = date(2024, 7, 5)
+    store_prediction(store, "AAPL", record | {"as_of_date": pd.Timestamp(friday)})
+    store_prediction(store, "AAPL", record)
+    uri = store_prediction(store, "AAPL", record | {"predicted_return": 0.2})
+
+    assert sorted(store.list_keys("predictions/AAPL/")) == [
+        prediction_key("AAPL", AS_OF),
+        prediction_key("AAPL", friday),
+    ]
+    assert prediction_key("AAPL", AS_OF) == "predictions/AAPL/2024-07-03.parquet"
+    assert uri.endswith("predictions/AAPL/2024-07-03.parquet")
+    assert len(store.get_parquet(prediction_key("AAPL", AS_OF))) == 1
+    frame = read_predictions(store, "AAPL")
+    assert list(frame.columns) == PREDICTION_COLUMNS
+    assert frame["as_of_date"].tolist() == [pd.Timestamp(AS_OF), pd.Timestamp(friday)]
     assert frame["predicted_return"].tolist() == [0.2, 0.1]
+    assert stored_prediction(store, "AAPL", friday)["predicted_return"] == 0.1
+    assert stored_prediction(store, "AAPL", date(2024, 7, 2)) is None
+    assert read_predictions(store, "MSFT") is None
 
 
 @pytest.mark.slow
@@ -70,32 +91,49 @@ def test_serving_then_predictions_assets(project, registry: Registry, monkeypatc
     settings = load_settings()
     team = load_teams(settings.teams_path, settings.ludwig_configs_path)["red"]
     team = team.model_copy(update={"tickers": ["AAPL", "MSFT"]})
-    serving, predictions = build_serving_assets(team, settings)
+    serving, predictions = build_serving_assets(team, settings, SESSIONS)
+    assert serving.partitions_def == SESSIONS
     object_store = object_store_from_settings(settings)
-    object_store.put_parquet(features_key("AAPL"), _features(40), {"data_version": "test"})
-    resources = {"object_store": object_store, "market_data": market_data_from_settings(settings)}
+    object_store.put_parquet(features_key("AAPL", AS_OF), _features(40), {"data_version": "test"})
+    resources = {"object_store": object_store}
 
-    deployed = dg.materialize([serving], resources=resources)
+    deployed = dg.materialize([serving], resources=resources, partition_key=AS_OF.isoformat())
     store = team_store(object_store, "red")
     deployment = Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
     try:
+        # the session's own record of the deployment that serves its predictions
+        assert store.get_text(session_deployment_key(AS_OF)) == deployment.to_json()
         metadata = deployed.asset_materializations_for_node("red__serving")[0].metadata
         assert metadata["endpoint_url"].value == deployment.endpoint_url
         assert metadata["launcher"].value == "process" and metadata["pid"].value == deployment.instance_id
         assert set(metadata["model_versions"].value) == {"red-AAPL", "red-MSFT"}
 
-        for _ in range(2):  # a re-run for the same date replaces its row
-            result = dg.materialize(
-                [predictions], resources=resources, partition_key="AAPL", tags={"mlops/as_of": str(AS_OF)}
-            )
-            assert result.success
-        frame = store.get_parquet("predictions/AAPL.parquet")
+        key = session_ticker_key(AS_OF, "AAPL")
+        assert str(key) == "2024-07-03|AAPL"
+        first = dg.materialize([predictions], resources=resources, partition_key=str(key))
+        (made,) = first.asset_materializations_for_node("red__predictions")
+        assert made.partition == "2024-07-03|AAPL"
+        assert made.metadata["as_of"].value == "2024-07-03"
+        assert made.metadata["target_date"].value == "2024-07-05"
+        rerun = dg.materialize([predictions], resources=resources, partition_key=str(key))
+        (kept,) = rerun.asset_materializations_for_node("red__predictions")
+        assert kept.metadata["kept_existing"].value is True  # a rerun keeps what was traded on
+
+        assert store.list_keys("predictions/") == [prediction_key("AAPL", AS_OF)]
+        frame = store.get_parquet(prediction_key("AAPL", AS_OF))
         assert list(frame.columns) == PREDICTION_COLUMNS and len(frame) == 1
         row = frame.iloc[0]
         assert (row["team"], row["ticker"], row["model_name"]) == ("red", "AAPL", "red-AAPL")
         assert row["as_of_date"] == pd.Timestamp(AS_OF) and row["target_date"] == pd.Timestamp("2024-07-05")
         assert row["model_version"] == deployment.models["red-AAPL"]["version"]
+        assert kept.metadata["model_version"].value == str(row["model_version"])
         assert row["run_id"] == registry.run_ids["red-AAPL"] and row["latency_ms"] > 0
         assert row["predicted_close"] == pytest.approx(110 * math.exp(row["predicted_return"]))
+
+        # a session without a recorded deployment has no prediction, whatever is live now
+        tuesday = session_ticker_key(date(2024, 7, 2), "AAPL")
+        earlier = dg.materialize([predictions], resources=resources, partition_key=str(tuesday))
+        assert earlier.success and earlier.asset_materializations_for_node("red__predictions") == []
+        assert not store.exists(prediction_key("AAPL", date(2024, 7, 2)))
     finally:
         ProcessLauncher(tmp_path).stop(deployment.instance_id)

@@ -12,8 +12,10 @@ import pandas as pd
 
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.calendar import next_trading_day
+from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import RunningSandbox, start_sandbox_thread
+from mlops_pipeline.serving.predictions import store_prediction
 
 TRADING_DAY = date(2024, 6, 14)  # a Friday; the next session is Monday 2024-06-17
 
@@ -65,7 +67,7 @@ class Sandbox:
 def prediction_frame(
     team: str, ticker: str, as_of: date, predicted_return: float, prob_up: float
 ) -> pd.DataFrame:
-    """One row of the serving contract (``predictions/<TICKER>.parquet``)."""
+    """One row of the serving contract (``predictions/<TICKER>/<as_of_date>.parquet``)."""
     return pd.DataFrame(
         {
             "team": [team],
@@ -83,3 +85,9 @@ def prediction_frame(
             "created_at": [pd.Timestamp.now(tz="UTC")],
         }
     )
+
+
+def put_prediction(team_store: ObjectStore, frame: pd.DataFrame) -> None:
+    """Store a :func:`prediction_frame` row where serving stores it (its ticker and session)."""
+    (record,) = frame.to_dict("records")
+    store_prediction(team_store, str(record["ticker"]), record)

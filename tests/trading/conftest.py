@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _trading_helpers import TRADING_DAY, Sandbox, prediction_frame
+from _trading_helpers import TRADING_DAY, Sandbox, prediction_frame, put_prediction
 
 from mlops_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 
@@ -37,6 +37,6 @@ def write_predictions(store: ObjectStore) -> Callable[..., None]:
             frame = prediction_frame(
                 team, ticker, as_of, returns.get(ticker, np.nan), (prob_up or {}).get(ticker, np.nan)
             )
-            team_store.put_parquet(f"predictions/{ticker}.parquet", frame)
+            put_prediction(team_store, frame)
 
     return write

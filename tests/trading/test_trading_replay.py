@@ -1,7 +1,9 @@
 """A replayed month of sandbox trading for both default teams, with synthetic predictions.
 
 Predictions are a noisy oracle of the synthetic market's next-session return, so the strategies
-have something to act on. Every day is run twice: the rerun must place no new order.
+have something to act on. The sandbox is already at the month's end; the broker is addressed by
+session (``X-Sandbox-Session``), as the session partitions are, and its clock is never moved.
+Every session is run twice: the rerun must place no new order.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _trading_helpers import Sandbox, prediction_frame
+from _trading_helpers import Sandbox, prediction_frame, put_prediction
 
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.calendar import next_trading_day, trading_days
 from mlops_pipeline.resources.broker import BrokerResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.serving.predictions import read_predictions
 from mlops_pipeline.trading.daily import place_daily_orders, reconcile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,17 +40,16 @@ def test_replay_a_month_for_both_default_teams(tmp_path: Path, store: ObjectStor
     teams = load_teams(REPO / "teams", REPO / "ludwig_configs")
     market = SyntheticMarket()
     rng = np.random.default_rng(0)
-    sandbox = Sandbox(tmp_path / "broker.sqlite", MONTH[0])
+    sandbox = Sandbox(tmp_path / "broker.sqlite", MONTH[1])
     try:
         broker = BrokerResource(mode="sandbox", url=sandbox.url)
-        clients = {name: broker.client_for(team, environ={}) for name, team in teams.items()}
         new_orders = {name: 0 for name in teams}
         rerun_orders = {name: 0 for name in teams}
         latencies: list[float] = []
         days = [stamp.date() for stamp in trading_days(*MONTH)]
         for day in days:
-            sandbox.set_today(day)
             for name, team in teams.items():
+                client = broker.client_for(team, day, environ={})
                 team_store = store.scoped(f"teams/{name}")
                 for ticker in team.tickers:
                     predicted = synthetic_prediction(market, ticker, day, rng)
@@ -56,20 +58,25 @@ def test_replay_a_month_for_both_default_teams(tmp_path: Path, store: ObjectStor
                     frame = prediction_frame(
                         name, ticker, day, math.nan if is_direction else predicted, prob_up
                     )
-                    team_store.put_parquet(f"predictions/{ticker}.parquet", frame)
-                first = place_daily_orders(team, clients[name], team_store, day, {})
-                again = place_daily_orders(team, clients[name], team_store, day, {})
+                    put_prediction(team_store, frame)
+                first = place_daily_orders(team, client, team_store, day, {})
+                again = place_daily_orders(team, client, team_store, day, {})
                 assert not first.failures and not again.failures, first.metadata()
+                assert first.warning is None, first.warning
+                assert first.clock.next_open.date() == next_trading_day(day)
                 new_orders[name] += first.count("submitted")
                 rerun_orders[name] += again.count("submitted")
-                reconcile(team, clients[name], team_store, day)
+                reconcile(team, client, team_store, day)
                 started = time.perf_counter()
-                clients[name].account()
+                client.account()
                 latencies.append(time.perf_counter() - started)
 
-        for name in teams:
-            equity = store.scoped(f"teams/{name}").get_parquet("journal/equity.parquet")
-            assert len(equity) == len(days)
+        for name, team in teams.items():
+            team_store = store.scoped(f"teams/{name}")
+            equity = team_store.get_parquet("journal/equity.parquet")
+            assert [stamp.date() for stamp in equity["date"]] == days
+            for ticker in team.tickers:  # every session kept its own prediction
+                assert [stamp.date() for stamp in read_predictions(team_store, ticker)["as_of_date"]] == days
             print(
                 f"{name}: {new_orders[name]} orders over {len(days)} sessions, "
                 f"{rerun_orders[name]} on reruns, equity {equity['equity'].iloc[-1]:.2f} "

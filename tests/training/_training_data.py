@@ -20,9 +20,9 @@ def put_market_data(settings: PlatformSettings, ticker: str, end: date) -> pd.Da
     features = build_features(prices)
     store = object_store_from_settings(settings)
     prices_version = frame_fingerprint(prices)
-    store.put_parquet(prices_key(ticker), prices, {"data_version": prices_version, "failed_checks": []})
+    store.put_parquet(prices_key(ticker, end), prices, {"data_version": prices_version, "failed_checks": []})
     store.put_parquet(
-        features_key(ticker),
+        features_key(ticker, end),
         features,
         {"prices_version": prices_version, "data_version": frame_fingerprint(features), "failed_checks": []},
     )

@@ -8,36 +8,40 @@ import dagster as dg
 import yaml
 from _training_data import put_market_data
 
+from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
+from mlops_pipeline.assets.team import dataset_key, team_store
 from mlops_pipeline.assets.training import build_training_assets
 from mlops_pipeline.market.store import features_key
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
-from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.training.dataset import build_training_dataset
 from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
+SESSION = date(2025, 6, 30)
+SESSIONS = nyse_sessions(date(2025, 6, 2), date(2025, 7, 1))
+
 
 def _prepare(settings, team):
-    features = put_market_data(settings, "AAPL", date(2025, 6, 30))
+    """Checked market data and green's training dataset of AAPL, stored for ``SESSION`` only."""
+    features = put_market_data(settings, "AAPL", SESSION)
     store = object_store_from_settings(settings)
     ludwig = load_ludwig_config(settings.ludwig_configs_path / team.model.ludwig_config)
     dataset = build_training_dataset(features, ludwig, team.model.train_window_days)
-    store.put_parquet(
-        "teams/green/datasets/AAPL.parquet",
+    team_store(store, "green").put_parquet(
+        dataset_key("AAPL", SESSION),
         dataset,
         {"ludwig_config": team.model.ludwig_config, "data_version": "v1"},
     )
     return store, features
 
 
-def _model_failure(settings, team) -> str:
+def _model_failure(settings, team, session: date = SESSION) -> str:
     result = dg.materialize(
-        build_training_assets(team, settings),
+        build_training_assets(team, settings, SESSIONS),
         selection=dg.AssetSelection.assets(dg.AssetKey(["green", "model"])),
-        partition_key="AAPL",
+        partition_key=session_ticker_key(session, "AAPL"),
         resources={
-            "market_data": market_data_from_settings(settings),
             "object_store": object_store_from_settings(settings),
             "mlflow_tracking": mlflow_tracking_from_settings(settings),
             "dvc_versioning": dvc_versioning_from_settings(settings),
@@ -52,10 +56,20 @@ def _model_failure(settings, team) -> str:
 def test_market_data_that_failed_its_checks_is_not_trained_on(small_team) -> None:
     settings, team = small_team
     store, features = _prepare(settings, team)
-    _, manifest = store.get_parquet_with_manifest(features_key("AAPL"))
-    store.put_parquet(features_key("AAPL"), features, {**manifest, "failed_checks": ["point_in_time"]})
+    _, manifest = store.get_parquet_with_manifest(features_key("AAPL", SESSION))
+    store.put_parquet(
+        features_key("AAPL", SESSION), features, {**manifest, "failed_checks": ["point_in_time"]}
+    )
     message = _model_failure(settings, team)
     assert "market data for AAPL failed checks ['point_in_time']: no training" in message
+    assert not (settings.home_dir / "dvc").exists()
+
+
+def test_a_session_without_its_own_dataset_is_not_trained_on_another_sessions(small_team) -> None:
+    settings, team = small_team
+    _prepare(settings, team)  # 2025-06-30 only: the next session must not fall back to it
+    message = _model_failure(settings, team, date(2025, 7, 1))
+    assert "no training dataset for green/AAPL on 2025-07-01: materialize training_dataset first" in message
     assert not (settings.home_dir / "dvc").exists()
 
 

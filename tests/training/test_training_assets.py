@@ -11,12 +11,11 @@ import pytest
 from _training_data import put_market_data
 from typer.testing import CliRunner
 
-from mlops_pipeline.assets.common import AS_OF_TAG
-from mlops_pipeline.assets.team import build_team_assets
+from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
+from mlops_pipeline.assets.team import build_team_assets, dataset_key, team_store
 from mlops_pipeline.assets.training import build_training_assets
 from mlops_pipeline.config.teams import PromotionPolicy
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
-from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.training.cli import model_app, reproduce
@@ -25,18 +24,22 @@ from mlops_pipeline.training.tracking import OOS_ARTIFACT
 
 pytestmark = pytest.mark.slow
 
+SESSIONS = nyse_sessions(date(2025, 6, 2), date(2025, 7, 1))
+
 
 def _materialize(
-    settings, team, selection: list[str], as_of: date, force: bool = False
+    settings, team, selection: list[str], session: date, force: bool = False
 ) -> dg.ExecuteInProcessResult:
-    assets = build_team_assets(team, settings.ludwig_configs_path) + build_training_assets(team, settings)
+    """The selected team assets for the session x AAPL partition: the date is the partition's only."""
+    assets = build_team_assets(team, settings.ludwig_configs_path, SESSIONS) + build_training_assets(
+        team, settings, SESSIONS
+    )
     return dg.materialize(
         assets,
         selection=dg.AssetSelection.assets(*[dg.AssetKey([team.name, name]) for name in selection]),
-        partition_key="AAPL",
-        tags={AS_OF_TAG: as_of.isoformat(), **({RETRAIN_TAG: FORCE} if force else {})},
+        partition_key=session_ticker_key(session, "AAPL"),
+        tags={RETRAIN_TAG: FORCE} if force else {},
         resources={
-            "market_data": market_data_from_settings(settings),
             "object_store": object_store_from_settings(settings),
             "mlflow_tracking": mlflow_tracking_from_settings(settings),
             "dvc_versioning": dvc_versioning_from_settings(settings),
@@ -46,6 +49,7 @@ def _materialize(
 
 def _metadata(result: dg.ExecuteInProcessResult, name: str) -> dict:
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == name]
+    assert event.materialization.partition == result.dagster_run.tags["dagster/partition"]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
@@ -62,6 +66,8 @@ def test_train_track_version_promote_reproduce(small_team) -> None:
 
     first = _materialize(settings, team, ["training_dataset", "model", "champion"], date(2025, 6, 30))
     assert first.success
+    first_dataset = _metadata(first, "training_dataset")
+    assert (first_dataset["as_of"], first_dataset["last_date"]) == ("2025-06-30", "2025-06-27")
     model = _metadata(first, "model")
     assert model["retrained"] is True and model["model_version"] == "1"
     assert isinstance(model["mae"], float) and model["mae"] > 0
@@ -100,15 +106,26 @@ def test_train_track_version_promote_reproduce(small_team) -> None:
     assert _aliases(client) == {"challenger": "1", "champion": "1"}
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     loaded = mlflow.pyfunc.load_model("models:/green-AAPL@champion")
-    dataset = object_store_from_settings(settings).get_parquet("teams/green/datasets/AAPL.parquet")
+    datasets = team_store(object_store_from_settings(settings), "green")
+    dataset = datasets.get_parquet(dataset_key("AAPL", date(2025, 6, 30)))
     assert "target_next_return_predictions" in loaded.predict(dataset.tail(3)).columns
 
-    # The next day's run: the weekly retraining schedule has not fired, so the model stays.
-    not_due = _metadata(_materialize(settings, team, ["model"], date(2025, 7, 1)), "model")
+    # The next session, with its own market data and dataset: the weekly retraining schedule has
+    # not fired, so the model stays; the first session's dataset is left as it was.
+    put_market_data(settings, "AAPL", date(2025, 7, 1))
+    next_session = _materialize(settings, team, ["training_dataset", "model"], date(2025, 7, 1))
+    next_dataset = _metadata(next_session, "training_dataset")
+    assert (next_dataset["as_of"], next_dataset["last_date"]) == ("2025-07-01", "2025-06-30")
+    not_due = _metadata(next_session, "model")
     assert not_due["retrained"] is False and not_due["run_id"] == model["run_id"]
     assert "next retrain at 2025-07-05 06:00" in not_due["skip_reason"]
+    pd.testing.assert_frame_equal(datasets.get_parquet(dataset_key("AAPL", date(2025, 6, 30))), dataset)
+    assert datasets.get_parquet(dataset_key("AAPL", date(2025, 7, 1)))["date"].max() == pd.Timestamp(
+        "2025-06-30"
+    )
 
-    # Forced, but data and config unchanged: no retraining, and nothing new in DVC.
+    # The first session again, forced, but its data and config are unchanged: no retraining, and
+    # nothing new in DVC.
     remote_bytes = dvc.remote_size()
     again = _materialize(settings, team, ["model"], date(2025, 6, 30), force=True)
     skipped = _metadata(again, "model")
@@ -126,9 +143,9 @@ def test_train_track_version_promote_reproduce(small_team) -> None:
     assert reproduced.exit_code == 0, reproduced.output
     assert "all logged metrics reproduced exactly" in reproduced.output
 
-    # New data and a policy no model can meet: retrained, but the gate keeps the champion.
+    # The next session's data, forced, and a policy no model can meet: retrained, but the gate
+    # keeps the champion.
     strict = team.model_copy(update={"promotion": PromotionPolicy(metric="mae", min_skill_vs_naive=1.0)})
-    put_market_data(settings, "AAPL", date(2025, 7, 1))
     second = _materialize(
         settings, strict, ["training_dataset", "model", "champion"], date(2025, 7, 1), force=True
     )

@@ -2,22 +2,23 @@
 
 Each file ``DIR/<SYMBOL>.csv`` holds exactly what AlphaVantage returns for
 ``function=TIME_SERIES_DAILY_ADJUSTED&datatype=csv`` (header
-``timestamp,open,high,low,close,adjusted_close,volume,dividend_amount,split_coefficient``, rows newest
-first, CRLF or LF line ends). It is parsed by the client's own parser
-(:func:`~mlops_pipeline.market.alphavantage.parse_daily_csv`), so a malformed file raises the client's
-:class:`~mlops_pipeline.market.alphavantage.AlphaVantageParseError` naming the file, the line and the field.
+``timestamp,open,high,low,close,adjusted_close,volume,dividend_amount,split_coefficient``, rows
+newest first, CRLF or LF line ends). It is parsed by the client's own parser
+(:func:`~mlops_pipeline.market.alphavantage.parse_daily_csv`), so a malformed file raises the
+client's :class:`~mlops_pipeline.market.alphavantage.AlphaVantageParseError` naming the file, the
+line and the field.
 
 Rows after ``until`` (default: the last completed NYSE session) are dropped, and the adjusted closes
 of the rows kept are un-adjusted for the splits and dividends of the dropped rows
 (:func:`history_until`), as if the file had been downloaded on ``until``. The result is merged with
-the symbol's newest stored snapshot on or before ``until`` (:func:`merge_imported`): **stored rows win** for the dates they
-cover, because stored data normally came from the live source; imported rows fill the sessions the
-stored history lacks (older ones, gaps, and newer ones), and every value where the file differs from
-a stored row is counted as a revision. The merged history must pass the price checks
-(:func:`~mlops_pipeline.market.checks.check_price_history`, with the history's own last date as the
-expected last date, since an import has no as-of date); a symbol whose ERROR checks fail is not
-stored. Each stored symbol is one atomic put of the history and its manifest, as the snapshot of
-its last session (``market/prices/<SYMBOL>/<session>.parquet``); the next session's
+the symbol's newest stored snapshot on or before ``until`` (:func:`merge_imported`): **stored rows
+win** for the dates they cover, because stored data normally came from the live source; imported
+rows fill the sessions the stored history lacks (older ones, gaps, and newer ones), and every value
+where the file differs from a stored row is counted as a revision. The merged history must pass the
+price checks (:func:`~mlops_pipeline.market.checks.check_price_history`, with the history's own last
+date as the expected last date, since an import has no as-of date); a symbol whose ERROR checks fail
+is not stored. Each stored symbol is one atomic put of the history and its manifest, as the snapshot
+of its last session (``market/prices/<SYMBOL>/<session>.parquet``); the next session's
 ``market/prices`` extends it. To replace stored rows with a file's, delete the snapshots first.
 """
 

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -58,7 +58,7 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market bench-serving bench-production
+bench: bench-market bench-serving bench-production bench-loop
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
@@ -68,6 +68,10 @@ bench-serving: setup system-deps
 
 bench-production: setup
 	$(BIN)/python benchmarks/production_session.py
+
+# Before/after sessions as partitions; SESSIONS=3 for a quick check (default 20).
+bench-loop: setup system-deps
+	$(BIN)/python benchmarks/daily_loop.py $(if $(SESSIONS),--sessions $(SESSIONS))
 
 clean-state:
 	rm -rf .mlops

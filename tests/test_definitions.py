@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE
+from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE, per_team_stage
 from mlops_pipeline.assets.sessions import PREVIOUS_SESSION
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.platform import load_platform
@@ -118,9 +118,12 @@ def test_stages_after_market_data_carry_automation_conditions(project: Path) -> 
     for team in ("red", "blue"):
         for name in PER_TICKER:
             assert condition(team, name) == PER_TICKER_STAGE, (team, name)
-        for name in PER_SESSION:
+        for name in ("serving", "orders", "reconciliation"):
             assert condition(team, name) == PER_TEAM_STAGE, (team, name)
-    assert condition("leaderboard") == PER_TEAM_STAGE
+        assert condition(team, "backtest") == per_team_stage(dg.AssetKey([team, "champion"]))
+    assert condition("leaderboard") == per_team_stage(
+        *(dg.AssetKey([team, "backtest"]) for team in ("red", "blue"))
+    )
     sensors = {sensor.name: sensor for sensor in defs.sensors or []}
     automation = sensors["session_automation"]
     assert isinstance(automation, dg.AutomationConditionSensorDefinition)

@@ -24,14 +24,24 @@ from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 
 # A per-ticker stage: once every input partition of its session and ticker exists.
 PER_TICKER_STAGE = dg.AutomationCondition.eager()
-# A per-team stage: once its inputs updated and none is running; an input that never comes (a
-# ticker waiting for history, a failed ticker) does not hold back the team's other tickers.
-PER_TEAM_STAGE = (
-    dg.AutomationCondition.in_latest_time_window()
-    & dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("after its inputs")
+
+
+def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
+    """A per-team stage: once its inputs (other than ``ignored``) updated and none is running; an
+    input that never comes (a ticker waiting for history, a failed ticker) does not hold back the
+    team's other tickers."""
+    updated = dg.AutomationCondition.any_deps_updated()
+    if ignored:
+        updated = updated.ignore(dg.AssetSelection.assets(*sorted(ignored, key=lambda key: key.path)))
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & updated.since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("after its inputs")
+
+
+PER_TEAM_STAGE = per_team_stage()
 
 AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
     "session_automation",
@@ -119,7 +129,7 @@ def build_retrain_schedule(team: TeamConfig, train_job: str) -> dg.ScheduleDefin
 )
 def record_run_failures(context: dg.RunFailureSensorContext, object_store: ObjectStore) -> None:
     run = context.dagster_run
-    team = run.tags.get(TEAM_TAG)
+    team = run.tags.get(TEAM_TAG) or _team_of(run.asset_selection or set())
     record = {
         "run_id": run.run_id,
         "job": run.job_name,
@@ -130,3 +140,13 @@ def record_run_failures(context: dg.RunFailureSensorContext, object_store: Objec
     }
     prefix = f"teams/{team}/failures" if team else "platform/failures"
     object_store.put_text(f"{prefix}/{run.run_id}.json", json.dumps(record, indent=2))
+
+
+def _team_of(asset_keys: set[dg.AssetKey]) -> str | None:
+    """The team whose assets a run materialized (runs the automation sensor launches carry no team
+    tag); ``None`` for shared assets or several teams."""
+    prefixes = {key.path[0] for key in asset_keys if len(key.path) > 1}
+    if len(prefixes) != 1:
+        return None
+    (prefix,) = prefixes
+    return None if prefix == "market" else prefix

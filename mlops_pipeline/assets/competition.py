@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from mlops_pipeline.assets.automation import PER_TEAM_STAGE
+from mlops_pipeline.assets.automation import per_team_stage
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.sessions import session_of
 from mlops_pipeline.assets.team import team_store
@@ -81,14 +81,16 @@ def build_competition_assets(
 ) -> list[dg.AssetsDefinition]:
     """``[team, "backtest"]``: the champions' walk-forward OOS predictions through the team's strategy."""
     key = backtest_key(team.name)
+    champion_key = dg.AssetKey([team.name, "champion"])
     tracking_uri = str(settings.mlflow_tracking_uri)
     metadata = _team_metadata(team)
 
     @dg.asset(
         key=key,
-        deps=[dg.AssetKey([team.name, "champion"]), dg.AssetKey([team.name, "reconciliation"])],
+        deps=[champion_key, dg.AssetKey([team.name, "reconciliation"])],
         partitions_def=sessions,
-        automation_condition=PER_TEAM_STAGE,
+        # after the session's reconciliation, not at each ticker's champion update before it
+        automation_condition=per_team_stage(champion_key),
         group_name=team.name,
         kinds={"parquet"},
         tags={"team": team.name},
@@ -180,7 +182,8 @@ def build_leaderboard_assets(
             *(dg.AssetKey([name, "reconciliation"]) for name in teams),
         ],
         partitions_def=sessions,
-        automation_condition=PER_TEAM_STAGE,
+        # after every reconciliation of the session (a backtest then runs in the same tick)
+        automation_condition=per_team_stage(*(backtest_key(name) for name in teams)),
         group_name="competition",
         kinds={"html"},
         metadata={"rank_by": rank_by, "teams": ", ".join(teams)},

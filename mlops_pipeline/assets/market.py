@@ -99,6 +99,19 @@ def build_market_assets(
         except AlphaVantageError as exc:
             raise dg.Failure(_market_data_error(ticker, market_data, exc)) from None
         previous = manifest if manifest.get("as_of") == as_of.isoformat() else None
+        if previous is not None and not result.api_calls and _materialized(context):
+            outcomes = check_price_history(result.history, expected_last_date=as_of)
+            if previous.get("data_version") == frame_fingerprint(result.history) and not failed_names(
+                outcomes
+            ):
+                # Nothing new: no second materialization, so nothing downstream runs again for it.
+                context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
+                yield dg.AssetObservation(
+                    asset_key=PRICES,
+                    partition=context.partition_key,
+                    metadata={"unchanged": f"snapshot of {as_of} complete; no request", "api_calls": 0},
+                )
+                return
         yield _stored_prices(context, ticker, as_of, result, previous, market_data, object_store)
 
     @dg.asset(
@@ -149,6 +162,14 @@ def build_market_assets(
         )
 
     return [prices, features]
+
+
+def _materialized(context: dg.AssetExecutionContext) -> bool:
+    """Whether this partition of ``market/prices`` has a materialization on the instance."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=PRICES, asset_partitions=[str(context.partition_key)]), limit=1
+    ).records
+    return bool(records)
 
 
 def _market_data_error(ticker: str, market_data: MarketDataResource, exc: Exception) -> str:

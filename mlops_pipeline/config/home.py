@@ -15,10 +15,12 @@ ALPHAVANTAGE_POOL = "alphavantage"
 
 def embedded_dagster_yaml() -> dict:
     """The embedded instance: SQLite storage (Dagster's default), telemetry off, one AlphaVantage
-    request stream at a time across all runs."""
+    request stream at a time across all runs, and run monitoring (a run whose process died is
+    marked failed instead of staying STARTED)."""
     return {
         "telemetry": {"enabled": False},
         "concurrency": {"pools": {"default_limit": 1}},
+        "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30},
     }
 
 

@@ -1,4 +1,4 @@
-"""The sandbox's notion of "today": pinned for replays, following the real New York date, or set for
+"""The sandbox's notion of "today": pinned by configuration, following the real New York date, or set for
 one request by its session (``X-Sandbox-Session``, see :mod:`mlops_pipeline.sandbox.sessions`)."""
 
 from __future__ import annotations

@@ -246,11 +246,11 @@ def test_automation_conditions_launch_each_stage_once_its_inputs_exist(
 
     materialize(f"{SESSION}|AAPL", *per_ticker)  # the launched run's materializations
     after_champion = tick()
-    assert after_champion["red/serving"] == {SESSION}  # a per-team stage: one partition per session
-    assert not {"red/predictions", "red/orders", "red/reconciliation"} & set(after_champion)
-    assert not any(name in after_champion for name in per_ticker)  # already materialized
+    # a per-team stage: one partition per session; the backtest and the leaderboard wait for the
+    # session's reconciliation instead of running at each champion update
+    assert after_champion == {"red/serving": {SESSION}}
 
-    materialize(SESSION, "red/serving", "red/backtest", "leaderboard")
+    materialize(SESSION, "red/serving")
     # MSFT has no market data: its predictions wait, AAPL's do not wait for it
     assert tick() == {"red/predictions": {f"{SESSION}|AAPL"}, "red/monitoring_report": {f"{SESSION}|AAPL"}}
 

@@ -135,6 +135,9 @@ def run(
         list[str] | None,
         typer.Option("--stage", help="Only these stages: market, train, serve, predict, trade, rank"),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also run the steps whose partitions are up to date")
+    ] = False,
 ) -> None:
     """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
     from mlops_pipeline.session_runner import STAGES, DailyRunError, run_session
@@ -156,7 +159,9 @@ def run(
     day = _date_or_exit(as_of, "--date") if as_of is not None else platform.last_session
     ensure_home(settings)
     try:
-        report = run_session(platform, day, chosen, console=console, stages=tuple(stage or STAGES))
+        report = run_session(
+            platform, day, chosen, console=console, stages=tuple(stage or STAGES), force=force
+        )
     except DailyRunError as exc:
         fail(str(exc))
     console.print(report.render())
@@ -175,6 +180,9 @@ def compete(
     team_list: Annotated[
         str | None, typer.Option("--teams", help="Comma-separated teams (default: all)")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also run the steps whose partitions are up to date")
+    ] = False,
 ) -> None:
     """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
     from mlops_pipeline.session_runner import DailyRunError, replay
@@ -185,7 +193,7 @@ def compete(
     first, last = _date_or_exit(start, "--from"), _date_or_exit(end, "--to")
     ensure_home(settings)
     try:
-        reports = replay(platform, first, last, chosen, console=console)
+        reports = replay(platform, first, last, chosen, console=console, force=force)
     except DailyRunError as exc:
         fail(str(exc))
     failed = [report for report in reports if not report.ok]

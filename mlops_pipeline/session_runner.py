@@ -24,6 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mlops_pipeline.assets.common import SETTINGS_TAG, WAITING
+from mlops_pipeline.assets.competition import LEADERBOARD
+from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.assets.sessions import session_ticker_key
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
@@ -58,7 +60,7 @@ class DailyRunError(RuntimeError):
 class PartitionRun:
     job: str
     partition: str
-    status: str  # "success" | "waiting" | "failure" | "skipped"
+    status: str  # "success" | "up to date" | "waiting" | "failure" | "skipped"
     seconds: float
     run_id: str | None
     note: str = ""
@@ -97,7 +99,13 @@ class DailyRunReport:
         table = Table(title=f"Session {self.as_of} ({succeeded}/{self.total_count} ok{waiting})")
         for column in ("job", "ticker", "status", "seconds", "run id", "note"):
             table.add_column(column)
-        style = {"success": "green", "waiting": "cyan", "failure": "red", "skipped": "yellow"}
+        style = {
+            "success": "green",
+            "up to date": "green",
+            "waiting": "cyan",
+            "failure": "red",
+            "skipped": "yellow",
+        }
         for run in self.runs:
             table.add_row(
                 run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
@@ -159,6 +167,7 @@ class _Step:
     partition: str
     ticker: str | None
     team: str | None
+    assets: tuple[dg.AssetKey, ...]
     blocked_by: str | None = None  # a job of the same team whose failure makes this step pointless
 
 
@@ -175,7 +184,10 @@ def plan_steps(
     tickers = sorted({ticker for team in chosen.values() for ticker in team.tickers})
     steps = []
     if "market" in stages:
-        steps += [_Step(MARKET_JOB, str(session_ticker_key(day, ticker)), ticker, None) for ticker in tickers]
+        steps += [
+            _Step(MARKET_JOB, str(session_ticker_key(day, ticker)), ticker, None, (PRICES, FEATURES))
+            for ticker in tickers
+        ]
     for name, team in chosen.items():
         serve_job = team_job_name(name, TEAM_STAGES[1])
         for stage in TEAM_STAGES:
@@ -183,15 +195,16 @@ def plan_steps(
                 continue
             job = team_job_name(name, stage)
             blocked_by = serve_job if stage.suffix == "predict" else None
+            assets = tuple(dg.AssetKey([name, asset]) for asset in stage.assets)
             if stage.per_ticker:
                 steps += [
-                    _Step(job, str(session_ticker_key(day, ticker)), ticker, name, blocked_by)
+                    _Step(job, str(session_ticker_key(day, ticker)), ticker, name, assets, blocked_by)
                     for ticker in team.tickers
                 ]
             else:
-                steps.append(_Step(job, session, None, name, blocked_by))
+                steps.append(_Step(job, session, None, name, assets, blocked_by))
     if "rank" in stages:
-        steps.append(_Step(LEADERBOARD_JOB, session, None, None))
+        steps.append(_Step(LEADERBOARD_JOB, session, None, None, (LEADERBOARD,)))
     return steps
 
 
@@ -207,6 +220,41 @@ def _skip(
     if step.blocked_by is not None and (step.team, step.blocked_by) in failed_jobs:
         return "skipped", f"{step.blocked_by} failed"
     return None
+
+
+def _latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> int | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    return records[0].storage_id if records else None
+
+
+def up_to_date(graph: dg.AssetGraph, instance: dg.DagsterInstance, step: _Step) -> bool:
+    """Whether every asset of the step has a materialization of the step's partition that is newer
+    than every materialization of its inputs (its own previous session aside): running it again
+    would change nothing."""
+    for key in step.assets:
+        node = graph.get(key)
+        own = _latest_storage_id(instance, key, step.partition)
+        if own is None:
+            return False
+        for parent in node.parent_keys - {key}:
+            parent_def = graph.get(parent).partitions_def
+            partitions: list[str | None] = [None]
+            if parent_def is not None and node.partitions_def is not None:
+                mapped = graph.get_partition_mapping(
+                    key, parent
+                ).get_upstream_mapped_partitions_result_for_partitions(
+                    node.partitions_def.empty_subset().with_partition_keys([step.partition]),
+                    node.partitions_def,
+                    parent_def,
+                )
+                partitions = list(mapped.partitions_subset.get_partition_keys())
+            for partition in partitions:
+                upstream = _latest_storage_id(instance, parent, partition)
+                if upstream is not None and upstream > own:
+                    return False
+    return True
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -240,8 +288,11 @@ def run_session(
     teams: list[str] | None = None,
     console: Console | None = None,
     stages: tuple[str, ...] = STAGES,
+    force: bool = False,
 ) -> DailyRunReport:
-    """Run one session: market data, then each chosen team's stages, then the leaderboard."""
+    """Run one session: market data, then each chosen team's stages, then the leaderboard. A step
+    whose partitions are all materialized after their inputs is up to date and not run (``force``
+    runs it all the same)."""
     try:
         platform.check_session(day)
     except SessionError as exc:
@@ -263,6 +314,7 @@ def run_session(
             day,
             plan_steps(platform, day, teams or list(platform.teams), stages),
             console,
+            force,
         )
 
 
@@ -273,8 +325,10 @@ def _run_steps(
     day: date,
     steps: list[_Step],
     console: Console | None,
+    force: bool = False,
 ) -> DailyRunReport:
     console = console or Console(quiet=True)
+    graph = defs.resolve_asset_graph()
     for run_id in fail_orphaned_runs(instance):
         console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
     report = DailyRunReport(as_of=day, settings=settings)
@@ -293,6 +347,8 @@ def _run_steps(
             label = step.ticker or "-"
             progress.update(task, description=f"{step.job} [{step.partition}]")
             skip = _skip(step, market_outcome, failed_jobs)
+            if skip is None and not force and up_to_date(graph, instance, step):
+                skip = ("up to date", "materialized after its inputs (--force runs it again)")
             if skip is not None:
                 report.runs.append(PartitionRun(step.job, label, skip[0], 0.0, None, skip[1]))
                 progress.advance(task)
@@ -331,6 +387,7 @@ def replay(
     teams: list[str] | None = None,
     console: Console | None = None,
     stages: tuple[str, ...] = STAGES,
+    force: bool = False,
 ) -> list[DailyRunReport]:
     """Run every session from ``start`` to ``end`` in order, each as :func:`run_session` does.
 
@@ -358,7 +415,7 @@ def replay(
         instance = stack.enter_context(dg.DagsterInstance.get())
         for day in days:
             steps = plan_steps(platform, day, teams or list(platform.teams), stages)
-            report = _run_steps(defs, instance, settings, day, steps, console)
+            report = _run_steps(defs, instance, settings, day, steps, console, force)
             waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
             console.print(
                 f"{day}: {report.total_count - report.failed_count - report.waiting_count}/"

@@ -297,6 +297,20 @@ def run_session(
         platform.check_session(day)
     except SessionError as exc:
         raise DailyRunError(str(exc)) from None
+    return _run_sessions(platform, [day], teams, console, stages, force)[0]
+
+
+def _run_sessions(
+    platform: Platform,
+    days: list[date],
+    teams: list[str] | None,
+    console: Console | None,
+    stages: tuple[str, ...],
+    force: bool,
+) -> list[DailyRunReport]:
+    """The sessions in order, against one sandbox (started if needed), one instance, one graph."""
+    console = console or Console(quiet=True)
+    reports = []
     with ExitStack() as stack:
         settings = platform.settings
         if uses_sandbox(settings):
@@ -307,15 +321,27 @@ def run_session(
             Platform(settings, platform.teams, platform.first_session, platform.last_session)
         )
         instance = stack.enter_context(dg.DagsterInstance.get())
-        return _run_steps(
-            defs,
-            instance,
-            settings,
-            day,
-            plan_steps(platform, day, teams or list(platform.teams), stages),
-            console,
-            force,
-        )
+        started = time.monotonic()
+        for index, day in enumerate(days):
+            steps = plan_steps(platform, day, teams or list(platform.teams), stages)
+            label = f"session {day}"
+            if len(days) > 1:
+                label += f" ({index + 1}/{len(days)}{_eta(started, index, len(days))})"
+            report = _run_steps(defs, instance, settings, day, steps, console, force, label)
+            if len(days) > 1:
+                waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
+                ok = report.total_count - report.failed_count - report.waiting_count
+                console.print(f"{day}: {ok}/{report.total_count} ok{waiting}")
+            reports.append(report)
+    return reports
+
+
+def _eta(started: float, done: int, total: int) -> str:
+    """``, about N min left`` from the mean time of the sessions done so far."""
+    if done == 0:
+        return ""
+    left = (time.monotonic() - started) / done * (total - done)
+    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
 
 
 def _run_steps(
@@ -324,10 +350,10 @@ def _run_steps(
     settings: PlatformSettings,
     day: date,
     steps: list[_Step],
-    console: Console | None,
-    force: bool = False,
+    console: Console,
+    force: bool,
+    label: str,
 ) -> DailyRunReport:
-    console = console or Console(quiet=True)
     graph = defs.resolve_asset_graph()
     for run_id in fail_orphaned_runs(instance):
         console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
@@ -342,10 +368,10 @@ def _run_steps(
     failed_jobs: set[tuple[str | None, str]] = set()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"session {day}", total=len(steps))
+        task = progress.add_task(label, total=len(steps))
         for step in steps:
             label = step.ticker or "-"
-            progress.update(task, description=f"{step.job} [{step.partition}]")
+            progress.update(task, description=f"{label}: {step.job} [{step.partition}]")
             skip = _skip(step, market_outcome, failed_jobs)
             if skip is None and not force and up_to_date(graph, instance, step):
                 skip = ("up to date", "materialized after its inputs (--force runs it again)")
@@ -401,25 +427,4 @@ def replay(
     days = [stamp.date() for stamp in trading_days(start, end)]
     if not days:
         raise DailyRunError(f"no NYSE session between {start} and {end}")
-    console = console or Console(quiet=True)
-    reports = []
-    with ExitStack() as stack:
-        settings = platform.settings
-        if uses_sandbox(settings):
-            settings = settings.model_copy(
-                update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
-            )
-        defs = build_definitions(
-            Platform(settings, platform.teams, platform.first_session, platform.last_session)
-        )
-        instance = stack.enter_context(dg.DagsterInstance.get())
-        for day in days:
-            steps = plan_steps(platform, day, teams or list(platform.teams), stages)
-            report = _run_steps(defs, instance, settings, day, steps, console, force)
-            waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
-            console.print(
-                f"{day}: {report.total_count - report.failed_count - report.waiting_count}/"
-                f"{report.total_count} ok{waiting}"
-            )
-            reports.append(report)
-    return reports
+    return _run_sessions(platform, days, teams, console, stages, force)

@@ -162,6 +162,16 @@ def build_serving_assets(
                 }
             )
             return
+        live = Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
+        served = (live.models.get(model_name) or {}).get("version") if live else None
+        wanted = deployment.models[model_name].get("version")
+        if str(served) != str(wanted):
+            # The server only answers with what it serves now: a later model must never predict a
+            # past session.
+            raise dg.Failure(
+                f"{model_name} on {as_of}: that session's deployment served version {wanted}, the model "
+                f"server now serves {served or 'nothing'}; a later model never predicts a past session"
+            )
         features, _ = read_features(object_store, ticker, as_of)
         if features is None:
             raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")

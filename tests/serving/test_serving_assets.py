@@ -137,3 +137,30 @@ def test_serving_then_predictions_assets(project, registry: Registry, monkeypatc
         assert not store.exists(prediction_key("AAPL", date(2024, 7, 2)))
     finally:
         ProcessLauncher(tmp_path).stop(deployment.instance_id)
+
+
+def test_a_later_model_never_predicts_a_past_session(project) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings()
+    team = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])["red"]
+    _, predictions = build_serving_assets(team, settings, SESSIONS)
+    object_store = object_store_from_settings(settings)
+    store = team_store(object_store, "red")
+
+    def deployment(version: str) -> str:
+        models = {"red-AAPL": {"version": version, "run_id": f"run-{version}"}}
+        return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
+
+    store.put_text(session_deployment_key(AS_OF), deployment("1"))
+    store.put_text(DEPLOYMENT_KEY, deployment("2"))  # a later session promoted version 2
+    object_store.put_parquet(features_key("AAPL", AS_OF), _features(40), {"data_version": "test"})
+    result = dg.materialize(
+        [predictions],
+        resources={"object_store": object_store},
+        partition_key=str(session_ticker_key(AS_OF, "AAPL")),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    message = str(failure.event_specific_data.error)
+    assert "deployment served version 1, the model server now serves 2" in message
+    assert store.list_keys("predictions/") == []

@@ -42,7 +42,7 @@ from mlops_pipeline.sandbox.alphavantage_api import render_daily_csv
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
-from mlops_pipeline.session_runner import DailyRunReport, run_session
+from mlops_pipeline.session_runner import SessionReport, run_session
 
 RESULTS = Path(__file__).parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def _served(url: str) -> int:
     return int(httpx.get(f"{url}/_sandbox/stats", timeout=5).json()["query_requests"])
 
 
-def _session(day: date, url: str) -> tuple[DailyRunReport, float, int]:
+def _session(day: date, url: str) -> tuple[SessionReport, float, int]:
     settings = load_settings()
     ensure_home(settings)
     platform = load_platform(settings)

@@ -140,7 +140,7 @@ def run(
     ] = False,
 ) -> None:
     """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
-    from mlops_pipeline.session_runner import STAGES, DailyRunError, run_session
+    from mlops_pipeline.session_runner import STAGES, SessionRunError, run_session
 
     settings = settings_or_exit()
     sources: dict[str, str] = {}
@@ -162,7 +162,7 @@ def run(
         report = run_session(
             platform, day, chosen, console=console, stages=tuple(stage or STAGES), force=force
         )
-    except DailyRunError as exc:
+    except SessionRunError as exc:
         fail(str(exc))
     console.print(report.render())
     for what, where in report.locations():
@@ -185,7 +185,7 @@ def compete(
     ] = False,
 ) -> None:
     """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
-    from mlops_pipeline.session_runner import DailyRunError, replay
+    from mlops_pipeline.session_runner import SessionRunError, replay
 
     settings = settings_or_exit()
     platform = _platform_or_exit(settings)
@@ -194,7 +194,7 @@ def compete(
     ensure_home(settings)
     try:
         reports = replay(platform, first, last, chosen, console=console, force=force)
-    except DailyRunError as exc:
+    except SessionRunError as exc:
         fail(str(exc))
     failed = [report for report in reports if not report.ok]
     console.print(f"replayed {len(reports)} session(s) from {first} to {last}")

@@ -52,7 +52,7 @@ HOST_TAG = "mlops/host"
 PID_TAG = "mlops/pid"
 
 
-class DailyRunError(RuntimeError):
+class SessionRunError(RuntimeError):
     """A session could not start (bad date, unreachable service)."""
 
 
@@ -67,7 +67,7 @@ class PartitionRun:
 
 
 @dataclass
-class DailyRunReport:
+class SessionReport:
     as_of: date
     settings: PlatformSettings
     runs: list[PartitionRun] = field(default_factory=list)
@@ -178,7 +178,7 @@ def plan_steps(
     team's stages, then the leaderboard (which ranks every team of the platform)."""
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
-        raise DailyRunError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+        raise SessionRunError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     session = day.isoformat()
     chosen = {name: platform.teams[name] for name in teams}
     tickers = sorted({ticker for team in chosen.values() for ticker in team.tickers})
@@ -289,14 +289,14 @@ def run_session(
     console: Console | None = None,
     stages: tuple[str, ...] = STAGES,
     force: bool = False,
-) -> DailyRunReport:
+) -> SessionReport:
     """Run one session: market data, then each chosen team's stages, then the leaderboard. A step
     whose partitions are all materialized after their inputs is up to date and not run (``force``
     runs it all the same)."""
     try:
         platform.check_session(day)
     except SessionError as exc:
-        raise DailyRunError(str(exc)) from None
+        raise SessionRunError(str(exc)) from None
     return _run_sessions(platform, [day], teams, console, stages, force)[0]
 
 
@@ -307,7 +307,7 @@ def _run_sessions(
     console: Console | None,
     stages: tuple[str, ...],
     force: bool,
-) -> list[DailyRunReport]:
+) -> list[SessionReport]:
     """The sessions in order, against one sandbox (started if needed), one instance, one graph."""
     console = console or Console(quiet=True)
     reports = []
@@ -353,11 +353,11 @@ def _run_steps(
     console: Console,
     force: bool,
     label: str,
-) -> DailyRunReport:
+) -> SessionReport:
     graph = defs.resolve_asset_graph()
     for run_id in fail_orphaned_runs(instance):
         console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
-    report = DailyRunReport(as_of=day, settings=settings)
+    report = SessionReport(as_of=day, settings=settings)
     recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
     base_tags = {
         SETTINGS_TAG: json.dumps(recorded, sort_keys=True),
@@ -414,7 +414,7 @@ def replay(
     console: Console | None = None,
     stages: tuple[str, ...] = STAGES,
     force: bool = False,
-) -> list[DailyRunReport]:
+) -> list[SessionReport]:
     """Run every session from ``start`` to ``end`` in order, each as :func:`run_session` does.
 
     Running a replay again costs little: stored snapshots, trained models, predictions and orders
@@ -423,8 +423,8 @@ def replay(
     try:
         platform.check_range(start, end)
     except SessionError as exc:
-        raise DailyRunError(str(exc)) from None
+        raise SessionRunError(str(exc)) from None
     days = [stamp.date() for stamp in trading_days(start, end)]
     if not days:
-        raise DailyRunError(f"no NYSE session between {start} and {end}")
+        raise SessionRunError(f"no NYSE session between {start} and {end}")
     return _run_sessions(platform, days, teams, console, stages, force)

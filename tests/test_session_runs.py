@@ -20,7 +20,7 @@ from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
-from mlops_pipeline.session_runner import DailyRunError, fail_orphaned_runs, plan_steps, replay, run_session
+from mlops_pipeline.session_runner import SessionRunError, fail_orphaned_runs, plan_steps, replay, run_session
 
 AS_OF = date(2024, 3, 27)
 
@@ -95,7 +95,7 @@ def test_plan_orders_stages_and_rejects_unknown_ones(platform: Platform) -> None
     assert (
         "blue_train" not in only_red and only_red[-1] == "rank_teams"
     )  # the leaderboard still ranks everyone
-    with pytest.raises(DailyRunError, match="unknown stage"):
+    with pytest.raises(SessionRunError, match="unknown stage"):
         plan_steps(platform, AS_OF, ["red"], ("market", "deploy"))
 
 
@@ -203,7 +203,7 @@ def test_a_date_that_is_no_session_is_refused_before_any_run(
     if message is None:
         assert platform.check_session(day) == day
         return
-    with pytest.raises(DailyRunError, match=re.escape(message)):
+    with pytest.raises(SessionRunError, match=re.escape(message)):
         run_session(platform, day)
     assert _requests(sandbox_url) == 0
     assert dg.DagsterInstance.get().get_runs() == []
@@ -271,7 +271,7 @@ def test_replay_moves_through_sessions_and_reruns_cheaply(
     ],
 )
 def test_replay_range_errors(platform: Platform, start: date, end: date, message: str) -> None:
-    with pytest.raises(DailyRunError, match=message):
+    with pytest.raises(SessionRunError, match=message):
         replay(platform, start, end)
 
 
@@ -281,11 +281,11 @@ def test_on_alphavantage_the_sessions_end_at_the_last_completed_session(settings
     assert live.last_session == latest
     upcoming = next_trading_day(latest)
     with pytest.raises(
-        DailyRunError,
+        SessionRunError,
         match=f"to {upcoming} is outside the sessions: the valid range is 2020-01-02 to {latest}",
     ):
         replay(live, date(2024, 3, 26), upcoming)
-    with pytest.raises(DailyRunError, match=f"{upcoming} is after the last completed session {latest}"):
+    with pytest.raises(SessionRunError, match=f"{upcoming} is after the last completed session {latest}"):
         run_session(live, upcoming)
 
 

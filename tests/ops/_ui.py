@@ -63,8 +63,9 @@ def stop_sensor(client: Any, name: str) -> None:
     )["sensorOrError"]
     assert found["__typename"] == "Sensor", found
     stopped = client._execute(
-        """mutation($origin: String!, $selector: String!) { stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
-             __typename ... on StopSensorMutationResult { instigationState { status } } } }""",
+        """mutation($origin: String!, $selector: String!) {
+             stopSensor(jobOriginId: $origin, jobSelectorId: $selector) {
+               __typename ... on StopSensorMutationResult { instigationState { status } } } }""",
         {"origin": found["jobOriginId"], "selector": found["sensorState"]["selectorId"]},
     )["stopSensor"]
     assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
@@ -72,7 +73,10 @@ def stop_sensor(client: Any, name: str) -> None:
 
 def submit(client: Any, job: str, partition: str) -> str:
     return client.submit_job_execution(
-        job, repository_location_name=LOCATION, repository_name=REPOSITORY, tags={"dagster/partition": partition}
+        job,
+        repository_location_name=LOCATION,
+        repository_name=REPOSITORY,
+        tags={"dagster/partition": partition},
     )
 
 
@@ -89,7 +93,8 @@ def wait_for_run(client: Any, run_id: str, timeout_s: float = 300.0) -> str:
 def wait_for_backfill(client: Any, backfill_id: str, timeout_s: float = 300.0) -> dict[str, Any]:
     """Poll the backfill until the daemon marks it done; returns its status, partitions and runs."""
     query = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-                 __typename ... on PartitionBackfill { id status partitionNames runs(limit: 100) { runId status } } } }"""
+                 __typename ... on PartitionBackfill {
+                   id status partitionNames runs(limit: 100) { runId status } } } }"""
     deadline = time.monotonic() + timeout_s
     backfill: dict[str, Any] = {}
     while time.monotonic() < deadline:

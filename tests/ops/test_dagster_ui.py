@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,15 @@ from pathlib import Path
 
 import pytest
 from _net import free_port, stop_process, wait_for_http
+from _ui import (
+    LOCATION,
+    launch_from_materialize_dialog,
+    launched_run_id,
+    stop_sensor,
+    submit,
+    wait_for_backfill,
+    wait_for_run,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -107,3 +118,148 @@ def test_asset_graph_in_browser_and_jobs_over_graphql(
         assert dataset.is_file()
     finally:
         stop_process(ui, timeout_s=60)
+
+
+# Red trades MSFT with a tiny model and a permissive gate, so one short training run yields a champion.
+SMALL_RED = (
+    "tickers: [MSFT]\n"
+    "model: {ludwig_config: tiny_mlp.yaml, train_window_days: 200}\n"
+    "evaluation: {folds: 3, test_days: 10, purge_days: 5}\n"
+    "promotion: {min_skill_vs_naive: -1.0}\n"
+)
+
+
+@pytest.mark.slow
+def test_session_partitions_launched_by_clicks_in_the_ui(
+    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user launches one session x ticker cell of red/predictions and a three-session backfill of
+    the market data from the Materialize dialogs; the daemon runs both and the files appear."""
+    import pandas as pd
+    import yaml
+    from dagster_graphql import DagsterGraphQLClient
+    from playwright.sync_api import sync_playwright
+
+    tiny = yaml.safe_load((project / "ludwig_configs" / "return_mlp.yaml").read_text(encoding="utf-8"))
+    tiny["combiner"].update(output_size=16, num_fc_layers=1)
+    tiny["trainer"].update(epochs=2)
+    (project / "ludwig_configs" / "tiny_mlp.yaml").write_text(yaml.safe_dump(tiny), encoding="utf-8")
+    (project / "teams" / "red.yaml").write_text(SMALL_RED, encoding="utf-8")
+    (project / "teams" / "blue.yaml").unlink()
+    monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-03-27")
+    monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port)],
+        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    objects = isolated_env / "objects"
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=180)
+        base = f"http://127.0.0.1:{port}"
+        artifacts = _artifacts_dir()
+        (artifacts / "ui-sessions-failure.png").unlink(missing_ok=True)
+        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        # Only the clicks below launch the stages: no automation runs in between.
+        stop_sensor(client, "session_automation")
+        # The upstream of red/predictions for 2024-03-27|MSFT runs over the API while the browser works.
+        upstream = submit(client, "market_daily", "2024-03-27|MSFT")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # The first-visit community dialog can come up late, over any page: skip it whenever it does.
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"),
+                lambda: page.get_by_role("button", name="Skip").click(),
+            )
+            try:
+                # A backfill of the market data over 2024-03-22 (Fri) .. 2024-03-26 (Tue): the
+                # weekend is no partition, so the range holds three sessions.
+                _visit(
+                    page,
+                    f"{base}/locations/{LOCATION}/jobs/market_daily",
+                    ["market_daily"],
+                    artifacts / "ui-sessions-1-market-job.png",
+                )
+                toast = launch_from_materialize_dialog(
+                    page,
+                    re.compile(r"Materialize all"),
+                    "[2024-03-22...2024-03-26]",
+                    "MSFT",
+                    partitions=3,
+                    launch_button="Launch backfill",
+                    screenshot=artifacts / "ui-sessions-2-backfill-dialog.png",
+                )
+                backfill_id = re.fullmatch(r"Created backfill (\S+)", toast).group(1)
+                page.screenshot(path=str(artifacts / "ui-sessions-3-backfill-launched.png"))
+
+                for job, partition in (("red_train", "2024-03-27|MSFT"), ("red_serve", "2024-03-27")):
+                    assert wait_for_run(client, upstream) == "SUCCESS", upstream
+                    upstream = submit(client, job, partition)
+                assert wait_for_run(client, upstream) == "SUCCESS", upstream
+
+                backfill = wait_for_backfill(client, backfill_id)
+                assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+                assert sorted(backfill["partitionNames"]) == [
+                    "2024-03-22|MSFT",
+                    "2024-03-25|MSFT",
+                    "2024-03-26|MSFT",
+                ]
+                assert [run["status"] for run in backfill["runs"]] == ["SUCCESS"] * 3, backfill
+                _visit(
+                    page,
+                    f"{base}/runs/b/{backfill_id}",
+                    ["Succeeded"],
+                    artifacts / "ui-sessions-4-backfill.png",
+                )
+
+                # One cell of red/predictions: session 2024-03-27 x MSFT, one run.
+                _visit(
+                    page,
+                    f"{base}/assets/red/predictions",
+                    ["red_predict"],
+                    artifacts / "ui-sessions-5-predictions-asset.png",
+                )
+                toast = launch_from_materialize_dialog(
+                    page,
+                    re.compile(r"Materialize…"),
+                    "2024-03-27",
+                    "MSFT",
+                    partitions=1,
+                    launch_button="Launch 1 run",
+                    screenshot=artifacts / "ui-sessions-6-predictions-dialog.png",
+                )
+                assert toast.startswith("Launched run"), toast
+                run_id = launched_run_id(page)
+                assert wait_for_run(client, run_id) == "SUCCESS", run_id
+                run_page = _visit(
+                    page,
+                    f"{base}/runs/{run_id}",
+                    ["RUN_SUCCESS"],
+                    artifacts / "ui-sessions-7-predictions-run.png",
+                )
+                assert "2024-03-27|MSFT" in run_page
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    page.screenshot(path=str(artifacts / "ui-sessions-failure.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+
+        for session in ("2024-03-22", "2024-03-25", "2024-03-26"):
+            assert (objects / "market" / "prices" / "MSFT" / f"{session}.parquet").is_file(), session
+            assert (objects / "market" / "features" / "MSFT" / f"{session}.parquet").is_file(), session
+        assert not (objects / "market" / "prices" / "MSFT" / "2024-03-23.parquet").exists()
+        prediction = pd.read_parquet(
+            objects / "teams" / "red" / "predictions" / "MSFT" / "2024-03-27.parquet"
+        )
+        assert len(prediction) == 1
+        assert prediction["as_of_date"].iloc[0] == pd.Timestamp("2024-03-27")
+        assert prediction["target_date"].iloc[0] == pd.Timestamp("2024-03-28")
+        assert prediction["model_name"].iloc[0] == "red-MSFT"
+    finally:
+        stop_process(ui, timeout_s=60)
+        # Anything of the server still alive in its session (webserver, daemon, code server, runs).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ui.pid, signal.SIGTERM)

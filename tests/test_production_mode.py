@@ -288,6 +288,8 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         served = _requests_served(sandbox.base_url)
         imported = _invoke("market", "import", str(recordings), "--until", first_day.isoformat())
         assert "imported 2 of 2 symbol(s)" in imported, imported
+        # the import is in the assets' history, so the next run recomputes what depends on it
+        assert f"{first_day}|MSFT, {first_day}|TSLA" in " ".join(imported.split()), imported
         prices, manifest = store.get_parquet_with_manifest(prices_key("TSLA", first_day))
         assert manifest["adjusted"] is True and prices["date"].iloc[-1].date() == first_day
 

@@ -15,7 +15,12 @@ import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import WAITING, check_result, check_specs, failed_names, json_metadata
-from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
+from mlops_pipeline.assets.sessions import (
+    session_of,
+    session_ticker_key,
+    session_ticker_partitions,
+    ticker_of,
+)
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL
 from mlops_pipeline.market.alphavantage import (
     AlphaVantageError,
@@ -24,7 +29,7 @@ from mlops_pipeline.market.alphavantage import (
     InvalidSymbolError,
 )
 from mlops_pipeline.market.budget import BudgetExhaustedError
-from mlops_pipeline.market.checks import check_point_in_time, check_price_history, check_targets
+from mlops_pipeline.market.checks import CheckOutcome, check_point_in_time, check_price_history, check_targets
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.history import infer_splits
 from mlops_pipeline.market.ingest import IngestResult, ingest_prices
@@ -99,20 +104,25 @@ def build_market_assets(
         except AlphaVantageError as exc:
             raise dg.Failure(_market_data_error(ticker, market_data, exc)) from None
         previous = manifest if manifest.get("as_of") == as_of.isoformat() else None
-        if previous is not None and not result.api_calls and _materialized(context):
-            outcomes = check_price_history(result.history, expected_last_date=as_of)
-            if previous.get("data_version") == frame_fingerprint(result.history) and not failed_names(
-                outcomes
-            ):
-                # Nothing new: no second materialization, so nothing downstream runs again for it.
-                context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
-                yield dg.AssetObservation(
-                    asset_key=PRICES,
-                    partition=context.partition_key,
-                    metadata={"unchanged": f"snapshot of {as_of} complete; no request", "api_calls": 0},
-                )
-                return
-        yield _stored_prices(context, ticker, as_of, result, previous, market_data, object_store)
+        outcomes = check_price_history(result.history, expected_last_date=as_of)
+        new_manifest = _prices_manifest(ticker, as_of, result, outcomes, market_data)
+        if (
+            previous == new_manifest
+            and not result.api_calls
+            and not failed_names(outcomes)
+            and _materialized(context)
+        ):
+            # Nothing new: no second materialization, so nothing downstream runs again for it.
+            context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
+            yield dg.AssetObservation(
+                asset_key=PRICES,
+                partition=context.partition_key,
+                metadata={"unchanged": f"snapshot of {as_of} complete; no request", "api_calls": 0},
+            )
+            return
+        yield _stored_prices(
+            context, ticker, as_of, result, outcomes, previous, new_manifest, object_store, market_data
+        )
 
     @dg.asset(
         key=FEATURES,
@@ -164,6 +174,23 @@ def build_market_assets(
     return [prices, features]
 
 
+def record_imported_prices(
+    instance: dg.DagsterInstance, ticker: str, session: date, metadata: dict[str, Any]
+) -> None:
+    """Record an imported snapshot as a materialization of its ``market/prices`` partition, so the
+    asset's history shows it and its downstream partitions are no longer up to date."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            PRICES,
+            partition=str(session_ticker_key(session, ticker)),
+            metadata={
+                name: json_metadata(value) if isinstance(value, list | dict) else value
+                for name, value in metadata.items()
+            },
+        )
+    )
+
+
 def _materialized(context: dg.AssetExecutionContext) -> bool:
     """Whether this partition of ``market/prices`` has a materialization on the instance."""
     records = context.instance.fetch_materializations(
@@ -185,27 +212,36 @@ def _market_data_error(ticker: str, market_data: MarketDataResource, exc: Except
     return f"{ticker}: {market_data.source} market data: {exc}"
 
 
+def _prices_manifest(
+    ticker: str,
+    as_of: date,
+    result: IngestResult,
+    outcomes: list[CheckOutcome],
+    market_data: MarketDataResource,
+) -> dict[str, Any]:
+    return {
+        "ticker": ticker,
+        "adjusted": result.adjusted,
+        "source": market_data.source,
+        "as_of": as_of.isoformat(),
+        "data_version": frame_fingerprint(result.history),
+        "failed_checks": failed_names(outcomes),
+    }
+
+
 def _stored_prices(
     context: dg.AssetExecutionContext,
     ticker: str,
     as_of: date,
     result: IngestResult,
+    outcomes: list[CheckOutcome],
     manifest: dict[str, Any] | None,
-    market_data: MarketDataResource,
+    new_manifest: dict[str, Any],
     object_store: ObjectStore,
+    market_data: MarketDataResource,
 ) -> dg.MaterializeResult:
     """Store the session's history (only when it changed: ``manifest`` is the stored one of the
     same session, if any) and describe it."""
-    outcomes = check_price_history(result.history, expected_last_date=as_of)
-    version = frame_fingerprint(result.history)
-    new_manifest = {
-        "ticker": ticker,
-        "adjusted": result.adjusted,
-        "source": market_data.source,
-        "as_of": as_of.isoformat(),
-        "data_version": version,
-        "failed_checks": failed_names(outcomes),
-    }
     if result.api_calls or manifest != new_manifest:
         uri = object_store.put_parquet(prices_key(ticker, as_of), result.history, new_manifest)
     else:
@@ -234,5 +270,5 @@ def _stored_prices(
             for outcome in outcomes
             if dg.AssetCheckKey(PRICES, outcome.name) in context.selected_asset_check_keys
         ],
-        data_version=dg.DataVersion(version),
+        data_version=dg.DataVersion(new_manifest["data_version"]),
     )

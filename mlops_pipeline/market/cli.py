@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.console import console, err_console, fail, settings_or_exit
+
+if TYPE_CHECKING:
+    from mlops_pipeline.market.importing import SymbolImport
 
 market_app = typer.Typer(no_args_is_help=True)
 
@@ -68,6 +72,9 @@ def import_command(
         if outcome.dropped_after_until:
             line += f", {outcome.dropped_after_until} row(s) after {outcome.last_date} dropped"
         console.print(escape(line), soft_wrap=True)
+    recorded = _record_in_dagster(settings, [outcome for outcome in outcomes if outcome.ok])
+    if recorded:
+        console.print(f"recorded as market/prices materializations: {', '.join(recorded)}", soft_wrap=True)
     failed = [outcome.symbol for outcome in outcomes if not outcome.ok]
     summary = f"imported {len(outcomes) - len(failed)} of {len(outcomes)} symbol(s) from {directory}"
     if failed:
@@ -75,3 +82,36 @@ def import_command(
     console.print(escape(summary), soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _record_in_dagster(settings: PlatformSettings, imported: list[SymbolImport]) -> list[str]:
+    """Record each imported snapshot whose ticker and session are partitions on the Dagster instance;
+    the partition keys recorded."""
+    import dagster as dg
+
+    from mlops_pipeline.assets.market import record_imported_prices
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.home import ensure_home
+    from mlops_pipeline.config.platform import load_platform
+
+    try:
+        platform = load_platform(settings)
+    except ConfigError:
+        return []  # the teams do not load: nothing is partitioned yet
+    ensure_home(settings)
+    recorded = []
+    with dg.DagsterInstance.get() as instance:
+        for outcome in imported:
+            session = outcome.last_date
+            if session is None or outcome.symbol not in platform.tickers:
+                continue
+            if not platform.first_session <= session <= platform.last_session:
+                continue
+            record_imported_prices(
+                instance,
+                outcome.symbol,
+                session,
+                {**outcome.manifest, "uri": outcome.uri or "", "rows": outcome.rows},
+            )
+            recorded.append(f"{session}|{outcome.symbol}")
+    return recorded

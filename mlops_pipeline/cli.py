@@ -247,7 +247,9 @@ def ui(
             sys.executable, "-m", "dagster", "dev",
             "-m", "mlops_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
         ]  # fmt: skip
-        dagster = subprocess.Popen(command, env=env)
+        # Its own process group, so that a stuck shutdown can take the webserver, daemon and code
+        # server down with it.
+        dagster = subprocess.Popen(command, env=env, start_new_session=True)
         stack.callback(_stop_child, dagster)
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         with contextlib.suppress(KeyboardInterrupt):
@@ -259,7 +261,8 @@ def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
 
 
 def _stop_child(process: subprocess.Popen) -> None:
-    """SIGTERM lets `dagster dev` stop its webserver, daemon and code server cleanly."""
+    """SIGTERM lets `dagster dev` stop its webserver, daemon and code server cleanly; whatever of
+    its process group still runs after 30 s is killed."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -267,6 +270,8 @@ def _stop_child(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 # Registration order is the order of `mlops --help`.

@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
-	@echo "make demo    run the daily loop offline on the embedded defaults, print where outputs are"
+	@echo "make demo    run the last session offline on the embedded defaults, print where outputs are"
 	@echo "make test    run the whole test suite (installs PostgreSQL/Chromium/docker-compose if root)"
 	@echo "make lint    ruff check + format check"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"

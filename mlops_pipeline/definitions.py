@@ -2,9 +2,8 @@
 
 Loading reads the settings, validates every team overlay (git-ref sources included) and fixes the
 session partitions up to the last completed session; an invalid overlay fails the load with the
-file and key named, so there is never a partial graph. The daemon reloads the location every
-minute, so a newly completed session becomes a partition without a restart. ludwig, torch and
-evidently are not imported here.
+file and key named, so there is never a partial graph. A running code server keeps the sessions
+it loaded until the location is reloaded. ludwig, torch and evidently are not imported here.
 """
 
 from __future__ import annotations

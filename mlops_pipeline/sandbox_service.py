@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 
 import httpx
 
@@ -83,3 +84,13 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def sandbox_today(url: str) -> date | None:
+    """The today the sandbox at ``url`` was configured with (``None`` when it does not answer)."""
+    try:
+        response = httpx.get(f"{url}/_sandbox/clock", timeout=_REQUEST_TIMEOUT)
+        response.raise_for_status()
+        return date.fromisoformat(response.json()["today"])
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return None

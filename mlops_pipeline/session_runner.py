@@ -81,11 +81,6 @@ class SessionReport:
         return sum(run.status == "waiting" for run in self.runs)
 
     @property
-    def complete(self) -> bool:
-        """Nothing failed and nothing waits: the day is done."""
-        return self.ok and self.waiting_count == 0
-
-    @property
     def total_count(self) -> int:
         return len(self.runs)
 

@@ -290,6 +290,7 @@ def test_on_alphavantage_the_sessions_end_at_the_last_completed_session(settings
 
 
 def test_runs_of_a_dead_process_are_marked_failed(settings: PlatformSettings, platform: Platform) -> None:
+    import os
     import socket
     import subprocess
     import sys
@@ -302,7 +303,7 @@ def test_runs_of_a_dead_process_are_marked_failed(settings: PlatformSettings, pl
     job = build_definitions(platform).resolve_job_def("rank_teams")
     tags = {"mlops/host": socket.gethostname()}
     orphan = instance.create_run_for_job(job, tags={**tags, "mlops/pid": dead_pid})
-    alive = instance.create_run_for_job(job, tags={**tags, "mlops/pid": str(__import__("os").getpid())})
+    alive = instance.create_run_for_job(job, tags={**tags, "mlops/pid": str(os.getpid())})
     for run in (orphan, alive):
         instance.handle_new_event(
             dg.EventLogEntry(

@@ -94,7 +94,7 @@ def build_monitoring_assets(
             store_report,
             store_summary_record,
         )
-        from mlops_pipeline.monitoring.windows import MonitoringInputError
+        from mlops_pipeline.monitoring.windows import MonitoringInputError, window_sessions
         from mlops_pipeline.serving.predictions import read_predictions
         from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
@@ -103,8 +103,10 @@ def build_monitoring_assets(
         if features is None:
             raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
         store = team_store(object_store, team.name)
-        predictions = read_predictions(store, ticker)
         try:
+            # only the predictions the report scores: those made in its window
+            window = window_sessions(features, as_of, spec.window_days)
+            predictions = read_predictions(store, ticker, since=window[0].date() if window else None)
             ludwig = load_ludwig_config(ludwig_path)
             registry = ChampionRegistry(tracking_uri)
             kind = "direction" if ludwig.output_features[0] == "target_next_direction" else "regression"

@@ -7,7 +7,12 @@ from datetime import date
 import pandas as pd
 
 from mlops_pipeline.competition.leaderboard import TeamStanding
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore, ObjectStoreError
+from mlops_pipeline.resources.object_store import (
+    ObjectNotFoundError,
+    ObjectStore,
+    ObjectStoreError,
+    parquet_sessions,
+)
 
 # team store (teams/<team>/...)
 EQUITY_KEY = "journal/equity.parquet"
@@ -27,10 +32,7 @@ def session_leaderboard_key(session: date, suffix: str = "parquet") -> str:
 
 def leaderboard_sessions(store: ObjectStore) -> list[date]:
     """The sessions with a stored leaderboard, oldest first."""
-    names = (key.rsplit("/", 1)[-1] for key in store.list_keys(f"{LEADERBOARDS_PREFIX}/"))
-    return sorted(
-        {date.fromisoformat(name.removesuffix(".parquet")) for name in names if name.endswith(".parquet")}
-    )
+    return parquet_sessions(store, LEADERBOARDS_PREFIX)
 
 
 def _read(store: ObjectStore, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:

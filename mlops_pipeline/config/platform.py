@@ -22,6 +22,7 @@ from mlops_pipeline.market.calendar import (
     next_trading_day,
     previous_trading_day,
 )
+from mlops_pipeline.sandbox_service import sandbox_today
 
 
 class SessionError(ValueError):
@@ -35,21 +36,10 @@ def market_today(settings: PlatformSettings, now: datetime | None = None) -> dat
         if settings.sandbox_today is not None:
             return settings.sandbox_today
         if settings.sandbox_url:
-            configured = _sandbox_today(settings.sandbox_url)
+            configured = sandbox_today(settings.sandbox_url)
             if configured is not None:
                 return configured
     return (now or datetime.now(EXCHANGE_TIMEZONE)).astimezone(EXCHANGE_TIMEZONE).date()
-
-
-def _sandbox_today(url: str) -> date | None:
-    import httpx
-
-    try:
-        response = httpx.get(f"{url}/_sandbox/clock", timeout=5.0)
-        response.raise_for_status()
-        return date.fromisoformat(response.json()["today"])
-    except (httpx.HTTPError, KeyError, TypeError, ValueError):
-        return None
 
 
 def last_completed_session(settings: PlatformSettings, now: datetime | None = None) -> date:

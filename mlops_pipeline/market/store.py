@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.resources.object_store import ObjectStore, parquet_sessions
 
 PRICES_PREFIX = "market/prices"
 FEATURES_PREFIX = "market/features"
@@ -29,14 +29,7 @@ def features_key(ticker: str, session: date) -> str:
 
 def stored_sessions(store: ObjectStore, prefix: str, ticker: str) -> list[date]:
     """The sessions with a stored snapshot of ``ticker`` under ``prefix``, oldest first."""
-    sessions = []
-    for key in store.list_keys(f"{prefix}/{ticker}/"):
-        name = key.rsplit("/", 1)[-1].removesuffix(".parquet")
-        try:
-            sessions.append(date.fromisoformat(name))
-        except ValueError:
-            continue
-    return sorted(sessions)
+    return parquet_sessions(store, f"{prefix}/{ticker}")
 
 
 def _read(store: ObjectStore, key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -277,6 +278,21 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
+
+
+def parquet_sessions(store: ObjectStore, prefix: str) -> list[date]:
+    """The dates that name ``<prefix>/<YYYY-MM-DD>.parquet`` objects (one per session), oldest first;
+    other names are ignored."""
+    sessions = []
+    for key in store.list_keys(f"{prefix.rstrip('/')}/"):
+        name = key.rsplit("/", 1)[-1]
+        if not name.endswith(".parquet"):
+            continue
+        try:
+            sessions.append(date.fromisoformat(name.removesuffix(".parquet")))
+        except ValueError:
+            continue
+    return sorted(sessions)
 
 
 def object_store_from_settings(settings: PlatformSettings) -> ObjectStore:

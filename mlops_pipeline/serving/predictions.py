@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
+from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore, parquet_sessions
 
 PREDICTION_COLUMNS = [
     "team",
@@ -40,14 +40,19 @@ def prediction_key(ticker: str, as_of: date) -> str:
     return f"predictions/{ticker}/{as_of.isoformat()}.parquet"
 
 
-def read_predictions(store: ObjectStore, ticker: str) -> pd.DataFrame | None:
-    """Every stored prediction of ``ticker``, oldest first (``None`` when there is none)."""
-    keys = sorted(store.list_keys(f"predictions/{ticker}/"))
-    frames = [store.get_parquet(key) for key in keys if key.endswith(".parquet")]
+def prediction_sessions(store: ObjectStore, ticker: str) -> list[date]:
+    """The sessions with a stored prediction of ``ticker``, oldest first (from the keys alone)."""
+    return parquet_sessions(store, f"predictions/{ticker}")
+
+
+def read_predictions(store: ObjectStore, ticker: str, since: date | None = None) -> pd.DataFrame | None:
+    """The stored predictions of ``ticker`` (made on ``since`` or later), oldest first; ``None`` when
+    there is none."""
+    sessions = [day for day in prediction_sessions(store, ticker) if since is None or day >= since]
+    frames = [store.get_parquet(prediction_key(ticker, day)) for day in sessions]
     if not frames:
         return None
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return frame.sort_values("as_of_date", kind="stable").reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def interpret(output: dict[str, Any], close: float) -> dict[str, float | int]:

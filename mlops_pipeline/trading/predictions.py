@@ -12,7 +12,7 @@ from datetime import date
 import pandas as pd
 
 from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
-from mlops_pipeline.serving.predictions import prediction_key, read_predictions
+from mlops_pipeline.serving.predictions import prediction_key, prediction_sessions
 from mlops_pipeline.trading.model import Signal, SkippedIntent
 
 REQUIRED_COLUMNS = ("ticker", "as_of_date", "predicted_return", "prob_up")
@@ -62,11 +62,14 @@ def load_signals(
         try:
             frame = store.get_parquet(key)
         except ObjectNotFoundError:
-            key = f"predictions/{ticker}/"
-            frame = read_predictions(store, ticker)
-            if frame is None:
-                skipped.append(SkippedIntent(ticker, f"no predictions (nothing under {key})"))
-                continue
+            stored = prediction_sessions(store, ticker)
+            reason = (
+                f"stale predictions: newest as_of_date {stored[-1]}, need {trading_date}"
+                if stored
+                else f"no predictions (nothing under predictions/{ticker}/)"
+            )
+            skipped.append(SkippedIntent(ticker, reason))
+            continue
         found = signal_for(frame, key, ticker, trading_date)
         if isinstance(found, Signal):
             signals.append(found)

@@ -8,5 +8,3 @@ evidently) are never imported here.
 from mlops_pipeline.runtime_env import apply_runtime_env
 
 apply_runtime_env()
-
-__version__ = "0.1.0"

@@ -1,4 +1,9 @@
-"""``mlops``: the platform's command line (run the daily loop, open the UI, inspect config)."""
+"""``mlops``: the platform's command line (run sessions, open the UI, inspect config).
+
+Every command imports what it needs when it runs: ``mlops --help`` and ``mlops X --help`` load
+neither Dagster nor pandas. Usage errors (bad options, a date that is no session, an unknown team,
+invalid settings or overlays) exit 2; failures while running exit 1.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,30 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import date
-from typing import Annotated
+from datetime import date, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
 from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
-from mlops_pipeline.config.errors import ConfigError
-from mlops_pipeline.config.home import ensure_home
-from mlops_pipeline.config.platform import Platform, load_platform
-from mlops_pipeline.config.settings import PlatformSettings
-from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit
+from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit, usage_error
 from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
+from mlops_pipeline.stages import STAGES
 from mlops_pipeline.training.cli import model_app, reproduce
+
+if TYPE_CHECKING:
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.platform import Platform
+    from mlops_pipeline.config.settings import PlatformSettings
 
 app = typer.Typer(
     name="mlops",
     help="Daily stock prediction and paper trading for competing teams, on Dagster.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
@@ -38,6 +44,8 @@ teams_app = typer.Typer(help="Check and inspect team overlays.", no_args_is_help
 
 
 def _env_name(field_name: str) -> str:
+    from mlops_pipeline.config.settings import PlatformSettings
+
     field = PlatformSettings.model_fields[field_name]
     alias = field.validation_alias
     choices = getattr(alias, "choices", None)
@@ -52,6 +60,8 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Print the resolved settings (secrets masked), or one team's resolved config and its hash."""
+    import yaml
+
     settings = settings_or_exit()
     if team:
         config = teams_or_exit(settings, only=[team])[team]
@@ -77,10 +87,21 @@ def config_show(
 
 @teams_app.command("validate")
 def teams_validate() -> None:
-    """Validate every overlay in the teams folder; list every problem with file and key."""
+    """Validate every overlay in the teams folder; list every problem with file and key (exit 1)."""
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.teams import load_teams
+
     settings = settings_or_exit()
     blocked: dict[str, ConfigError] = {}
-    teams = teams_or_exit(settings, blocked=blocked)
+    try:
+        teams = load_teams(
+            settings.teams_path,
+            settings.ludwig_configs_path,
+            sources=settings.team_sources,
+            source_errors=blocked,
+        )
+    except ConfigError as exc:
+        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
     table = Table(title=f"{len(teams)} team(s) valid in {settings.teams_path}")
     for column in ("team", "tickers", "ludwig config", "strategy", "config hash"):
         table.add_column(column)
@@ -102,51 +123,68 @@ def _platform_or_exit(
     sources: dict[str, str] | None = None,
     blocked: dict[str, ConfigError] | None = None,
 ) -> Platform:
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.platform import load_platform
+
     try:
         return load_platform(settings, sources=sources, blocked=blocked)
     except ConfigError as exc:
-        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+        usage_error(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
 
 
 def _chosen_teams(platform: Platform, names: list[str] | None) -> list[str]:
     unknown = sorted(set(names or []) - set(platform.teams))
     if unknown:
-        fail(f"unknown team(s) {', '.join(unknown)}; teams: {', '.join(platform.teams)}")
+        usage_error(f"unknown team(s) {', '.join(unknown)}; teams: {', '.join(platform.teams)}")
     return list(names or platform.teams)
 
 
-def _date_or_exit(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} must be YYYY-MM-DD, got {value!r}")
+StageName = Enum("StageName", {name: name for name in STAGES}, type=str)  # type: ignore[misc]
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+TeamOption = Annotated[
+    list[str] | None,
+    typer.Option("--team", metavar="TEAM", help="Only this team (repeatable; default: every team)"),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Also run the steps whose partitions are up to date")
+]
+
+
+def _session_option(name: str, help_text: str) -> object:
+    return typer.Option(name, formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help=help_text)
 
 
 @app.command("run")
 def run(
-    team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
+    team: TeamOption = None,
     as_of: Annotated[
-        str | None, typer.Option("--date", help="Session YYYY-MM-DD (default: the last completed session)")
+        datetime | None, _session_option("--date", "The session (default: the last completed session)")
     ] = None,
     config_ref: Annotated[
-        str | None, typer.Option("--config-ref", help="Read the --team's overlay from this git ref")
+        str | None,
+        typer.Option("--config-ref", metavar="REF", help="Read the --team's overlay from this git ref"),
     ] = None,
     stage: Annotated[
-        list[str] | None,
-        typer.Option("--stage", help="Only these stages: market, train, serve, predict, trade, rank"),
+        list[StageName] | None,
+        typer.Option("--stage", metavar="STAGE", help=f"Only this stage (repeatable): {', '.join(STAGES)}"),
     ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Also run the steps whose partitions are up to date")
-    ] = False,
+    force: ForceOption = False,
 ) -> None:
     """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
-    from mlops_pipeline.session_runner import STAGES, SessionRunError, run_session
+    from mlops_pipeline.config.home import ensure_home
+    from mlops_pipeline.config.platform import SessionError
+    from mlops_pipeline.session_runner import SessionRunError, run_session
 
     settings = settings_or_exit()
     sources: dict[str, str] = {}
     if config_ref is not None:
         if not team or len(team) != 1:
-            fail("--config-ref needs exactly one --team")
+            usage_error("--config-ref needs exactly one --team")
         sources[team[0]] = f"git:{config_ref}"
     blocked: dict[str, ConfigError] = {}
     platform = _platform_or_exit(settings, sources, blocked)
@@ -156,11 +194,20 @@ def run(
     if not chosen:
         fail("no team left to run")
     chosen = _chosen_teams(platform, chosen)
-    day = _date_or_exit(as_of, "--date") if as_of is not None else platform.last_session
+    day = _day(as_of) or platform.last_session
+    try:
+        platform.check_session(day)
+    except SessionError as exc:
+        usage_error(str(exc))
     ensure_home(settings)
     try:
         report = run_session(
-            platform, day, chosen, console=console, stages=tuple(stage or STAGES), force=force
+            platform,
+            day,
+            chosen,
+            console=console,
+            stages=tuple(item.value for item in stage) if stage else STAGES,
+            force=force,
         )
     except SessionRunError as exc:
         fail(str(exc))
@@ -175,22 +222,24 @@ def run(
 
 @app.command("compete")
 def compete(
-    start: Annotated[str, typer.Option("--from", help="First session YYYY-MM-DD")],
-    end: Annotated[str, typer.Option("--to", help="Last session YYYY-MM-DD")],
-    team_list: Annotated[
-        str | None, typer.Option("--teams", help="Comma-separated teams (default: all)")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Also run the steps whose partitions are up to date")
-    ] = False,
+    start: Annotated[datetime, _session_option("--from", "The first session")],
+    end: Annotated[datetime, _session_option("--to", "The last session")],
+    team: TeamOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
+    from mlops_pipeline.config.home import ensure_home
+    from mlops_pipeline.config.platform import SessionError
     from mlops_pipeline.session_runner import SessionRunError, replay
 
     settings = settings_or_exit()
     platform = _platform_or_exit(settings)
-    chosen = _chosen_teams(platform, [t.strip() for t in team_list.split(",")] if team_list else None)
-    first, last = _date_or_exit(start, "--from"), _date_or_exit(end, "--to")
+    chosen = _chosen_teams(platform, team)
+    first, last = start.date(), end.date()
+    try:
+        platform.check_range(first, last)
+    except SessionError as exc:
+        usage_error(str(exc))
     ensure_home(settings)
     try:
         reports = replay(platform, first, last, chosen, console=console, force=force)
@@ -200,6 +249,42 @@ def compete(
     console.print(f"replayed {len(reports)} session(s) from {first} to {last}")
     if failed:
         fail(f"{len(failed)} session(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
+
+
+_COMPONENTS = (
+    "mlops-pipeline",
+    "dagster",
+    "mlflow",
+    "ludwig",
+    "torch",
+    "dvc",
+    "evidently",
+    "alpaca-py",
+    "boto3",
+    "minio",
+)
+
+
+@app.command("version")
+def version(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The platform's version and the versions of the tools it drives."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    versions = {"python": platform.python_version()}
+    for name in _COMPONENTS:
+        try:
+            versions[name] = installed(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    if as_json:
+        console.print_json(json.dumps(versions))
+        return
+    for name, value in versions.items():
+        console.print(f"{name} {value}")
 
 
 @app.command("stop")
@@ -233,6 +318,7 @@ def ui(
     port: Annotated[int, typer.Option(help="Webserver port on 127.0.0.1")] = 3000,
 ) -> None:
     """Start the Dagster webserver and daemon on 127.0.0.1 with the embedded instance."""
+    from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 
     settings = settings_or_exit()

@@ -1,35 +1,51 @@
-"""Shared terminal output for the command line: one console, one way to fail."""
+"""Shared terminal output for the command line: one console, one way to fail.
+
+Kept light: ``mlops --help`` imports this module, so settings, teams and every library behind them
+are imported only by the functions that need them. User text is never parsed as markup.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from mlops_pipeline.config.errors import ConfigError
-from mlops_pipeline.config.settings import PlatformSettings, load_settings
-from mlops_pipeline.config.teams import TeamConfig, load_teams
+if TYPE_CHECKING:
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.settings import PlatformSettings
+    from mlops_pipeline.config.teams import TeamConfig
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
+RUNTIME_FAILURE = 1
+USAGE_ERROR = 2  # bad options or input: a date that is no session, an unknown team, an invalid file
 
-def fail(message: str, code: int = 1) -> NoReturn:
+
+def fail(message: str, code: int = RUNTIME_FAILURE) -> NoReturn:
     """Print a one-line reason (plus detail lines, if any) to stderr and exit with ``code``."""
     first, _, rest = message.partition("\n")
-    err_console.print(f"[bold red]error:[/] {first}")
+    err_console.print(f"[bold red]error:[/] {escape(first)}", soft_wrap=True)
     if rest:
-        err_console.print(rest)
+        err_console.print(escape(rest), soft_wrap=True)
     raise typer.Exit(code)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Exit 2 with the reason: the command line or the input it names is wrong, nothing ran."""
+    fail(message, code=USAGE_ERROR)
 
 
 def settings_or_exit() -> PlatformSettings:
     """The settings, or exit naming the invalid variable."""
+    from mlops_pipeline.config.settings import load_settings
+
     try:
         return load_settings()
     except ValueError as exc:
-        fail(f"invalid settings: {exc}")
+        usage_error(f"invalid settings: {exc}")
 
 
 def teams_or_exit(
@@ -41,6 +57,9 @@ def teams_or_exit(
     """Load the teams or exit with every problem. ``sources`` add to ``MLOPS_TEAM_SOURCES``. With
     ``blocked``, a team whose overlay comes from a git ref and fails is left out (and recorded
     there) instead of stopping everything."""
+    from mlops_pipeline.config.errors import ConfigError
+    from mlops_pipeline.config.teams import load_teams
+
     try:
         return load_teams(
             settings.teams_path,
@@ -50,4 +69,4 @@ def teams_or_exit(
             source_errors=blocked,
         )
     except ConfigError as exc:
-        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+        usage_error(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")

@@ -14,8 +14,6 @@ coordinator and launcher.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dagster as dg
 
 from mlops_pipeline.assets.automation import (
@@ -40,31 +38,10 @@ from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.stages import TEAM_STAGES, team_job_name
 
 MARKET_JOB = "market_daily"
 LEADERBOARD_JOB = "rank_teams"
-
-
-@dataclass(frozen=True)
-class TeamStage:
-    """One step of a team's session: the job suffix, its assets, and whether it is per ticker."""
-
-    suffix: str
-    assets: tuple[str, ...]
-    per_ticker: bool
-    description: str
-
-
-TEAM_STAGES: tuple[TeamStage, ...] = (
-    TeamStage("train", ("training_dataset", "model", "champion"), True, "dataset, model and promotion gate"),
-    TeamStage("serve", ("serving",), False, "deploy the champion models"),
-    TeamStage("predict", ("predictions", "monitoring_report"), True, "predictions and monitoring"),
-    TeamStage("trade", ("orders", "reconciliation", "backtest"), False, "orders, reconciliation, backtest"),
-)
-
-
-def team_job_name(team: str, stage: TeamStage) -> str:
-    return f"{team}_{stage.suffix}"
 
 
 def team_tags(team: TeamConfig) -> dict[str, str]:

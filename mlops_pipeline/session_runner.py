@@ -29,15 +29,10 @@ from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.assets.sessions import session_ticker_key
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
-from mlops_pipeline.defs_builder import (
-    LEADERBOARD_JOB,
-    MARKET_JOB,
-    TEAM_STAGES,
-    build_definitions,
-    team_job_name,
-)
+from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_definitions
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
+from mlops_pipeline.stages import STAGES, TEAM_STAGES, team_job_name
 
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 _RECORDED_SETTINGS = (
@@ -151,9 +146,6 @@ def _waiting_note(result: dg.ExecuteInProcessResult) -> str | None:
             if waiting is not None:
                 return str(waiting.value)[:300]
     return None
-
-
-STAGES: tuple[str, ...] = ("market", *(stage.suffix for stage in TEAM_STAGES), "rank")
 
 
 @dataclass(frozen=True)
@@ -420,6 +412,4 @@ def replay(
     except SessionError as exc:
         raise SessionRunError(str(exc)) from None
     days = [stamp.date() for stamp in trading_days(start, end)]
-    if not days:
-        raise SessionRunError(f"no NYSE session between {start} and {end}")
     return _run_sessions(platform, days, teams, console, stages, force)

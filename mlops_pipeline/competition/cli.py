@@ -1,44 +1,25 @@
-"""Command-line pieces of the competition: ``leaderboard`` and ``teams diff``.
+"""Command-line pieces of the competition: ``mlops leaderboard`` and ``mlops teams diff``.
 
-Mount on the ``mlops`` app with ``app.command("leaderboard")(leaderboard_command)`` and
-``teams_app.command("diff")(teams_diff_command)``, or as a group: ``app.add_typer(competition_app,
-name="competition")``.
+Imports of the competition's modules stay inside the commands, so ``mlops --help`` loads none of
+them.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlops_pipeline.competition.config_diff import diff_configs
-from mlops_pipeline.competition.leaderboard import (
-    TeamStanding,
-    chosen_rank_metric,
-    leaderboard_frame,
-    render_html,
-    render_terminal,
-)
-from mlops_pipeline.competition.team_inputs import read_standing
-from mlops_pipeline.config.errors import ConfigError
-from mlops_pipeline.config.settings import PlatformSettings
-from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.console import console, settings_or_exit, teams_or_exit
 
-competition_app = typer.Typer(
-    help="Competition between teams: leaderboard and config diffs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-competition_teams_app = typer.Typer(help="Compare team overlays.", no_args_is_help=True)
-competition_app.add_typer(competition_teams_app, name="teams")
+if TYPE_CHECKING:
+    from mlops_pipeline.config.settings import PlatformSettings
+    from mlops_pipeline.config.teams import TeamConfig
 
 
-@competition_app.command("leaderboard")
 def leaderboard_command(
     html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML page to this file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
@@ -47,6 +28,15 @@ def leaderboard_command(
     from datetime import UTC, datetime
 
     from mlops_pipeline.assets.team import team_store
+    from mlops_pipeline.competition.leaderboard import (
+        TeamStanding,
+        chosen_rank_metric,
+        leaderboard_frame,
+        render_html,
+        render_terminal,
+    )
+    from mlops_pipeline.competition.team_inputs import read_standing
+    from mlops_pipeline.config.errors import ConfigError
     from mlops_pipeline.resources.object_store import object_store_from_settings
 
     settings = settings_or_exit()
@@ -80,12 +70,13 @@ def _origin(team: TeamConfig) -> str:
     return team.source.display if team.source is not None else team.name
 
 
-@competition_teams_app.command("diff")
 def teams_diff_command(
     left: Annotated[str, typer.Argument(help="TEAM or TEAM@REF, e.g. red or red@team/red")],
     right: Annotated[str, typer.Argument(help="TEAM or TEAM@REF")],
 ) -> None:
     """Show how two resolved team configs differ (base.yaml merged with each overlay)."""
+    from mlops_pipeline.competition.config_diff import diff_configs
+
     settings = settings_or_exit()
     first, second = _side(settings, left), _side(settings, right)
     differences = diff_configs(first, second)

@@ -21,6 +21,7 @@ from mlops_pipeline.market.calendar import (
     last_completed_trading_day,
     next_trading_day,
     previous_trading_day,
+    trading_days,
 )
 from mlops_pipeline.sandbox_service import sandbox_today
 
@@ -88,6 +89,8 @@ class Platform:
             raise SessionError(f"--to {end} is before --from {start}")
         if start < self.first_session or end > self.last_session:
             raise SessionError(f"{start} to {end} is outside the sessions: {valid}")
+        if len(trading_days(start, end)) == 0:
+            raise SessionError(f"no NYSE session between {start} and {end}")
         return start, end
 
 

@@ -18,6 +18,8 @@ from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_pipeline.sandbox.defaults import DEFAULT_PORT
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -111,7 +113,7 @@ class PlatformSettings(BaseSettings):
     sandbox_url: str | None = Field(
         default=None, description="A running sandbox server; unset = start one on 127.0.0.1:<sandbox_port>"
     )
-    sandbox_port: int = Field(default=8765, ge=1, le=65535)
+    sandbox_port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
     sandbox_today: date | None = Field(
         default=None, description="The sandbox market's 'today' (default: real date)"
     )

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops_pipeline.config.settings import PlatformSettings
-from mlops_pipeline.console import console, err_console, fail, settings_or_exit
+from mlops_pipeline.console import console, err_console, settings_or_exit, usage_error
 
 if TYPE_CHECKING:
+    from mlops_pipeline.config.settings import PlatformSettings
     from mlops_pipeline.market.importing import SymbolImport
 
 market_app = typer.Typer(no_args_is_help=True)
@@ -58,7 +58,7 @@ def import_command(
             store, directory, symbols=wanted, until=until.date() if until is not None else None
         )
     except PriceImportError as error:
-        fail(str(error), code=2)
+        usage_error(str(error))
     for outcome in outcomes:
         if not outcome.ok:
             err_console.print(

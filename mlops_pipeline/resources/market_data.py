@@ -11,9 +11,10 @@ from pydantic import Field
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.market.alphavantage import AlphaVantageClient, DailySeries, OutputSize
 from mlops_pipeline.market.budget import RequestBudget
+from mlops_pipeline.sandbox.defaults import DEFAULT_PREMIUM_KEY
 from mlops_pipeline.sandbox.sessions import SESSION_HEADER
 
-SANDBOX_API_KEY = "sandbox-premium"
+SANDBOX_API_KEY = DEFAULT_PREMIUM_KEY
 
 
 class MarketDataResource(dg.ConfigurableResource):

@@ -8,9 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.sandbox.config import DEFAULT_PREMIUM_KEYS, SandboxConfig
-from mlops_pipeline.sandbox.server import DEFAULT_HOST, DEFAULT_PORT, serve
+from mlops_pipeline.sandbox.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PREMIUM_KEY
 
 sandbox_app = typer.Typer(no_args_is_help=True)
 
@@ -34,7 +32,8 @@ def serve_command(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic market.")] = 7,
     premium_key: Annotated[
-        list[str] | None, typer.Option(help="A premium API key (repeatable; default: sandbox-premium).")
+        list[str] | None,
+        typer.Option(help=f"A premium API key (repeatable; default: {DEFAULT_PREMIUM_KEY})."),
     ] = None,
     daily_limit: Annotated[int, typer.Option(help="Requests per day for free keys (0: unlimited).")] = 25,
     burst_per_second: Annotated[
@@ -49,6 +48,10 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the sandbox until interrupted."""
+    from mlops_pipeline.config.settings import load_settings
+    from mlops_pipeline.sandbox.config import DEFAULT_PREMIUM_KEYS, SandboxConfig
+    from mlops_pipeline.sandbox.server import serve
+
     config = SandboxConfig(
         today=today.date() if today else None,
         seed=seed,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlops_pipeline.sandbox.defaults import DEFAULT_PREMIUM_KEY
 from mlops_pipeline.sandbox.market import SplitTable
 
-DEFAULT_PREMIUM_KEYS = frozenset({"sandbox-premium"})
+DEFAULT_PREMIUM_KEYS = frozenset({DEFAULT_PREMIUM_KEY})
 DEFAULT_ALPACA_ASSETS = frozenset(
     {
         "AAPL",

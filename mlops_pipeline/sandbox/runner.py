@@ -11,7 +11,8 @@ from typing import NamedTuple
 import uvicorn
 
 from mlops_pipeline.sandbox.config import SandboxConfig
-from mlops_pipeline.sandbox.server import DEFAULT_HOST, create_app
+from mlops_pipeline.sandbox.defaults import DEFAULT_HOST
+from mlops_pipeline.sandbox.server import create_app
 
 _STARTUP_TIMEOUT_S = 10.0
 _SHUTDOWN_TIMEOUT_S = 10.0

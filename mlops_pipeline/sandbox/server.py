@@ -38,11 +38,9 @@ from mlops_pipeline.sandbox.alpaca_broker import PaperBroker
 from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind, error_response
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.defaults import DEFAULT_HOST, DEFAULT_PORT
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.sessions import SessionPolicy, SessionRefusedError
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8765
 
 
 class ClockState(BaseModel):

@@ -7,24 +7,15 @@ Mount in the main app with ``app.add_typer(model_app, name="model")`` and
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.console import console, fail
-from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
-from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
-from mlops_pipeline.training.reproduce import ReproductionError, reproduce_run
-from mlops_pipeline.training.tracking import (
-    CHALLENGER,
-    CHAMPION,
-    Tracker,
-    TrackingError,
-    registered_model_name,
-)
-from mlops_pipeline.training.versioning import VersioningError
+from mlops_pipeline.console import console, fail, settings_or_exit
+
+if TYPE_CHECKING:
+    from mlops_pipeline.training.tracking import Tracker
 
 model_app = typer.Typer(
     help="Registered models: versions, aliases and their audit trail.", no_args_is_help=True
@@ -35,11 +26,9 @@ TickerOption = Annotated[str, typer.Option("--ticker", help="Ticker symbol")]
 
 
 def _tracker() -> Tracker:
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}")
-    return mlflow_tracking_from_settings(settings).tracker()
+    from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
+
+    return mlflow_tracking_from_settings(settings_or_exit()).tracker()
 
 
 def _actor() -> str:
@@ -52,6 +41,8 @@ def _actor() -> str:
 @model_app.command("list")
 def list_versions(team: TeamOption, ticker: TickerOption) -> None:
     """Versions of <team>-<TICKER> with their aliases and headline metrics, then the alias audit trail."""
+    from mlops_pipeline.training.tracking import TrackingError, registered_model_name
+
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
         aliases = tracker.aliases(name)
@@ -97,6 +88,8 @@ def promote(
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit trail")] = "manual promotion",
 ) -> None:
     """Point champion at a version (default: the current challenger), bypassing the gate."""
+    from mlops_pipeline.training.tracking import CHALLENGER, CHAMPION, TrackingError, registered_model_name
+
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
         target = version or tracker.aliases(name).get(CHALLENGER)
@@ -119,6 +112,8 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit trail")] = "rollback",
 ) -> None:
     """Point champion back at the version it held before its last move (or at --version)."""
+    from mlops_pipeline.training.tracking import CHAMPION, TrackingError, registered_model_name
+
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
         target = version
@@ -138,10 +133,13 @@ def reproduce(
     run_id: Annotated[str, typer.Option("--run-id", help="MLflow run id of a training run")],
 ) -> None:
     """Pull the run's dataset and models via DVC, re-score them and compare with the logged metrics."""
-    try:
-        settings = load_settings()
-    except ValueError as exc:
-        fail(f"invalid settings: {exc}")
+    from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
+    from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
+    from mlops_pipeline.training.reproduce import ReproductionError, reproduce_run
+    from mlops_pipeline.training.tracking import TrackingError
+    from mlops_pipeline.training.versioning import VersioningError
+
+    settings = settings_or_exit()
     tracker = mlflow_tracking_from_settings(settings).tracker()
     try:
         result = reproduce_run(tracker, dvc_versioning_from_settings(settings).store(), run_id)

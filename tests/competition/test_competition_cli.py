@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from mlops_pipeline.competition.cli import competition_app
+from mlops_pipeline.cli import app
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 
@@ -25,7 +25,7 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def test_teams_diff_between_teams_and_refs(project: Path) -> None:
-    result = runner.invoke(competition_app, ["teams", "diff", "red", "blue"])
+    result = runner.invoke(app, ["teams", "diff", "red", "blue"])
     assert result.exit_code == 0, result.output
     assert "strategy.name" in result.output and "tickers" in result.output
     assert "risk.max_orders_per_day" not in result.output  # equal values are not listed
@@ -39,21 +39,21 @@ def test_teams_diff_between_teams_and_refs(project: Path) -> None:
     _git(project, "commit", "-q", "-am", "red: slippage")
     _git(project, "checkout", "-q", "main")
 
-    result = runner.invoke(competition_app, ["teams", "diff", "red", "red@team/red"])
+    result = runner.invoke(app, ["teams", "diff", "red", "red@team/red"])
     assert result.exit_code == 0, result.output
     assert "costs.slippage_bps" in result.output and "git:team/red:teams/red.yaml@" in result.output
-    same = runner.invoke(competition_app, ["teams", "diff", "red", "red@main"])
+    same = runner.invoke(app, ["teams", "diff", "red", "red@main"])
     assert same.exit_code == 0 and "no differences" in same.output
 
-    missing = runner.invoke(competition_app, ["teams", "diff", "red", "red@team/none"])
-    assert missing.exit_code == 1
+    missing = runner.invoke(app, ["teams", "diff", "red", "red@team/none"])
+    assert missing.exit_code == 2
     assert "unknown git ref 'team/none'" in missing.output
-    unknown = runner.invoke(competition_app, ["teams", "diff", "red", "purple"])
-    assert unknown.exit_code == 1 and "unknown team(s) purple" in unknown.output
+    unknown = runner.invoke(app, ["teams", "diff", "red", "purple"])
+    assert unknown.exit_code == 2 and "unknown team(s) purple" in unknown.output
 
 
 def test_leaderboard_with_and_without_data(project: Path, tmp_path: Path) -> None:
-    result = runner.invoke(competition_app, ["leaderboard", "--json"])
+    result = runner.invoke(app, ["leaderboard", "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["rank_by"] == "return"
@@ -73,9 +73,9 @@ def test_leaderboard_with_and_without_data(project: Path, tmp_path: Path) -> Non
         ),
     )
     page = tmp_path / "board.html"
-    result = runner.invoke(competition_app, ["leaderboard", "--html", str(page)])
+    result = runner.invoke(app, ["leaderboard", "--html", str(page)])
     assert result.exit_code == 0, result.output
     assert "Leaderboard (ranked by return)" in result.output
     assert "data:image/png;base64," in page.read_text()
-    shown = json.loads(runner.invoke(competition_app, ["leaderboard", "--json"]).output)
+    shown = json.loads(runner.invoke(app, ["leaderboard", "--json"]).output)
     assert shown["teams"][0]["team"] == "blue" and shown["teams"][0]["rank"] == 1

@@ -248,7 +248,7 @@ def docker_numbers(bundle: Path) -> dict:
     if client is None:
         return {"skipped": why_not}
     base = os.environ.get("MLOPS_SERVING_BASE_IMAGE", "mlops-base:local")
-    tag = ensure_image(client, Path(tempfile.gettempdir()) / "mlops-serving-image-cache", base)
+    tag = ensure_image(client, Path(tempfile.gettempdir()) / "mlops-serving-image-cache", base, print)
     size = client.images.get(tag).attrs["Size"]
     starts = []
     for _ in range(3):

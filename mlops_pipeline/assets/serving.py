@@ -83,6 +83,7 @@ def build_serving_assets(
                 image_cache_dir=settings.home_dir / "serving" / "image",
                 previous=previous,
                 publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
+                progress=context.log.info,
             )
         except NoChampionError as exc:
             context.log.warning(f"nothing to serve yet: {exc}")

@@ -38,7 +38,12 @@ def is_local_tracking(tracking_uri: str) -> bool:
 
 
 def select_launcher(
-    mode: str, tracking_uri: str, work_dir: Path, base_image: str, image_cache_dir: Path
+    mode: str,
+    tracking_uri: str,
+    work_dir: Path,
+    base_image: str,
+    image_cache_dir: Path,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[Launcher, str]:
     """The launcher for ``mode`` (auto/docker/process) and a sentence saying why it was chosen."""
     from mlops_pipeline.serving.image import ensure_image
@@ -51,7 +56,7 @@ def select_launcher(
         scheme = urlparse(tracking_uri).scheme or "file"
         why_not = f"MLflow tracking ({scheme}) is local to this host; containers need a tracking server"
     elif client is not None:
-        image = ensure_image(client, image_cache_dir, base_image)
+        image = ensure_image(client, image_cache_dir, base_image, progress)
         return DockerLauncher(client, image, runtime_env(tracking_uri)), f"docker container from {image}"
     if mode == "docker":
         raise LaunchError(f"MLOPS_SERVING_LAUNCHER=docker but {why_not}")
@@ -89,10 +94,12 @@ def deploy_team(
     previous: Deployment | None,
     image_cache_dir: Path | None = None,
     publish: Callable[[Deployment], None] | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[Deployment, bool, dict[str, str]]:
     """Serve the team's champions; returns the deployment, whether it changed, and skipped tickers.
 
-    ``publish`` records a new deployment before the previous server is stopped (see ``launch.deploy``).
+    ``publish`` records a new deployment before the previous server is stopped (see ``launch.deploy``);
+    ``progress`` receives the steps of a serving image build.
     """
     models, missing = resolve_champions(team, tickers, tracking_uri)
     if not models:
@@ -101,7 +108,9 @@ def deploy_team(
     for model in models:
         if model.run_id is not None:
             ensure_run_bundle(tracking_uri, model.run_id)
-    launcher, note = select_launcher(mode, tracking_uri, work_dir, base_image, image_cache_dir or work_dir)
+    launcher, note = select_launcher(
+        mode, tracking_uri, work_dir, base_image, image_cache_dir or work_dir, progress
+    )
     deployment, changed = deploy(launcher, team, models, previous, publish=publish, note=note)
     if changed and previous is not None:
         retire(previous, launcher)

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,14 @@ def audit_image(client: Any, image: str) -> list[str]:
     return findings
 
 
-def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IMAGE) -> str:
-    """The serving image's tag, building it unless an image with the same content exists."""
+def ensure_image(
+    client: Any,
+    cache_dir: Path,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> str:
+    """The serving image's tag, building it unless an image with the same content exists.
+    ``progress`` receives one line per build step ("step 3/9: RUN pip install ...")."""
     import docker.errors
 
     tag = image_tag(base_image)
@@ -117,11 +124,13 @@ def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IM
         return tag
     except docker.errors.ImageNotFound:
         pass
+    progress(f"building the serving image {tag} from {base_image}: downloading its wheels")
     wheelhouse = ensure_wheelhouse(cache_dir)
     with tempfile.TemporaryDirectory(prefix="mlops-serving-build-") as tmp:
         context = build_context(Path(tmp), wheelhouse)
+        log: list[str] = []
         try:
-            client.images.build(
+            for chunk in client.api.build(
                 path=str(context),
                 tag=tag,
                 buildargs={"BASE_IMAGE": base_image},
@@ -129,10 +138,17 @@ def ensure_image(client: Any, cache_dir: Path, base_image: str = DEFAULT_BASE_IM
                 rm=True,
                 forcerm=True,
                 labels={"mlops.role": "serving"},
-            )
-        except docker.errors.BuildError as exc:
-            lines = "".join(str(item.get("stream", item.get("error", ""))) for item in exc.build_log)
-            raise RuntimeError(f"building {tag} from {base_image} failed: {exc}\n{lines[-3000:]}") from exc
+                decode=True,
+            ):
+                if "error" in chunk:
+                    tail = "".join(log)[-3000:]
+                    raise RuntimeError(
+                        f"building {tag} from {base_image} failed: {str(chunk['error']).strip()}\n{tail}"
+                    )
+                text = str(chunk.get("stream", ""))
+                log.append(text)
+                if text.startswith("Step "):
+                    progress(f"serving image {tag}: step {text.removeprefix('Step ').strip()}")
         finally:  # the untagged build stage holds the wheelhouse; only the final stage is kept
             client.images.prune(filters={"dangling": True, "label": "mlops.stage=serving-build"})
     findings = audit_image(client, tag)

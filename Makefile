@@ -6,13 +6,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+TEST_WORKERS ?= auto
 
 .PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
 	@echo "make demo    run the last session offline on the embedded defaults, print where outputs are"
-	@echo "make test    run the whole test suite (installs PostgreSQL/Chromium/docker-compose if root)"
+	@echo "make test    run every test tier (installs PostgreSQL/Chromium/docker-compose if root)"
+	@echo "make test-fast  the unit tier only: no services needed, about a minute"
 	@echo "make lint    ruff check + format check"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench   benchmarks (results in benchmarks/results/)"
@@ -24,10 +26,14 @@ $(BIN)/python:
 # Order matters (see README, "Installation"): CPU torch first, then the project, then ludwig
 # without its dependencies (its rich pin conflicts with evidently; its real deps are in pyproject).
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
-	$(BIN)/pip install --quiet --no-deps ludwig==0.11.0
+	@echo "setup 1/3: CPU torch (the largest download; minutes on a fresh machine)"
+	@$(BIN)/pip install --quiet torch==2.13.0
+	@echo "setup 2/3: the platform and its dependencies (pyproject.toml, with dev tools)"
+	@$(BIN)/pip install --quiet -e ".[dev]"
+	@echo "setup 3/3: ludwig without its dependencies (its pins conflict; pyproject lists the real ones)"
+	@$(BIN)/pip install --quiet --no-deps ludwig==0.11.0
 	@touch $(STAMP)
+	@echo "setup done: .venv is ready"
 
 setup: $(STAMP)
 
@@ -37,11 +43,13 @@ demo: setup
 system-deps:
 	@bash .ci/system-deps.sh
 
+# Every tier on every core; the 20 slowest tests are listed at the end.
 test: setup system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
+# The unit tier: no network, no services, no training; runs anywhere in about a minute.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m unit -n $(TEST_WORKERS) --durations=10
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,9 +1,19 @@
-"""Shared fixtures: an isolated platform environment, a project copy, and moto's S3 server."""
+"""Shared fixtures (an isolated platform environment, a project copy, moto's S3 server) and the
+test tiers.
+
+Every test belongs to one tier: ``system`` (Docker, docker-compose, Chromium, PostgreSQL),
+``integration`` (real components: servers on 127.0.0.1, Ludwig training, MLflow and DVC stores)
+or ``unit``. A test is in the tier of its marker, or of the server fixtures it uses (a sandbox,
+moto's S3 server, trained models: integration; PostgreSQL: system), whichever is higher; anything
+else is a unit test. A unit test that opens a TCP socket fails, naming the address: ``make
+test-fast`` runs the unit tier anywhere, without a service.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -17,6 +27,53 @@ from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import RunningSandbox, start_sandbox_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "system")
+FIXTURE_TIERS = {
+    "sandbox_url": "integration",
+    "start_sandbox": "integration",
+    "moto_endpoint": "integration",
+    "trained": "integration",
+    "registry": "integration",
+    "bundles": "integration",
+    "postgres": "system",
+}
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test gets exactly one tier marker: the highest of its markers and its server fixtures."""
+    for item in items:
+        marked = [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
+        used = [FIXTURE_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS]
+        tier = max([*marked, *used], key=TIERS.index, default="unit")
+        if marked and marked != [tier]:
+            raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(marked)}; it belongs to {tier}")
+        if not marked:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_stay_off_the_network(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test may not connect or bind a TCP socket (mark it ``integration`` if it must)."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    for method in ("connect", "connect_ex", "bind"):
+        original = getattr(socket.socket, method)
+
+        def refuse(
+            sock: socket.socket, address: Any, *, _original: Any = original, _method: str = method
+        ) -> Any:
+            if sock.family in _INET:
+                pytest.fail(
+                    f"unit test {request.node.nodeid} tried to {_method} a TCP socket ({address}): "
+                    "mark it integration",
+                    pytrace=False,
+                )
+            return _original(sock, address)
+
+        monkeypatch.setattr(socket.socket, method, refuse)
+
+
 _ISOLATED_PREFIXES = ("MLOPS_", "ALPHAVANTAGE_", "DAGSTER_HOME", "MLFLOW_TRACKING_URI")
 
 

@@ -125,6 +125,7 @@ print(",".join(sorted(name for name in heavy if name in sys.modules)))
     assert result.stdout.strip() == ""
 
 
+@pytest.mark.integration
 def test_mlops_run_starts_and_stops_the_embedded_sandbox(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -159,6 +159,7 @@ def test_a_broken_overlay_fails_the_whole_load(project: Path) -> None:
         _defs()
 
 
+@pytest.mark.integration  # a fresh interpreter
 def test_code_location_loads_without_heavy_imports(project: Path, isolated_env: Path) -> None:
     probe = (
         "import sys, mlops_pipeline.definitions as d;"
@@ -173,6 +174,7 @@ def test_code_location_loads_without_heavy_imports(project: Path, isolated_env: 
     assert out.stdout.strip() == f"{3 + 2 * len(TEAM_ASSETS)} [] {LAST_SESSION}"
 
 
+@pytest.mark.integration  # the dagster CLI in a subprocess
 def test_dagster_cli_validates_the_code_location(project: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "mlops_pipeline.definitions"],

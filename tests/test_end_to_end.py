@@ -22,7 +22,7 @@ from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.predictions import read_predictions
 from mlops_pipeline.session_runner import replay, run_session
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 DAY_1, DAY_2 = date(2024, 3, 27), date(2024, 3, 28)
 
 

@@ -36,7 +36,7 @@ from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.predictions import read_predictions
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 runner = CliRunner()
 
 REPLAY = (date(2024, 3, 26), date(2024, 3, 27), date(2024, 3, 28))  # Tue, Wed, Thu

@@ -22,6 +22,8 @@ from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.session_runner import SessionRunError, fail_orphaned_runs, plan_steps, replay, run_session
 
+pytestmark = pytest.mark.integration  # servers on 127.0.0.1
+
 AS_OF = date(2024, 3, 27)
 
 

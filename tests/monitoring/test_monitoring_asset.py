@@ -45,7 +45,7 @@ def _resources(settings: PlatformSettings) -> dict:
     }
 
 
-@pytest.mark.slow  # evidently + a fresh MLflow schema + a Dagster run: about 20 s on 2 shared cores
+@pytest.mark.integration  # evidently + a fresh MLflow schema + a Dagster run: about 20 s on 2 shared cores
 def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     platform: tuple[PlatformSettings, TeamConfig],
 ) -> None:

@@ -28,9 +28,12 @@ CHROMIUM_FLAGS = [
     "--virtual-time-budget=10000",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install -y chromium)"
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason="needs Debian's chromium (apt-get install -y chromium)"
+    ),
+]
 
 
 def _chromium(tmp_path: Path, *args: str) -> str:
@@ -81,7 +84,6 @@ def test_report_is_self_contained(report_file: Path) -> None:
     assert re.search(r"<img[^>]*src=\"https?:", html, re.IGNORECASE) is None
 
 
-@pytest.mark.slow  # two Chromium starts plus the report: about 17 s
 def test_report_renders_in_headless_chromium(report_file: Path, tmp_path: Path) -> None:
     screenshot = tmp_path / "report.png"
     _chromium(tmp_path, "--window-size=1280,1600", f"--screenshot={screenshot}", report_file.as_uri())

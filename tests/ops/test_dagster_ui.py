@@ -68,7 +68,7 @@ def _wait_for_run(client, run_id: str, timeout_s: float = 240.0) -> str:
     raise AssertionError(f"run {run_id} did not finish in {timeout_s:.0f} s")
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_asset_graph_in_browser_and_jobs_over_graphql(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,7 +129,7 @@ SMALL_RED = (
 )
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_session_partitions_launched_by_clicks_in_the_ui(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

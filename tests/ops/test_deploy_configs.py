@@ -27,6 +27,7 @@ def _env_file(tmp_path: Path, values: dict[str, str]) -> Path:
     return path
 
 
+@pytest.mark.system
 def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
     result = _compose_config(_env_file(tmp_path, SECRETS))
     assert result.returncode == 0, result.stderr
@@ -39,6 +40,7 @@ def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
     assert "x" * 12 not in committed
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"])
 def test_compose_refuses_a_missing_secret_by_name(tmp_path: Path, missing: str) -> None:
     values = {key: value for key, value in SECRETS.items() if key != missing}

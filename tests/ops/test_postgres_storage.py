@@ -58,7 +58,7 @@ def _runs(port: int) -> list[dict]:
     return response.json()["data"]["runsOrError"]["results"]
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_daily_runs_survive_a_webserver_restart(
     postgres: Postgres, project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,7 +106,7 @@ def test_daily_runs_survive_a_webserver_restart(
         sandbox.stop()
 
 
-@pytest.mark.slow
+@pytest.mark.system
 def test_mlflow_server_with_postgres_backend_keeps_runs(postgres: Postgres, tmp_path: Path) -> None:
     postgres.create_database("mlflow_test")
     port = free_port()

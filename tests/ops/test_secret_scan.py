@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / ".ci" / "secret_scan.py"
 
@@ -15,6 +17,7 @@ def _scan(*files: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=REPO_ROOT)
 
 
+@pytest.mark.integration  # scans every tracked file
 def test_tracked_files_have_no_unaudited_credentials() -> None:
     result = _scan()
     assert result.returncode == 0, result.stdout + result.stderr

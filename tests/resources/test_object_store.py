@@ -15,7 +15,7 @@ from mlops_pipeline.resources.object_store import (
 )
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
         return LocalObjectStore(root=str(tmp_path / "objects"))
@@ -82,6 +82,7 @@ def test_local_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert [p.name for p in tmp_path.iterdir()] == ["k.bin"]  # no temp file left behind
 
 
+@pytest.mark.integration
 def test_s3_unreachable_endpoint_fails_with_a_clear_error() -> None:
     store = S3ObjectStore(
         bucket="unreachable", endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5, max_attempts=1

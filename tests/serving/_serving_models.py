@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +63,26 @@ def feature_frame(rows: int, seed: int) -> pd.DataFrame:
 class TrainedModels:
     return_dir: Path
     direction_dir: Path
+
+
+def cached_model(config: dict, data: pd.DataFrame, cache_dir: Path) -> Path:
+    """The model of ``config`` trained on ``data``, trained once: every pytest-xdist worker and every
+    later test run with the same config, data and Ludwig version reuses the saved model."""
+    from filelock import FileLock
+
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    digest.update(version("ludwig").encode())
+    key = digest.hexdigest()[:16]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / key
+    with FileLock(str(cache_dir / f"{key}.lock")):
+        if not (target / "model").is_dir():
+            partial = cache_dir / f"{key}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            train_model(config, data, partial)
+            partial.rename(target)  # complete models only: an interrupted training is retrained
+    return target / "model"
 
 
 def train_model(config: dict, data: pd.DataFrame, out: Path) -> Path:

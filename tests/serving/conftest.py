@@ -10,20 +10,22 @@ from _serving_models import (
     RETURN_CONFIG,
     Registry,
     TrainedModels,
+    cached_model,
     feature_frame,
     log_ludwig_run,
     set_champion,
-    train_model,
 )
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
-    root = tmp_path_factory.mktemp("ludwig")
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
+    """Two tiny models, trained once for every worker (and kept in pytest's cache between runs)."""
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("ludwig-models") if cache is not None else tmp_path_factory.getbasetemp().parent
     data = feature_frame(240, seed=1)
     return TrainedModels(
-        return_dir=train_model(RETURN_CONFIG, data, root / "return"),
-        direction_dir=train_model(DIRECTION_CONFIG, data, root / "direction"),
+        return_dir=cached_model(RETURN_CONFIG, data, root),
+        direction_dir=cached_model(DIRECTION_CONFIG, data, root),
     )
 
 

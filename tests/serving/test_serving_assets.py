@@ -84,7 +84,7 @@ def test_each_session_stores_its_own_prediction_and_a_rerun_replaces_it(tmp_path
     assert read_predictions(store, "MSFT") is None
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_serving_then_predictions_assets(project, registry: Registry, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
     monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")

@@ -20,7 +20,7 @@ from _serving_models import ROW_FEATURES, TrainedModels, log_ludwig_run, set_cha
 from mlops_pipeline.serving.deployment import deploy_team
 from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.system
 BASE_IMAGE = os.environ.get("MLOPS_SERVING_BASE_IMAGE", "mlops-base:local")
 IMAGE_CACHE = Path(tempfile.gettempdir()) / "mlops-serving-image-cache"
 

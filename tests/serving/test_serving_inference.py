@@ -30,7 +30,7 @@ def _served(bundle_dir, frame):
     return model.predict(valid)
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_regression_bundle_equals_ludwig_predict(trained: TrainedModels, bundles) -> None:
     frame = feature_frame(50, seed=11)[[*NUMBER_INPUTS, WINDOW_INPUT]]
     expected = _ludwig_predict(trained.return_dir, frame)
@@ -44,7 +44,7 @@ def test_regression_bundle_equals_ludwig_predict(trained: TrainedModels, bundles
     )
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_binary_bundle_equals_ludwig_predict_with_the_same_columns(trained: TrainedModels, bundles) -> None:
     frame = feature_frame(50, seed=12)[NUMBER_INPUTS]
     expected = _ludwig_predict(trained.direction_dir, frame)

@@ -14,7 +14,7 @@ from mlops_pipeline.serving.launch import Deployment, LaunchError
 from mlops_pipeline.serving.launch_process import ProcessLauncher
 from mlops_pipeline.serving.sources import ModelSourceError, parse_model_ref, resolve
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def test_parse_model_refs(tmp_path) -> None:

@@ -26,7 +26,7 @@ from mlops_pipeline.serving.app import ServerConfig, create_app
 from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.sources import parse_model_ref
 
-pytestmark = pytest.mark.slow  # needs the trained models (shared by the whole session)
+pytestmark = pytest.mark.integration  # needs the trained models (shared by the whole session)
 
 POSITIVE_EXAMPLES = 25
 NEGATIVE_EXAMPLES = 15

@@ -26,7 +26,7 @@ from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.schema import validate_columns
 from mlops_pipeline.serving.sources import parse_model_ref
 
-pytestmark = pytest.mark.slow  # needs the trained models (shared by the whole session)
+pytestmark = pytest.mark.integration  # needs the trained models (shared by the whole session)
 
 ROW = {
     **{name: float(ROW_FEATURES[name]) for name in NUMBER_INPUTS},

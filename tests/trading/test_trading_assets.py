@@ -22,6 +22,8 @@ from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.broker import BrokerResource
 from mlops_pipeline.resources.object_store import ObjectStore
 
+pytestmark = pytest.mark.integration  # servers on 127.0.0.1
+
 SESSIONS = nyse_sessions(date(2024, 6, 3), date(2024, 6, 28))
 RED = make_team(
     "red", strategy={"name": "rotate_best_gain", "params": {"threshold": 0.003, "max_holdings": 2}}

@@ -35,7 +35,7 @@ def synthetic_prediction(market: SyntheticMarket, ticker: str, day: date, rng: n
     return 0.5 * actual + float(rng.normal(0, 0.01))
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_replay_a_month_for_both_default_teams(tmp_path: Path, store: ObjectStore) -> None:
     teams = load_teams(REPO / "teams", REPO / "ludwig_configs")
     market = SyntheticMarket()

@@ -24,6 +24,8 @@ from alpaca.trading.requests import (
 
 from mlops_pipeline.sandbox.market import SyntheticMarket
 
+pytestmark = pytest.mark.integration  # servers on 127.0.0.1
+
 MARKET = SyntheticMarket()
 
 

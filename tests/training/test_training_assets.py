@@ -22,7 +22,7 @@ from mlops_pipeline.training.cli import model_app, reproduce
 from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 from mlops_pipeline.training.tracking import OOS_ARTIFACT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 SESSIONS = nyse_sessions(date(2025, 6, 2), date(2025, 7, 1))
 

@@ -55,7 +55,7 @@ def test_s3_remote_round_trip_on_moto(tmp_path: Path, moto_endpoint: str) -> Non
     assert (pulled_model / "final" / "weights.bin").read_bytes() == b"x" * 2000
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 def test_unreachable_s3_remote_fails_after_bounded_retries(tmp_path: Path) -> None:
     dataset, model = _artifacts(tmp_path / "src", b"y")
     endpoint = f"http://127.0.0.1:{free_port()}"

@@ -20,6 +20,8 @@ from mlops_pipeline.training.reproduce import reproduce_run
 from mlops_pipeline.training.tracking import Tracker, TrackingError
 from mlops_pipeline.training.versioning import DvcStore
 
+pytestmark = pytest.mark.integration  # servers on 127.0.0.1
+
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
@@ -33,7 +35,6 @@ def mlflow_server(tmp_path: Path, moto_endpoint: str) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.slow
 def test_training_on_a_tracking_server_with_s3(
     small_team, mlflow_server: str, moto_endpoint: str, tmp_path: Path
 ):

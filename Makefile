@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_WORKERS ?= auto
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -66,7 +66,7 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market bench-serving bench-production bench-loop
+bench: bench-market bench-serving bench-production bench-loop bench-cli
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
@@ -80,6 +80,9 @@ bench-production: setup
 # Before/after sessions as partitions; SESSIONS=3 for a quick check (default 20).
 bench-loop: setup system-deps
 	$(BIN)/python benchmarks/daily_loop.py $(if $(SESSIONS),--sessions $(SESSIONS))
+
+bench-cli: setup
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean-state:
 	rm -rf .mlops

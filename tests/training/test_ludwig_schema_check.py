@@ -1,0 +1,54 @@
+"""Ludwig configs are validated in full, against a schema checked once per process."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from mlops_pipeline.training.ludwig_runner import import_ludwig_api
+
+pytestmark = pytest.mark.integration  # imports Ludwig
+
+CONFIG = {
+    "model_type": "ecd",
+    "input_features": [{"name": "rsi_14", "type": "number"}],
+    "output_features": [{"name": "target_next_return", "type": "number"}],
+    "combiner": {"type": "concat", "output_size": 8},
+    "trainer": {"epochs": 1},
+}
+
+
+def _original_check(config: dict) -> str | None:
+    """The message of Ludwig's own validation (``jsonschema.validate``, metaschema check included)."""
+    import jsonschema
+    from ludwig.config_validation import validation
+
+    try:
+        jsonschema.validate(config, validation.get_schema("ecd"), cls=validation.get_validator())
+    except jsonschema.exceptions.ValidationError as error:
+        return f"Failed to validate JSON schema for config. Error: {error.message}"
+    return None
+
+
+def test_every_config_is_validated_without_checking_the_schema_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import_ludwig_api()
+    from ludwig.config_validation import validation
+    from ludwig.error import ConfigValidationError
+    from ludwig.schema.model_types.base import ModelConfig
+
+    ModelConfig.from_dict(CONFIG)  # the schema is checked here at the latest
+
+    def no_metaschema_check(*args: object, **kwargs: object) -> None:
+        raise AssertionError("jsonschema.validate checks the constant schema again")
+
+    monkeypatch.setattr(validation, "validate", no_metaschema_check)
+    assert ModelConfig.from_dict(CONFIG).combiner.output_size == 8
+
+    bad = copy.deepcopy(CONFIG)
+    bad["combiner"]["output_size"] = "big"
+    expected = _original_check(bad)
+    assert expected is not None and "big" in expected
+    with pytest.raises(ConfigValidationError) as refused:
+        ModelConfig.from_dict(bad)
+    assert str(refused.value) == expected

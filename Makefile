@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-TEST_WORKERS ?= auto
+# pytest-xdist workers for make test: one per two cores (a training or a server uses two threads;
+# on two cores parallel workers only slow each other down), none below four cores.
+TEST_WORKERS ?= $(shell n=$$(( $$(nproc) / 2 )); [ $$n -gt 1 ] && echo $$n || echo 0)
 
 .PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli clean-state help
 
@@ -43,13 +45,13 @@ demo: setup
 system-deps:
 	@bash .ci/system-deps.sh
 
-# Every tier on every core; the 20 slowest tests are listed at the end.
+# Every tier; the 20 slowest tests are listed at the end.
 test: setup system-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The unit tier: no network, no services, no training; runs anywhere in about a minute.
 test-fast: setup
-	$(BIN)/python -m pytest -m unit -n $(TEST_WORKERS) --durations=10
+	$(BIN)/python -m pytest -m unit -n auto --durations=10
 
 lint: setup
 	$(BIN)/ruff check .

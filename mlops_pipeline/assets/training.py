@@ -138,6 +138,7 @@ def build_training_assets(
                 tracker,
                 dvc_versioning.store(),
                 run_tags={COVERED_UNTIL_TAG: covered_until(as_of, run_tags).isoformat()},
+                progress=context.log.info,
             )
         except (TrackingError, VersioningError, DatasetError, FoldError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc

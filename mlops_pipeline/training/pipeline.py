@@ -10,6 +10,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def train_ticker(
     tracker: Tracker,
     dvc: DvcStore,
     run_tags: dict[str, str] | None = None,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> TrainingOutcome:
     config_hash = training_config_hash(team, ludwig)
     existing = tracker.find_trained_run(team.name, ticker, data_version, config_hash)
@@ -85,7 +87,7 @@ def train_ticker(
     frame = evaluation_frame(dataset, features)
     with tempfile.TemporaryDirectory(prefix="training-") as scratch:
         work = Path(scratch)
-        result = run_walk_forward(frame, ludwig, team.evaluation, ticker, work / MODEL_DIR)
+        result = run_walk_forward(frame, ludwig, team.evaluation, ticker, work / MODEL_DIR, progress)
         dataset_file = work / DATASET_FILE
         frame.to_parquet(dataset_file, index=False)
         versioned = dvc.version(team.name, ticker, dataset_file, work / MODEL_DIR)

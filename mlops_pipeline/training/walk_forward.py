@@ -74,19 +74,35 @@ def train_columns(ludwig: LudwigConfigFile) -> list[str]:
 
 
 def run_walk_forward(
-    frame: pd.DataFrame, ludwig: LudwigConfigFile, spec: EvaluationSpec, ticker: str, model_dir: Path
+    frame: pd.DataFrame,
+    ludwig: LudwigConfigFile,
+    spec: EvaluationSpec,
+    ticker: str,
+    model_dir: Path,
+    progress: Callable[[str], None] = lambda _line: None,
 ) -> WalkForwardResult:
-    """Train and score every fold, then fit the final model on every row; save all models."""
+    """Train and score every fold, then fit the final model on every row; save all models.
+    ``progress`` receives a line after each training, with the time left at that pace."""
     folds = walk_forward_folds(len(frame), spec)
     columns = train_columns(ludwig)
     started = time.perf_counter()
+    trainings = len(folds) + 1
+
+    def trained(done: int, what: str, rows: int) -> None:
+        elapsed = time.perf_counter() - started
+        left = elapsed / done * (trainings - done)
+        pace = f"{done}/{trainings}, {elapsed:.0f} s, about {left:.0f} s left"
+        progress(f"{ticker}: {what} trained on {rows} rows ({pace})")
+
     with tempfile.TemporaryDirectory(prefix="ludwig-") as scratch:
-        for fold in folds:
+        for done, fold in enumerate(folds, start=1):
             rows = frame.iloc[: fold.train_stop][columns]
             model, _ = ludwig_runner.train_model(ludwig.config, rows, Path(scratch) / f"fold-{fold.index}")
             ludwig_runner.save_model(model, rows, model_dir / FOLD_MODELS / str(fold.index))
+            trained(done, f"fold {done}", len(rows))
         final, statistics = ludwig_runner.train_model(ludwig.config, frame[columns], Path(scratch) / "final")
         ludwig_runner.save_model(final, frame[columns], model_dir / FINAL_MODEL)
+        trained(trainings, "final model", len(frame))
     ludwig_seconds = time.perf_counter() - started
     predictions, per_fold, mean = rescore(frame, ludwig, spec, ticker, model_dir)
     return WalkForwardResult(folds, predictions, per_fold, mean, statistics, final, ludwig_seconds)

@@ -47,8 +47,17 @@ def test_training_on_a_tracking_server_with_s3(
     tracker = Tracker(mlflow_server)
     dvc = DvcStore(tmp_path / "dvc", "s3://dvc-models/store", moto_endpoint)
 
-    outcome = train_ticker(team, "AAPL", dataset, frame_fingerprint(dataset), features, ludwig, tracker, dvc)
+    lines: list[str] = []
+    version = frame_fingerprint(dataset)
+    progress = lines.append
+    outcome = train_ticker(team, "AAPL", dataset, version, features, ludwig, tracker, dvc, progress=progress)
     assert not outcome.skipped and outcome.model_version == "1"
+    # One line per training (3 folds, then the final model), each with the time left at that pace.
+    assert [line.split(" trained on ")[0] for line in lines] == [
+        "AAPL: fold 1", "AAPL: fold 2", "AAPL: fold 3", "AAPL: final model"
+    ]  # fmt: skip
+    assert lines[-1].startswith(f"AAPL: final model trained on {len(dataset)} rows (4/4, ")
+    assert lines[-1].endswith("about 0 s left)")
     assert outcome.run_url.startswith(f"{mlflow_server}/#/experiments/")
     keys = [
         item["Key"]

@@ -69,6 +69,7 @@ def _wait_for_run(client, run_id: str, timeout_s: float = 240.0) -> str:
 
 
 @pytest.mark.system
+@pytest.mark.timeout(1200)  # a Dagster instance, its daemon and Chromium: 3-7 min on 2 busy cores
 def test_asset_graph_in_browser_and_jobs_over_graphql(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,6 +131,7 @@ SMALL_RED = (
 
 
 @pytest.mark.system
+@pytest.mark.timeout(1200)  # a Dagster instance, its daemon and Chromium: 3-7 min on 2 busy cores
 def test_session_partitions_launched_by_clicks_in_the_ui(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

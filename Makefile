@@ -49,7 +49,7 @@ system-deps:
 test: setup system-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
-# The unit tier: no network, no services, no training; runs anywhere in about a minute.
+# The unit tier: no network, no services, no training; runs anywhere in a minute or two.
 test-fast: setup
 	$(BIN)/python -m pytest -m unit -n auto --durations=10
 

@@ -16,7 +16,7 @@ help:
 	@echo "make setup   create .venv and install everything (idempotent)"
 	@echo "make demo    run the last session offline on the embedded defaults, print where outputs are"
 	@echo "make test    run every test tier (installs PostgreSQL/Chromium/docker-compose if root)"
-	@echo "make test-fast  the unit tier only: no services needed, about a minute"
+	@echo "make test-fast  the unit tier only: no services needed, a minute or two"
 	@echo "make lint    ruff check + format check"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench   benchmarks (results in benchmarks/results/)"

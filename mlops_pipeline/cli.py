@@ -13,15 +13,23 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
-from mlops_pipeline.console import console, err_console, fail, settings_or_exit, teams_or_exit, usage_error
+from mlops_pipeline.console import (
+    RUNTIME_FAILURE,
+    console,
+    err_console,
+    fail,
+    settings_or_exit,
+    teams_or_exit,
+    usage_error,
+)
 from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
@@ -88,20 +96,9 @@ def config_show(
 @teams_app.command("validate")
 def teams_validate() -> None:
     """Validate every overlay in the teams folder; list every problem with file and key (exit 1)."""
-    from mlops_pipeline.config.errors import ConfigError
-    from mlops_pipeline.config.teams import load_teams
-
     settings = settings_or_exit()
     blocked: dict[str, ConfigError] = {}
-    try:
-        teams = load_teams(
-            settings.teams_path,
-            settings.ludwig_configs_path,
-            sources=settings.team_sources,
-            source_errors=blocked,
-        )
-    except ConfigError as exc:
-        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+    teams = teams_or_exit(settings, blocked=blocked, code=RUNTIME_FAILURE)
     table = Table(title=f"{len(teams)} team(s) valid in {settings.teams_path}")
     for column in ("team", "tickers", "ludwig config", "strategy", "config hash"):
         table.add_column(column)
@@ -142,10 +139,6 @@ def _chosen_teams(platform: Platform, names: list[str] | None) -> list[str]:
 StageName = Enum("StageName", {name: name for name in STAGES}, type=str)  # type: ignore[misc]
 
 
-def _day(value: datetime | None) -> date | None:
-    return value.date() if value is not None else None
-
-
 TeamOption = Annotated[
     list[str] | None,
     typer.Option("--team", metavar="TEAM", help="Only this team (repeatable; default: every team)"),
@@ -155,7 +148,7 @@ ForceOption = Annotated[
 ]
 
 
-def _session_option(name: str, help_text: str) -> object:
+def _session_option(name: str, help_text: str) -> Any:
     return typer.Option(name, formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help=help_text)
 
 
@@ -194,7 +187,7 @@ def run(
     if not chosen:
         fail("no team left to run")
     chosen = _chosen_teams(platform, chosen)
-    day = _day(as_of) or platform.last_session
+    day = as_of.date() if as_of is not None else platform.last_session
     try:
         platform.check_session(day)
     except SessionError as exc:

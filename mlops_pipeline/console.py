@@ -53,10 +53,11 @@ def teams_or_exit(
     only: list[str] | None = None,
     sources: dict[str, str] | None = None,
     blocked: dict[str, ConfigError] | None = None,
+    code: int = USAGE_ERROR,
 ) -> dict[str, TeamConfig]:
-    """Load the teams or exit with every problem. ``sources`` add to ``MLOPS_TEAM_SOURCES``. With
-    ``blocked``, a team whose overlay comes from a git ref and fails is left out (and recorded
-    there) instead of stopping everything."""
+    """Load the teams or exit with every problem (and ``code``). ``sources`` add to
+    ``MLOPS_TEAM_SOURCES``. With ``blocked``, a team whose overlay comes from a git ref and fails
+    is left out (and recorded there) instead of stopping everything."""
     from mlops_pipeline.config.errors import ConfigError
     from mlops_pipeline.config.teams import load_teams
 
@@ -69,4 +70,4 @@ def teams_or_exit(
             source_errors=blocked,
         )
     except ConfigError as exc:
-        usage_error(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}")
+        fail(f"invalid team configuration ({len(exc.issues)} problem(s)):\n{exc}", code)

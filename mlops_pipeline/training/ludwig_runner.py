@@ -31,14 +31,15 @@ SPLIT_COLUMN = "split"
 TRAINING_SET_METADATA = "training_set_metadata.json"
 
 
+@functools.cache
 def import_ludwig_api():
-    """``ludwig.api`` with the CPU torch shim applied first."""
+    """``ludwig.api`` with the CPU torch shim applied first; set up once per process."""
     import mlops_pipeline.torch_shim  # noqa: F401  (must precede any ludwig import)
 
     # isort: split
     import ludwig.api
 
-    check_ludwig_schema_once()
+    _check_ludwig_schema_once()
     logging.getLogger("ludwig").setLevel(logging.WARNING)
     # Predicting never splits, so the chronological split column is rightly absent then.
     logging.getLogger("ludwig.data.preprocessing").addFilter(_NoSplitColumnNotice())
@@ -46,7 +47,7 @@ def import_ludwig_api():
     return ludwig.api
 
 
-def check_ludwig_schema_once() -> None:
+def _check_ludwig_schema_once() -> None:
     """Validate Ludwig configs against a JSON schema that is itself checked once per process.
 
     Ludwig validates every config it builds a model from (training, each walk-forward fold,
@@ -60,9 +61,6 @@ def check_ludwig_schema_once() -> None:
     from ludwig.constants import MODEL_ECD, MODEL_TYPE
     from ludwig.error import ConfigValidationError
     from ludwig.schema.model_types import base
-
-    if base.check_schema is validation.check_schema and getattr(base.check_schema, "checked_once", False):
-        return
 
     @functools.lru_cache(maxsize=3)
     def validator(model_type: str) -> Any:
@@ -80,7 +78,6 @@ def check_ludwig_schema_once() -> None:
                 f"Failed to validate JSON schema for config. Error: {error.message}"
             ) from error
 
-    check_schema.checked_once = True  # type: ignore[attr-defined]
     validation.check_schema = check_schema
     base.check_schema = check_schema
 

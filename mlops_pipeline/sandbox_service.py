@@ -54,6 +54,7 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         yield url
         return
     if sandbox_answers(url):
+        _check_same_market(url, settings)
         logger.info("using the sandbox already running at %s", url)
         yield url
         return
@@ -63,6 +64,10 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
     ]  # fmt: skip
     if settings.sandbox_today:
         command += ["--today", settings.sandbox_today.isoformat()]
+    if settings.sandbox_recorded:
+        command += ["--recorded", str(settings.sandbox_recorded)]
+        if settings.sandbox_recorded_only:
+            command.append("--recorded-only")
     logger.info("no market sandbox configured: starting the embedded one at %s", url)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -84,6 +89,27 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _check_same_market(url: str, settings: PlatformSettings) -> None:
+    """Refuse to reuse a sandbox that serves another market than the settings ask for."""
+    from mlops_pipeline.market.recording import discover_recordings
+
+    wanted = sorted(discover_recordings(settings.sandbox_recorded)) if settings.sandbox_recorded else []
+    wanted_synthetic = not settings.sandbox_recorded_only
+    try:
+        response = httpx.get(f"{url}/_sandbox/market", timeout=_REQUEST_TIMEOUT)
+        response.raise_for_status()
+        served, synthetic = sorted(response.json()["recorded"]), bool(response.json()["synthetic"])
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        served, synthetic = [], True  # a sandbox that predates recordings serves the synthetic market
+    if (served, synthetic) != (wanted, wanted_synthetic):
+        raise SandboxUnavailableError(
+            f"the sandbox already running at {url} serves another market "
+            f"(recorded: {', '.join(served) or 'none'}{'' if synthetic else ', recorded only'}) "
+            "than MLOPS_SANDBOX_RECORDED asks for "
+            f"({', '.join(wanted) or 'none'}); stop it or set MLOPS_SANDBOX_PORT"
+        )
 
 
 def sandbox_today(url: str) -> date | None:

@@ -118,6 +118,13 @@ class PlatformSettings(BaseSettings):
         default=None, description="The sandbox market's 'today' (default: real date)"
     )
     sandbox_seed: int = Field(default=7)
+    sandbox_recorded: Path | None = Field(
+        default=None,
+        description="Folder of <SYMBOL>.csv recordings the embedded sandbox serves for those symbols",
+    )
+    sandbox_recorded_only: bool = Field(
+        default=False, description="The embedded sandbox lists only the recorded symbols"
+    )
     sessions_start: date = Field(
         default=date(2020, 1, 2),
         description="First NYSE session that is a partition (the competition's history start)",
@@ -150,6 +157,12 @@ class PlatformSettings(BaseSettings):
             raise ValueError(
                 "MLOPS_MARKET_DATA=alphavantage needs ALPHAVANTAGE_API_KEY in the environment or .env"
             )
+        if self.sandbox_recorded is not None:
+            self.sandbox_recorded = self.sandbox_recorded.resolve()
+            if not self.sandbox_recorded.is_dir():
+                raise ValueError(f"MLOPS_SANDBOX_RECORDED={self.sandbox_recorded} is not a directory")
+        elif self.sandbox_recorded_only:
+            raise ValueError("MLOPS_SANDBOX_RECORDED_ONLY=true needs MLOPS_SANDBOX_RECORDED (a folder)")
         if self.alpaca_url and self.alpaca_live:
             raise ValueError(
                 "MLOPS_ALPACA_URL points the broker at another endpoint, which is for paper accounts "

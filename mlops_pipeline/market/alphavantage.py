@@ -430,3 +430,42 @@ def parse_daily_csv(text: object, function: str, context: str) -> pd.DataFrame:
             raise AlphaVantageParseError(f"CSV line {line_number}: {error.message}", context) from None
         records.append(record)
     return _frame(records, context)
+
+
+def _wire_price(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def _wire_split(value: float) -> str:
+    return str(round(float(value), 4))
+
+
+def wire_fields(row: tuple, adjusted: bool) -> list[str]:
+    """The wire values of one canonical price row (a tuple in ``PRICE_COLUMNS`` order), without its date."""
+    _, open_, high, low, close, adjusted_close, volume, dividend, split = row
+    if adjusted:
+        return [
+            _wire_price(open_),
+            _wire_price(high),
+            _wire_price(low),
+            _wire_price(close),
+            _wire_price(adjusted_close),
+            str(int(volume)),
+            _wire_price(dividend),
+            _wire_split(split),
+        ]
+    return [_wire_price(open_), _wire_price(high), _wire_price(low), _wire_price(close), str(int(volume))]
+
+
+def newest_first_rows(frame: pd.DataFrame) -> list[tuple]:
+    """The rows of a canonical price frame (oldest first) as tuples, newest first."""
+    return list(frame.iloc[::-1].itertuples(index=False, name=None))
+
+
+def daily_csv(frame: pd.DataFrame, adjusted: bool) -> str:
+    """A canonical price frame as AlphaVantage's daily CSV (``datatype=csv``): the header of
+    :data:`DAILY_ADJUSTED` or :data:`DAILY`, then the rows newest first, CRLF line ends."""
+    lines = [",".join(_CSV_COLUMNS[DAILY_ADJUSTED if adjusted else DAILY])]
+    for row in newest_first_rows(frame):
+        lines.append(",".join([row[0].strftime("%Y-%m-%d"), *wire_fields(row, adjusted)]))
+    return "\r\n".join(lines) + "\r\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +11,8 @@ import typer
 from mlops_pipeline.console import console, err_console, settings_or_exit, usage_error
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlops_pipeline.config.settings import PlatformSettings
     from mlops_pipeline.market.importing import SymbolImport
 
@@ -19,7 +21,7 @@ market_app = typer.Typer(no_args_is_help=True)
 
 @market_app.callback()
 def market() -> None:
-    """Shared market data: seed the stored price histories."""
+    """Shared market data: seed the stored price histories, record them for offline replays."""
 
 
 @market_app.command("import")
@@ -115,3 +117,99 @@ def _record_in_dagster(settings: PlatformSettings, imported: list[SymbolImport])
             )
             recorded.append(f"{session}|{outcome.symbol}")
     return recorded
+
+
+@market_app.command("record")
+def record_command(
+    *,
+    symbols: Annotated[str, typer.Option("--symbols", help="Comma-separated symbols to record.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write <SYMBOL>.csv recordings to.")],
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Last session recorded (default: the market data's today).",
+        ),
+    ] = None,
+) -> None:
+    """Record daily histories as AlphaVantage daily-adjusted CSV files, to replay them offline.
+
+    With a premium key (or the sandbox) the full history is fetched, one request per symbol; with a
+    free key the history the platform has stored is written. `mlops sandbox serve --recorded DIR`
+    serves the folder, `mlops market import DIR` seeds another home from it.
+
+    A symbol that fails is not written, the others are; the exit code is then 1.
+    """
+    import re
+
+    from rich.markup import escape
+
+    from mlops_pipeline.market.recording import write_recording
+    from mlops_pipeline.market.tickers import TICKER_PATTERN
+
+    settings = settings_or_exit()
+    wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols.split(",") if symbol.strip()))
+    invalid = [symbol for symbol in wanted if not re.match(TICKER_PATTERN, symbol)]
+    if not wanted or invalid:
+        usage_error(f"--symbols needs comma-separated tickers; not valid: {', '.join(invalid) or '(none)'}")
+    histories = _histories_to_record(settings, wanted, until.date() if until is not None else None)
+    failed = []
+    for symbol, history in histories.items():
+        if isinstance(history, str):
+            err_console.print(f"[bold red]{symbol}: not recorded:[/] {escape(history)}", soft_wrap=True)
+            failed.append(symbol)
+            continue
+        path = out / f"{symbol}.csv"
+        rows = write_recording(history, path)
+        first, last = history["date"].iloc[0].date(), history["date"].iloc[-1].date()
+        console.print(escape(f"{symbol}: {rows} sessions {first}..{last} -> {path}"), soft_wrap=True)
+    console.print(escape(f"recorded {len(wanted) - len(failed)} of {len(wanted)} symbol(s) to {out}"))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _histories_to_record(
+    settings: PlatformSettings, symbols: list[str], until: date | None
+) -> dict[str, pd.DataFrame | str]:
+    """Each symbol's history up to ``until`` (canonical frame, oldest first), or why there is none.
+
+    Premium data (the sandbox, a premium key): the full adjusted series, fetched. A free key: the
+    newest stored snapshot, since a free key cannot fetch more than the last 100 sessions.
+    """
+    from contextlib import nullcontext
+
+    from mlops_pipeline.market.alphavantage import AlphaVantageError
+    from mlops_pipeline.market.calendar import last_completed_trading_day
+    from mlops_pipeline.market.importing import history_until
+    from mlops_pipeline.market.store import latest_prices
+    from mlops_pipeline.resources.market_data import market_data_from_settings
+    from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.sandbox_service import ensure_sandbox, sandbox_today
+
+    histories: dict[str, pd.DataFrame | str] = {}
+    if settings.market_data == "alphavantage" and not settings.alphavantage_premium:
+        store = object_store_from_settings(settings)
+        for symbol in symbols:
+            frame, _, _ = latest_prices(store, symbol, until)
+            histories[symbol] = (
+                "no stored history (a free key fetches only 100 sessions; run `mlops run` or "
+                "`mlops market import` first)"
+                if frame is None
+                else frame
+            )
+        return histories
+    sandbox = ensure_sandbox(settings) if settings.market_data == "sandbox" else nullcontext(None)
+    with sandbox as url:
+        resource = market_data_from_settings(settings)
+        if url is not None:
+            resource = resource.model_copy(update={"base_url": url})
+        market_data = resource.process_config_and_initialize()
+        session = until or (sandbox_today(url) if url else None) or last_completed_trading_day()
+        for symbol in symbols:
+            try:
+                series = market_data.fetch_daily(symbol, "full", adjusted=True, session=session)
+            except AlphaVantageError as error:
+                histories[symbol] = str(error)
+                continue
+            histories[symbol] = history_until(series.frame, session)
+    return histories

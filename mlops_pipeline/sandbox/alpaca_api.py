@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE
 from mlops_pipeline.sandbox.alpaca_broker import BrokerError, PaperBroker, unprocessable
 from mlops_pipeline.sandbox.clock import SandboxClock
-from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.market import Market
 from mlops_pipeline.sandbox.sessions import SessionPolicy, SessionRefusedError
 
 MAX_ORDERS_LIMIT = 500
@@ -120,9 +120,9 @@ def _bar_wire(day: date, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class MarketDataRoutes:
-    """``/v2/stocks/bars`` and ``/v2/stocks/bars/latest`` from the synthetic market."""
+    """``/v2/stocks/bars`` and ``/v2/stocks/bars/latest`` from the sandbox's market."""
 
-    def __init__(self, market: SyntheticMarket, clock: SandboxClock) -> None:
+    def __init__(self, market: Market, clock: SandboxClock) -> None:
         self.market = market
         self.clock = clock
 

@@ -18,8 +18,9 @@ next request of the account, session by session, sells before buys:
 * a ``day`` order still unfilled after its session is ``canceled`` at that session's close; a
   ``gtc`` order stays open.
 
-Splits of the synthetic market are applied to positions at the ex-date's open (shares times the
-factor, same cost basis); like Alpaca paper, no dividends are paid. Moving the clock backwards
+Splits of the market are applied to positions at the ex-date's open (shares times the
+factor, same cost basis); like Alpaca paper, no dividends are paid. On a day a recording has no
+bar for a symbol (a gap), its orders wait for the next recorded bar. Moving the clock backwards
 changes nothing already settled.
 
 Per-request sessions (``X-Sandbox-Session``, see :mod:`mlops_pipeline.sandbox.sessions`): inside a
@@ -57,7 +58,7 @@ from mlops_pipeline.market.calendar import (
     trading_days,
 )
 from mlops_pipeline.sandbox.clock import SandboxClock
-from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.market import Market, NoBarError
 
 STARTING_CASH = 100_000.0
 MARKET_BUY_PRICE_BUFFER = 0.03  # market buys reserve buying power at the last close + 3%
@@ -222,7 +223,7 @@ class PaperBroker:
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: Market,
         clock: SandboxClock,
         db_path: Path | None = None,
         starting_cash: float = STARTING_CASH,
@@ -706,7 +707,10 @@ class PaperBroker:
     def _apply_splits(self, db: sqlite3.Connection, key: str, session: date) -> None:
         """A split on ``session`` multiplies the shares held (the cost basis stays)."""
         for symbol, qty, _ in self._positions(key):
-            factor = self.market.bar(symbol, session).split_coefficient
+            try:
+                factor = self.market.bar(symbol, session).split_coefficient
+            except NoBarError:  # a gap in a recording: no event that day
+                continue
             if factor != 1.0:
                 db.execute(
                     "UPDATE positions SET qty = ? WHERE api_key = ? AND symbol = ?",
@@ -714,7 +718,10 @@ class PaperBroker:
                 )
 
     def _execute(self, db: sqlite3.Connection, key: str, row: sqlite3.Row, session: date) -> None:
-        bar = self.market.bar(row["symbol"], session)
+        try:
+            bar = self.market.bar(row["symbol"], session)
+        except NoBarError:  # a gap in a recording: the order waits for the next recorded bar
+            return
         limit = row["limit_price"]
         if row["side"] == "buy":
             price = bar.open if limit is None else min(bar.open, limit)

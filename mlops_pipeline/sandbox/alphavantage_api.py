@@ -33,9 +33,10 @@ from enum import StrEnum
 
 import pandas as pd
 
+from mlops_pipeline.market.alphavantage import daily_csv, newest_first_rows, wire_fields
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.config import SandboxConfig
-from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.market import Market
 
 DAILY = "TIME_SERIES_DAILY"
 DAILY_ADJUSTED = "TIME_SERIES_DAILY_ADJUSTED"
@@ -80,8 +81,6 @@ _ADJUSTED_FIELDS = (
     "7. dividend amount",
     "8. split coefficient",
 )
-_DAILY_CSV_HEADER = "timestamp,open,high,low,close,volume"
-_ADJUSTED_CSV_HEADER = "timestamp,open,high,low,close,adjusted_close,volume,dividend_amount,split_coefficient"
 
 
 def invalid_call_message(function: str) -> str:
@@ -131,40 +130,12 @@ def information_response(message: str) -> WireResponse:
     return json_response({"Information": message})
 
 
-def _price(value: float) -> str:
-    return f"{value:.4f}"
-
-
-def _split(value: float) -> str:
-    return str(round(float(value), 4))
-
-
-def _wire_fields(row: tuple, adjusted: bool) -> list[str]:
-    _, open_, high, low, close, adjusted_close, volume, dividend, split = row
-    if adjusted:
-        return [
-            _price(open_),
-            _price(high),
-            _price(low),
-            _price(close),
-            _price(adjusted_close),
-            str(int(volume)),
-            _price(dividend),
-            _split(split),
-        ]
-    return [_price(open_), _price(high), _price(low), _price(close), str(int(volume))]
-
-
-def _newest_first_rows(frame: pd.DataFrame) -> list[tuple]:
-    return list(frame.iloc[::-1].itertuples(index=False, name=None))
-
-
 def render_daily_json(symbol: str, frame: pd.DataFrame, adjusted: bool, outputsize: str) -> WireResponse:
     """The JSON body of a daily series; ``frame`` is a canonical price frame, oldest first."""
-    rows = _newest_first_rows(frame)
+    rows = newest_first_rows(frame)
     field_names = _ADJUSTED_FIELDS if adjusted else _DAILY_FIELDS
     series = {
-        row[0].strftime("%Y-%m-%d"): dict(zip(field_names, _wire_fields(row, adjusted), strict=True))
+        row[0].strftime("%Y-%m-%d"): dict(zip(field_names, wire_fields(row, adjusted), strict=True))
         for row in rows
     }
     meta = {
@@ -179,12 +150,7 @@ def render_daily_json(symbol: str, frame: pd.DataFrame, adjusted: bool, outputsi
 
 def render_daily_csv(frame: pd.DataFrame, adjusted: bool) -> WireResponse:
     """The CSV body of a daily series: header, then rows newest first, CRLF line ends."""
-    lines = [_ADJUSTED_CSV_HEADER if adjusted else _DAILY_CSV_HEADER]
-    lines.extend(
-        ",".join([row[0].strftime("%Y-%m-%d"), *_wire_fields(row, adjusted)])
-        for row in _newest_first_rows(frame)
-    )
-    return WireResponse("\r\n".join(lines) + "\r\n", CSV_MEDIA_TYPE)
+    return WireResponse(daily_csv(frame, adjusted), CSV_MEDIA_TYPE)
 
 
 class ThrottleKind(StrEnum):
@@ -195,11 +161,12 @@ class ThrottleKind(StrEnum):
 
 
 class AlphaVantageEmulator:
-    """Answers ``/query`` requests from the synthetic market, enforcing the key model above."""
+    """Answers ``/query`` requests from the sandbox's market (synthetic or recorded), enforcing the
+    key model above."""
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: Market,
         clock: SandboxClock,
         config: SandboxConfig,
         monotonic: Callable[[], float] = time.monotonic,

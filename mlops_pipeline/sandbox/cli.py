@@ -46,12 +46,30 @@ def serve_command(
             help="Paper broker state (SQLite; default <MLOPS_HOME>/sandbox/alpaca-broker.sqlite).",
         ),
     ] = None,
+    recorded: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="MLOPS_SANDBOX_RECORDED",
+            help="Folder of <SYMBOL>.csv recordings (AlphaVantage daily-adjusted CSV) to serve.",
+        ),
+    ] = None,
+    recorded_only: Annotated[
+        bool,
+        typer.Option(
+            envvar="MLOPS_SANDBOX_RECORDED_ONLY",
+            help="List only the recorded symbols (default: other symbols stay synthetic).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the sandbox until interrupted."""
     from mlops_pipeline.config.settings import load_settings
+    from mlops_pipeline.console import usage_error
+    from mlops_pipeline.market.recording import RecordingError
     from mlops_pipeline.sandbox.config import DEFAULT_PREMIUM_KEYS, SandboxConfig
-    from mlops_pipeline.sandbox.server import serve
+    from mlops_pipeline.sandbox.server import create_app, serve
 
+    if recorded_only and recorded is None:
+        usage_error("--recorded-only needs --recorded DIR (or MLOPS_SANDBOX_RECORDED)")
     config = SandboxConfig(
         today=today.date() if today else None,
         seed=seed,
@@ -59,6 +77,16 @@ def serve_command(
         daily_limit=daily_limit,
         burst_per_second=burst_per_second,
         broker_db=broker_db or load_settings().home_dir / "sandbox" / "alpaca-broker.sqlite",
+        recorded=recorded,
+        recorded_only=recorded_only,
     )
-    typer.echo(f"Sandbox serving on http://{host}:{port} (AlphaVantage: /query, Alpaca: /v2)")
-    serve(host=host, port=port, config=config)
+    try:
+        app = create_app(config)
+    except RecordingError as error:
+        usage_error(f"the recording cannot be served: {error}")
+    market = f"recorded from {recorded}" + (" only" if recorded_only else ", other symbols synthetic")
+    typer.echo(
+        f"Sandbox serving on http://{host}:{port} (AlphaVantage: /query, Alpaca: /v2; "
+        f"market: {market if recorded else 'synthetic'})"
+    )
+    serve(app, host=host, port=port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlops_pipeline.sandbox.defaults import DEFAULT_PREMIUM_KEY
 from mlops_pipeline.sandbox.market import SplitTable
@@ -45,6 +45,10 @@ class SandboxConfig(BaseModel):
     ``broker_db`` (``None``: in memory, lost when the server stops); every new account starts with
     ``starting_cash``; ``GET /v2/assets`` lists ``alpaca_assets`` plus every symbol ever ordered
     (any listed symbol can be looked up and traded).
+
+    ``recorded`` is a folder of ``<SYMBOL>.csv`` recordings (see :mod:`mlops_pipeline.sandbox.recorded`)
+    served instead of the synthetic market for those symbols; with ``recorded_only`` no other symbol
+    is listed.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -60,3 +64,11 @@ class SandboxConfig(BaseModel):
     broker_db: Path | None = None
     starting_cash: float = Field(default=100_000.0, gt=0)
     alpaca_assets: frozenset[str] = DEFAULT_ALPACA_ASSETS
+    recorded: Path | None = None
+    recorded_only: bool = False
+
+    @model_validator(mode="after")
+    def _recorded_only_needs_a_recording(self) -> SandboxConfig:
+        if self.recorded_only and self.recorded is None:
+            raise ValueError("recorded_only needs a recording folder (recorded)")
+        return self

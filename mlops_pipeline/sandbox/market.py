@@ -35,6 +35,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,11 @@ _CACHED_SYMBOLS = 256
 
 
 class UnknownSymbolError(LookupError):
-    """The symbol is not listed in the synthetic market."""
+    """The symbol is not listed in the market."""
+
+
+class NoBarError(ValueError):
+    """The market has no bar for that symbol on that day (no session, or a gap in a recording)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,73 @@ class DailyBar:
     volume: int
     dividend_amount: float
     split_coefficient: float
+
+
+class Market(Protocol):
+    """What the sandbox serves from: daily bars per listed symbol (synthetic or recorded)."""
+
+    def is_listed(self, symbol: str) -> bool: ...
+
+    def history(self, symbol: str, end: date) -> pd.DataFrame:
+        """Sessions up to ``end`` inclusive, oldest first, in the canonical price frame, with the
+        adjusted close as AlphaVantage would have served it on ``end``."""
+        ...
+
+    def bar(self, symbol: str, day: date) -> DailyBar:
+        """The raw bar on ``day``; :class:`NoBarError` when there is none."""
+        ...
+
+    def latest_close(self, symbol: str, day: date) -> float:
+        """The raw close of the last bar on or before ``day``."""
+        ...
+
+
+def adjusted_close(window: pd.DataFrame) -> np.ndarray:
+    """AlphaVantage's adjusted close of a raw window (oldest first): each close multiplied by
+    ``1 / split`` and ``1 - dividend / previous close`` for every event after it up to the window's
+    last row, so the last adjusted close equals the last close; rounded to 4 decimals."""
+    close = window["close"].to_numpy()
+    previous_close = np.concatenate([[np.nan], close[:-1]])
+    dividend_factor = np.ones_like(close)
+    dividend_factor[1:] = 1.0 - window["dividend_amount"].to_numpy()[1:] / previous_close[1:]
+    event_factor = dividend_factor / window["split_coefficient"].to_numpy()
+    later_events = np.append(np.cumprod(event_factor[::-1])[::-1][1:], 1.0)
+    return np.round(close * later_events, 4)
+
+
+def window_until(raw: pd.DataFrame, end: date) -> pd.DataFrame:
+    """The raw rows (oldest first, no adjusted close) up to ``end`` inclusive, with AlphaVantage's
+    adjusted close as of ``end``, in the canonical price frame."""
+    rows = int(raw["date"].searchsorted(pd.Timestamp(end), side="right"))
+    if rows == 0:
+        return empty_price_frame()
+    window = raw.iloc[:rows].copy()
+    window["adjusted_close"] = adjusted_close(window)
+    return window.loc[:, list(PRICE_COLUMNS)]
+
+
+def bar_on(raw: pd.DataFrame, day: date) -> DailyBar | None:
+    """The raw row of ``day`` as a bar; ``None`` when ``raw`` has no row that day."""
+    position = int(raw["date"].searchsorted(pd.Timestamp(day)))
+    if position == len(raw) or raw["date"].iloc[position] != pd.Timestamp(day):
+        return None
+    row = raw.iloc[position]
+    return DailyBar(
+        day=day,
+        open=float(row["open"]),
+        high=float(row["high"]),
+        low=float(row["low"]),
+        close=float(row["close"]),
+        volume=int(row["volume"]),
+        dividend_amount=float(row["dividend_amount"]),
+        split_coefficient=float(row["split_coefficient"]),
+    )
+
+
+def close_on_or_before(raw: pd.DataFrame, day: date) -> float | None:
+    """The raw close of the last row on or before ``day``; ``None`` when there is none."""
+    position = int(raw["date"].searchsorted(pd.Timestamp(day), side="right")) - 1
+    return None if position < 0 else float(raw["close"].iloc[position])
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:
@@ -139,39 +211,21 @@ class SyntheticMarket:
 
     def history(self, symbol: str, end: date) -> pd.DataFrame:
         """Sessions from ``start`` to ``end`` inclusive, oldest first, in the canonical price frame."""
-        raw = self._raw_paths(self._listed(symbol))
-        rows = int(raw["date"].searchsorted(pd.Timestamp(end), side="right"))
-        if rows == 0:
-            return empty_price_frame()
-        window = raw.iloc[:rows].copy()
-        window["adjusted_close"] = self._adjusted_close(window)
-        return window.loc[:, list(PRICE_COLUMNS)]
+        return window_until(self._raw_paths(self._listed(symbol)), end)
 
     def bar(self, symbol: str, day: date) -> DailyBar:
-        """The raw bar of the session on ``day``; ``ValueError`` when there is none."""
-        raw = self._raw_paths(self._listed(symbol))
-        position = int(raw["date"].searchsorted(pd.Timestamp(day)))
-        if position == len(raw) or raw["date"].iloc[position] != pd.Timestamp(day):
-            raise ValueError(f"no session on {day} (not a trading day or before {self.start})")
-        row = raw.iloc[position]
-        return DailyBar(
-            day=day,
-            open=float(row["open"]),
-            high=float(row["high"]),
-            low=float(row["low"]),
-            close=float(row["close"]),
-            volume=int(row["volume"]),
-            dividend_amount=float(row["dividend_amount"]),
-            split_coefficient=float(row["split_coefficient"]),
-        )
+        """The raw bar of the session on ``day``; ``NoBarError`` when there is none."""
+        bar = bar_on(self._raw_paths(self._listed(symbol)), day)
+        if bar is None:
+            raise NoBarError(f"no session on {day} (not a trading day or before {self.start})")
+        return bar
 
     def latest_close(self, symbol: str, day: date) -> float:
         """The raw close of the last session on or before ``day``."""
-        raw = self._raw_paths(self._listed(symbol))
-        position = int(raw["date"].searchsorted(pd.Timestamp(day), side="right")) - 1
-        if position < 0:
-            raise ValueError(f"no session on or before {day} (the market starts {self.start})")
-        return float(raw["close"].iloc[position])
+        close = close_on_or_before(self._raw_paths(self._listed(symbol)), day)
+        if close is None:
+            raise NoBarError(f"no session on or before {day} (the market starts {self.start})")
+        return close
 
     def _listed(self, symbol: str) -> str:
         if not self.is_listed(symbol):
@@ -252,14 +306,3 @@ class SyntheticMarket:
                 "split_coefficient": split_coefficient,
             }
         )
-
-    @staticmethod
-    def _adjusted_close(window: pd.DataFrame) -> np.ndarray:
-        """AlphaVantage's adjusted close: back-adjusted for every later split and dividend in ``window``."""
-        close = window["close"].to_numpy()
-        previous_close = np.concatenate([[np.nan], close[:-1]])
-        dividend_factor = np.ones_like(close)
-        dividend_factor[1:] = 1.0 - window["dividend_amount"].to_numpy()[1:] / previous_close[1:]
-        event_factor = dividend_factor / window["split_coefficient"].to_numpy()
-        later_events = np.append(np.cumprod(event_factor[::-1])[::-1][1:], 1.0)
-        return np.round(close * later_events, 4)

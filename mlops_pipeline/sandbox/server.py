@@ -1,4 +1,5 @@
-"""The sandbox HTTP server: AlphaVantage-compatible market data from the synthetic market.
+"""The sandbox HTTP server: AlphaVantage-compatible market data from the synthetic market or a
+recording (see :mod:`mlops_pipeline.sandbox.recorded`), and an Alpaca-compatible paper broker.
 
 Routes:
 
@@ -12,6 +13,8 @@ Routes:
 * ``POST /_sandbox/throttle``: ``{"kind": "burst" | "daily" | null, "times": 1}`` answers the next
   ``times`` ``/query`` requests with that throttle body (``null`` clears it).
 * ``GET /_sandbox/stats``: ``{"query_requests": N}``, the ``/query`` requests served so far.
+* ``GET /_sandbox/market``: ``{"recorded": ["AAPL", ...], "synthetic": true}``, the recorded
+  symbols and whether other symbols come from the synthetic market.
 
 Per-request sessions: ``X-Sandbox-Session: YYYY-MM-DD`` on ``/query`` and ``/v2`` requests (or
 ``sandbox_session=YYYY-MM-DD`` on ``/query``) makes that NYSE session today for that request only;
@@ -33,13 +36,15 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, Field
 
+from mlops_pipeline.market.recording import load_recordings
 from mlops_pipeline.sandbox.alpaca_api import alpaca_routers
 from mlops_pipeline.sandbox.alpaca_broker import PaperBroker
 from mlops_pipeline.sandbox.alphavantage_api import AlphaVantageEmulator, ThrottleKind, error_response
 from mlops_pipeline.sandbox.clock import SandboxClock
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.defaults import DEFAULT_HOST, DEFAULT_PORT
-from mlops_pipeline.sandbox.market import SyntheticMarket
+from mlops_pipeline.sandbox.market import Market, SyntheticMarket
+from mlops_pipeline.sandbox.recorded import RecordedMarket
 from mlops_pipeline.sandbox.sessions import SessionPolicy, SessionRefusedError
 
 
@@ -69,8 +74,17 @@ def alphavantage_router(emulator: AlphaVantageEmulator, sessions: SessionPolicy)
     return router
 
 
-def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator) -> APIRouter:
+class MarketState(BaseModel):
+    recorded: list[str]
+    synthetic: bool
+
+
+def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator, market: MarketState) -> APIRouter:
     router = APIRouter(prefix="/_sandbox")
+
+    @router.get("/market")
+    async def get_market() -> MarketState:
+        return market
 
     @router.get("/health")
     async def health() -> dict[str, str]:
@@ -97,9 +111,26 @@ def admin_router(clock: SandboxClock, alphavantage: AlphaVantageEmulator) -> API
     return router
 
 
+def market_for(config: SandboxConfig) -> tuple[Market, frozenset[str]]:
+    """The market the sandbox serves, and the symbols its broker lists as assets.
+
+    Raises :class:`~mlops_pipeline.market.recording.RecordingError` for a malformed recording.
+    """
+    synthetic = SyntheticMarket(seed=config.seed, start=config.market_start, splits=config.splits)
+    if config.recorded is None:
+        return synthetic, config.alpaca_assets
+    market = RecordedMarket(load_recordings(config.recorded), None if config.recorded_only else synthetic)
+    if config.recorded_only:
+        return market, market.recorded_symbols
+    return market, config.alpaca_assets | market.recorded_symbols
+
+
 def create_app(config: SandboxConfig) -> FastAPI:
-    """A sandbox app with its own market, clock, session policy and request counters."""
-    market = SyntheticMarket(seed=config.seed, start=config.market_start, splits=config.splits)
+    """A sandbox app with its own market, clock, session policy and request counters.
+
+    Raises :class:`~mlops_pipeline.market.recording.RecordingError` for a malformed recording.
+    """
+    market, asset_symbols = market_for(config)
     clock = SandboxClock(config.today)
     sessions = SessionPolicy.from_config(config)
     alphavantage = AlphaVantageEmulator(market, clock, config)
@@ -108,7 +139,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
         clock,
         config.broker_db,
         starting_cash=config.starting_cash,
-        asset_symbols=config.alpaca_assets,
+        asset_symbols=asset_symbols,
     )
     app = FastAPI(
         title="mlops-pipeline sandbox",
@@ -117,7 +148,9 @@ def create_app(config: SandboxConfig) -> FastAPI:
         openapi_url=None,
         redirect_slashes=False,
     )
-    app.include_router(admin_router(clock, alphavantage))
+    recorded = sorted(market.recorded_symbols) if isinstance(market, RecordedMarket) else []
+    state = MarketState(recorded=recorded, synthetic=not config.recorded_only)
+    app.include_router(admin_router(clock, alphavantage, state))
     app.include_router(alphavantage_router(alphavantage, sessions))
     for router in alpaca_routers(broker, sessions):
         app.include_router(router)
@@ -128,6 +161,6 @@ def create_app(config: SandboxConfig) -> FastAPI:
     return app
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: SandboxConfig | None = None) -> None:
-    """Run the sandbox in the foreground until interrupted."""
-    uvicorn.run(create_app(config or SandboxConfig()), host=host, port=port, log_level="warning")
+def serve(app: FastAPI, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Run a sandbox app (see :func:`create_app`) in the foreground until interrupted."""
+    uvicorn.run(app, host=host, port=port, log_level="warning")

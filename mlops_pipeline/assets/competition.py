@@ -122,6 +122,7 @@ def build_competition_assets(
                 "model": champion.model_name,
                 "version": champion.version,
                 "run_id": champion.run_id,
+                "below_naive": champion.below_naive,
             }
         if not frames:
             context.log.warning(f"team {team.name}: no champion yet for any ticker: nothing to backtest")

@@ -1,7 +1,8 @@
 """The walk-forward out-of-sample predictions of a ticker's champion model, from MLflow.
 
 Contract (training): registered model ``<team>-<TICKER>`` with alias ``champion``; its run holds the
-artifact ``evaluation/oos_predictions.parquet``.
+artifact ``evaluation/oos_predictions.parquet``; the version's tag ``promotion.below_naive`` is
+``True`` when it serves by the bootstrap rule, below the team's required skill vs naive.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ChampionPredictions:
     version: str
     run_id: str
     frame: pd.DataFrame
+    below_naive: bool = False
 
 
 def registered_model_name(team: str, ticker: str) -> str:
@@ -59,5 +61,10 @@ def load_champion_oos(tracking_uri: str, team: str, ticker: str) -> ChampionPred
         frame = pd.read_parquet(Path(local))
     frame = frame[frame["ticker"] == ticker] if "ticker" in frame.columns else frame.assign(ticker=ticker)
     return ChampionPredictions(
-        ticker, name, str(version.version), version.run_id, frame.reset_index(drop=True)
+        ticker,
+        name,
+        str(version.version),
+        version.run_id,
+        frame.reset_index(drop=True),
+        below_naive=version.tags.get("promotion.below_naive") == "True",
     )

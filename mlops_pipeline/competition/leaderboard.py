@@ -67,6 +67,7 @@ class TeamStanding:
     backtest: dict[str, Any] | None = None  # the backtest summary
     backtest_equity: pd.Series | None = None  # date-indexed backtest equity
     monitoring: pd.DataFrame | None = None  # monitoring/summary.parquet
+    champions: dict[str, dict[str, Any]] = field(default_factory=dict)  # ticker -> the backtested champion
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,6 +118,9 @@ def _row(standing: TeamStanding) -> dict[str, Any]:
     row["benchmark_return"] = (bt.get("benchmark") or {}).get("total_return", math.nan)
     row.update(prediction_quality(standing.monitoring))
     flags = ["probable leakage: " + "; ".join(bt["leakage_reasons"])] if bt.get("leakage_suspected") else []
+    below_naive = sorted(ticker for ticker, info in standing.champions.items() if info.get("below_naive"))
+    if below_naive:
+        flags.append(f"below naive: {', '.join(below_naive)} (bootstrap champions)")
     row["flags"] = "; ".join(flags + standing.notes)
     return row
 

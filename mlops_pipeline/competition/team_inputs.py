@@ -59,6 +59,7 @@ def read_standing(team_store: ObjectStore, team: str) -> TeamStanding:
         team=team,
         paper_equity=equity,
         backtest=manifest.get("summary") if daily is not None else None,
+        champions=manifest.get("champions", {}) if daily is not None else {},
         backtest_equity=backtest_equity,
         monitoring=monitoring,
         notes=notes,

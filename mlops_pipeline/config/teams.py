@@ -105,6 +105,14 @@ class PromotionPolicy(StrictModel):
 
     metric: Literal["mae", "rmse", "directional_accuracy"] = "mae"
     min_skill_vs_naive: float = Field(default=0.0, description="Required skill over the persistence forecast")
+    bootstrap_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        description=(
+            "While no model meets min_skill_vs_naive, the best model within this much below it serves, "
+            "flagged 'below naive' (0: never)"
+        ),
+    )
 
 
 class RotateBestGainParams(StrictModel):

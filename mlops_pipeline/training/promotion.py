@@ -4,6 +4,13 @@ A challenger becomes the champion only if (1) it meets the team's policy against
 persistence forecast and (2) it is at least as good as the current champion on the same
 walk-forward folds of the same data (ties go to the challenger, trained on newer data). Both
 scores and the reason are recorded on the version (MLflow tags) and in Dagster metadata.
+
+Bootstrap: on real prices a daily model rarely beats the naive forecast, and a team without a
+champion cannot trade at all. So while no champion meets the policy, a challenger whose skill is
+below the required skill by at most ``promotion.bootstrap_tolerance`` serves (when there is no
+champion, or it beats a champion that is itself below naive). Such a champion is marked
+``below_naive`` (tag ``promotion.below_naive``), and the leaderboard flags it until a model that
+meets the policy replaces it. A champion that meets the policy is never replaced by one below it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ class GateDecision:
     champion_score: float | None
     challenger_skill: float
     required_skill: float
+    below_naive: bool = False
 
     def as_tags(self) -> dict[str, str]:
         return {f"promotion.{key}": str(value) for key, value in asdict(self).items()}
@@ -54,18 +62,41 @@ def decide(
 
     def decision(promote: bool, reason: str) -> GateDecision:
         return GateDecision(
-            promote, note + reason, metric, score, champion_score, skill, policy.min_skill_vs_naive
+            promote,
+            note + reason,
+            metric,
+            score,
+            champion_score,
+            skill,
+            policy.min_skill_vs_naive,
+            below_naive=promote and not meets_policy,
         )
 
-    if math.isnan(skill) or skill < policy.min_skill_vs_naive:
+    required, tolerance = policy.min_skill_vs_naive, policy.bootstrap_tolerance
+    meets_policy = not math.isnan(skill) and skill >= required
+    if math.isnan(skill) or skill < required - tolerance:
         return decision(
             False,
-            f"skill vs naive on {metric} is {skill:.4f}, below the required {policy.min_skill_vs_naive:.4f}",
+            f"skill vs naive on {metric} is {skill:.4f}, below the required {required:.4f} "
+            f"(bootstrap tolerance {tolerance:.4f})",
+        )
+    bootstrap = (
+        ""
+        if meets_policy
+        else f"; bootstrap: skill vs naive {skill:.4f} is below the required {required:.4f} but within "
+        f"the tolerance {tolerance:.4f}, so it serves flagged 'below naive'"
+    )
+    if not meets_policy and champion is not None and champion.get(SKILL_OF[metric], math.nan) >= required:
+        return decision(
+            False,
+            f"skill vs naive on {metric} is {skill:.4f}, below the required {required:.4f}, "
+            "and the champion meets it",
         )
     if champion_score is None:
-        return decision(True, f"no champion yet; skill vs naive {skill:.4f} meets the policy")
+        meets = bootstrap or " meets the policy"
+        return decision(True, f"no champion yet; skill vs naive {skill:.4f}{meets}")
     if math.isnan(champion_score):
-        return decision(True, f"champion has no {metric} on these folds; challenger meets the policy")
+        return decision(True, f"champion has no {metric} on these folds{bootstrap}")
     better = score <= champion_score if metric in LOWER_IS_BETTER else score >= champion_score
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
     if not better:
@@ -75,5 +106,6 @@ def decide(
         )
     return decision(
         True,
-        f"{metric} {score:.6g} vs champion {champion_score:.6g} ({direction} is better); skill {skill:.4f}",
+        f"{metric} {score:.6g} vs champion {champion_score:.6g} ({direction} is better); "
+        f"skill {skill:.4f}{bootstrap}",
     )

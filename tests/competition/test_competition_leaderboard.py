@@ -68,6 +68,10 @@ STANDINGS = [
             "leakage_reasons": ["IC 0.2"],
         },
         monitoring=_monitoring(mae=0.8, naive=1.0, accuracy=0.6),
+        champions={
+            "AAPL": {"version": "1", "below_naive": True},
+            "TSLA": {"version": "2", "below_naive": False},
+        },
     ),
     TeamStanding("green"),  # nothing yet
 ]
@@ -80,6 +84,8 @@ def test_rank_by_return_by_default_and_missing_last() -> None:
     assert frame.loc[0, "paper_return"] == pytest.approx(0.03)
     assert frame.loc[0, "skill"] == pytest.approx(0.2)  # latest rows only: 1 - 1.6 / 2.0
     assert "probable leakage: IC 0.2" in frame.loc[0, "flags"]
+    assert "below naive: AAPL (bootstrap champions)" in frame.loc[0, "flags"]  # TSLA's champion is skilled
+    assert "below naive" not in frame.loc[1, "flags"]
 
 
 def test_rank_by_other_metrics() -> None:

@@ -179,3 +179,13 @@ def test_bar_and_latest_close(market: SyntheticMarket) -> None:
     assert market.latest_close("AAPL", date(2024, 6, 16)) == bar.close
     with pytest.raises(ValueError, match="no session"):
         market.bar("AAPL", date(2024, 7, 4))
+
+
+@pytest.mark.parametrize("symbol", ["AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "GOOGL", "IBM", "JPM", "XOM"])
+def test_returns_have_the_stylized_facts_of_equity_returns(market: SyntheticMarket, symbol: str) -> None:
+    returns = np.log(market.history(symbol, END)["adjusted_close"]).diff().dropna()
+    assert abs(returns.autocorr(1)) <= 0.05  # next to no linear signal, as on real prices
+    assert returns.kurt() > 3.0  # fat tails
+    absolute = returns.abs()
+    assert min(absolute.autocorr(lag) for lag in (1, 5, 20)) > 0.05  # volatility clustering
+    assert 0.12 < returns.std() * np.sqrt(252) < 0.6  # an equity's annual volatility

@@ -24,9 +24,32 @@ def test_first_challenger_meeting_the_policy_is_promoted() -> None:
 
 
 def test_challenger_below_the_naive_policy_is_refused_even_without_champion() -> None:
-    decision = decide(PromotionPolicy(metric="mae", min_skill_vs_naive=0.1), _scores(1.0, 0.05), None)
-    assert not decision.promote
+    policy = PromotionPolicy(metric="mae", min_skill_vs_naive=0.1, bootstrap_tolerance=0.0)
+    decision = decide(policy, _scores(1.0, 0.05), None)
+    assert not decision.promote and not decision.below_naive
     assert "below the required 0.1000" in decision.reason
+
+
+def test_bootstrap_a_first_model_within_the_tolerance_serves_flagged_below_naive() -> None:
+    policy = PromotionPolicy(metric="mae", min_skill_vs_naive=0.0, bootstrap_tolerance=0.05)
+    first = decide(policy, _scores(1.0, -0.03), None)
+    assert first.promote and first.below_naive
+    assert "bootstrap" in first.reason and "below naive" in first.reason
+    assert first.as_tags()["promotion.below_naive"] == "True"
+    too_bad = decide(policy, _scores(1.0, -0.08), None)
+    assert not too_bad.promote and "bootstrap tolerance 0.0500" in too_bad.reason
+
+
+def test_bootstrap_champions_are_replaced_by_better_ones_and_never_replace_a_skilled_one() -> None:
+    policy = PromotionPolicy(metric="mae", min_skill_vs_naive=0.0, bootstrap_tolerance=0.05)
+    below = _scores(1.0, -0.03)
+    closer = decide(policy, _scores(0.99, -0.02), below)
+    assert closer.promote and closer.below_naive
+    assert not decide(policy, _scores(1.01, -0.04), below).promote
+    skilled = decide(policy, _scores(0.95, 0.02), below)
+    assert skilled.promote and not skilled.below_naive  # the flag lifts
+    refused = decide(policy, _scores(0.9, -0.01), _scores(1.0, 0.02))
+    assert not refused.promote and "the champion meets it" in refused.reason
 
 
 def test_worse_than_champion_is_refused_and_better_is_promoted() -> None:

@@ -1,4 +1,4 @@
-"""Two teams through every stage for two sessions, on the embedded defaults and the sandbox."""
+"""Two teams through every stage: two sessions on the synthetic sandbox, five replayed from a recording."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from mlops_pipeline.cli import app
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.platform import Platform, load_platform
 from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.market.recording import read_recording
+from mlops_pipeline.market.store import read_prices
 from mlops_pipeline.resources.object_store import ObjectStore, object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
@@ -36,16 +38,46 @@ def sandbox_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str
         sandbox.stop()
 
 
-@pytest.fixture
-def platform(
-    project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Platform, ObjectStore]:
-    """Both teams on the embedded defaults, against the test's sandbox."""
+def _both_teams(project: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Platform, ObjectStore]:
     write_two_small_teams(project)
     settings = load_settings()
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
     ensure_home(settings)
     return load_platform(settings), object_store_from_settings(settings)
+
+
+@pytest.fixture
+def platform(
+    project: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Platform, ObjectStore]:
+    """Both teams on the embedded defaults, against the test's sandbox."""
+    return _both_teams(project, monkeypatch)
+
+
+@pytest.fixture
+def recorded_platform(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[Platform, ObjectStore, Path]]:
+    """Both teams against a sandbox that serves only a recording, made with `mlops market record`."""
+    recording = tmp_path / "recording"
+    synthetic = start_sandbox_thread(SandboxConfig(today=DAY_2))
+    monkeypatch.setenv("MLOPS_SANDBOX_URL", synthetic.base_url)
+    try:
+        command = ["market", "record", "--symbols", "MSFT,TSLA", "--out", str(recording)]
+        recorded = CliRunner().invoke(app, command)
+        assert recorded.exit_code == 0, recorded.output
+    finally:
+        synthetic.stop()
+    sandbox = start_sandbox_thread(
+        SandboxConfig(
+            today=DAY_2, broker_db=tmp_path / "broker.sqlite", recorded=recording, recorded_only=True
+        )
+    )
+    monkeypatch.setenv("MLOPS_SANDBOX_URL", sandbox.base_url)
+    try:
+        yield (*_both_teams(project, monkeypatch), recording)
+    finally:
+        sandbox.stop()
 
 
 def test_two_teams_two_sessions_every_stage(platform: tuple[Platform, ObjectStore]) -> None:
@@ -88,12 +120,12 @@ def test_two_teams_two_sessions_every_stage(platform: tuple[Platform, ObjectStor
     assert not store.exists("teams/red/serving/deployment.json")
 
 
-def test_replay_of_five_sessions_every_stage_resumes_without_duplicates(
-    platform: tuple[Platform, ObjectStore],
+def test_replay_of_five_recorded_sessions_every_stage_resumes_without_duplicates(
+    recorded_platform: tuple[Platform, ObjectStore, Path],
 ) -> None:
     from mlflow import MlflowClient
 
-    platform_, store = platform
+    platform_, store, recording = recorded_platform
     start, end = date(2024, 3, 21), date(2024, 3, 27)  # Thu, Fri, Mon, Tue, Wed
 
     interrupted = replay(platform_, start, date(2024, 3, 22))
@@ -108,6 +140,13 @@ def test_replay_of_five_sessions_every_stage_resumes_without_duplicates(
     # The weekly retraining (Saturdays 06:00) happened once, on Monday: two model versions.
     client = MlflowClient(platform_.settings.mlflow_tracking_uri)
     assert len(client.search_model_versions("name = 'red-MSFT'")) == 2
+    # The stored history is the recording, as it was known on each session.
+    recorded = read_recording(recording / "MSFT.csv").set_index("date")
+    stored, _ = read_prices(store, "MSFT", end)
+    assert stored is not None and stored["date"].iloc[-1].date() == end
+    pd.testing.assert_series_equal(
+        stored.set_index("date")["close"], recorded.loc[: pd.Timestamp(end), "close"], check_names=False
+    )
     orders = store.get_parquet("teams/red/journal/orders.parquet")
     equity = store.get_parquet("teams/red/journal/equity.parquet")
     assert len(equity) == 5

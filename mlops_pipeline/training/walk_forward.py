@@ -182,6 +182,13 @@ def cross_validate(
     frame: pd.DataFrame, ludwig: LudwigConfigFile, spec: EvaluationSpec, ticker: str
 ) -> dict[str, float]:
     """Mean walk-forward metrics of ``ludwig`` on ``frame`` (fold models are not kept)."""
+    return cross_validate_predictions(frame, ludwig, spec, ticker)[1]
+
+
+def cross_validate_predictions(
+    frame: pd.DataFrame, ludwig: LudwigConfigFile, spec: EvaluationSpec, ticker: str
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The out-of-sample predictions and mean walk-forward metrics of ``ludwig`` on ``frame``."""
     folds = walk_forward_folds(len(frame), spec)
     columns = train_columns(ludwig)
     with tempfile.TemporaryDirectory(prefix="ludwig-") as scratch:
@@ -192,4 +199,5 @@ def cross_validate(
             )
             return model
 
-        return score_folds(frame, ludwig, folds, ticker, model_for)[2]
+        predictions, _, mean = score_folds(frame, ludwig, folds, ticker, model_for)
+        return predictions, mean

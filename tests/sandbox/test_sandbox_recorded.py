@@ -212,3 +212,23 @@ def test_a_failed_recording_write_leaves_the_old_file(tmp_path: Path) -> None:
         write_recording(broken, path)
     assert path.read_text() == before
     assert [entry.name for entry in tmp_path.iterdir()] == ["MSFT.csv"]
+
+
+@pytest.mark.usefixtures("project")
+def test_record_with_a_free_key_writes_the_stored_history(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLOPS_MARKET_DATA", "alphavantage")
+    monkeypatch.setenv("ALPHAVANTAGE_API_KEY", "a-free-key")
+    monkeypatch.setenv("MLOPS_ALPHAVANTAGE_BASE_URL", "http://127.0.0.1:9")  # never asked: nothing to fetch
+    source = tmp_path / "downloaded"
+    _recording(source, "MSFT", MARKET.history("MSFT", TODAY))
+    imported = CliRunner().invoke(app, ["market", "import", str(source)])
+    assert imported.exit_code == 0, imported.output
+
+    out = tmp_path / "recording"
+    result = CliRunner().invoke(app, ["market", "record", "--symbols", "MSFT,TSLA", "--out", str(out)])
+    assert result.exit_code == 1  # TSLA has no stored history, MSFT is still written
+    assert "TSLA: not recorded: no stored history" in result.output
+    assert (out / "MSFT.csv").read_bytes() == (source / "MSFT.csv").read_bytes()
+    assert not (out / "TSLA.csv").exists()

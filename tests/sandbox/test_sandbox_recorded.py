@@ -232,3 +232,34 @@ def test_record_with_a_free_key_writes_the_stored_history(
     assert "TSLA: not recorded: no stored history" in result.output
     assert (out / "MSFT.csv").read_bytes() == (source / "MSFT.csv").read_bytes()
     assert not (out / "TSLA.csv").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("project")
+def test_the_embedded_sandbox_serves_the_configured_recording_and_no_other_market(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from _net import free_port
+
+    from mlops_pipeline.config.settings import load_settings
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox
+
+    recording = tmp_path / "recording"
+    _recording(recording, "MSFT", MARKET.history("MSFT", TODAY))
+    monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(free_port()))
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", TODAY.isoformat())
+    synthetic_settings = load_settings()
+    monkeypatch.setenv("MLOPS_SANDBOX_RECORDED", str(recording))
+    monkeypatch.setenv("MLOPS_SANDBOX_RECORDED_ONLY", "true")
+    with ensure_sandbox(load_settings()) as url:
+        assert httpx.get(f"{url}/_sandbox/market").json() == {"recorded": ["MSFT"], "synthetic": False}
+        with (
+            pytest.raises(SandboxUnavailableError, match="serves another market"),
+            ensure_sandbox(synthetic_settings),
+        ):
+            pass  # a run that wants the synthetic market never silently uses the recording
+
+    (recording / "TSLA.csv").write_text(f"{HEADER}\r\n{GOOD_ROWS[1]}\r\n{GOOD_ROWS[0]}\r\n")
+    with pytest.raises(SandboxUnavailableError) as refused, ensure_sandbox(load_settings()):
+        pass
+    assert f"{recording / 'TSLA.csv'}: line 3" in str(refused.value)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops_pipeline.console import console, err_console, settings_or_exit, usage_error
+from mlops_pipeline.console import console, err_console, fail, settings_or_exit, usage_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,23 +144,30 @@ def record_command(
 
     from rich.markup import escape
 
-    from mlops_pipeline.market.recording import write_recording
+    from mlops_pipeline.market.recording import RecordingError, write_recording
     from mlops_pipeline.market.tickers import TICKER_PATTERN
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError
 
     settings = settings_or_exit()
     wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols.split(",") if symbol.strip()))
     invalid = [symbol for symbol in wanted if not re.match(TICKER_PATTERN, symbol)]
     if not wanted or invalid:
         usage_error(f"--symbols needs comma-separated tickers; not valid: {', '.join(invalid) or '(none)'}")
-    histories = _histories_to_record(settings, wanted, until.date() if until is not None else None)
+    try:
+        histories = _histories_to_record(settings, wanted, until.date() if until is not None else None)
+    except SandboxUnavailableError as error:
+        fail(str(error))
     failed = []
     for symbol, history in histories.items():
-        if isinstance(history, str):
-            err_console.print(f"[bold red]{symbol}: not recorded:[/] {escape(history)}", soft_wrap=True)
+        path = out / f"{symbol}.csv"
+        try:
+            if isinstance(history, str):
+                raise RecordingError(history)
+            rows = write_recording(history, path)  # refuses what the sandbox could not serve back
+        except RecordingError as error:
+            err_console.print(f"[bold red]{symbol}: not recorded:[/] {escape(str(error))}", soft_wrap=True)
             failed.append(symbol)
             continue
-        path = out / f"{symbol}.csv"
-        rows = write_recording(history, path)
         first, last = history["date"].iloc[0].date(), history["date"].iloc[-1].date()
         console.print(escape(f"{symbol}: {rows} sessions {first}..{last} -> {path}"), soft_wrap=True)
     console.print(escape(f"recorded {len(wanted) - len(failed)} of {len(wanted)} symbol(s) to {out}"))
@@ -194,7 +201,7 @@ def _histories_to_record(
             histories[symbol] = (
                 "no stored history (a free key fetches only 100 sessions; run `mlops run` or "
                 "`mlops market import` first)"
-                if frame is None
+                if frame is None or frame.empty
                 else frame
             )
         return histories
@@ -211,5 +218,6 @@ def _histories_to_record(
             except AlphaVantageError as error:
                 histories[symbol] = str(error)
                 continue
-            histories[symbol] = history_until(series.frame, session)
+            history = history_until(series.frame, session)
+            histories[symbol] = f"no session on or before {session}" if history.empty else history
     return histories

@@ -16,6 +16,7 @@ from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
+from mlops_pipeline.serving.predictions import read_predictions
 from mlops_pipeline.session_runner import run_session
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,9 @@ def test_every_shipped_team_has_a_champion_for_every_ticker_and_trades(
             if champion.tags["promotion.below_naive"] == "True":
                 below_naive.setdefault(name, []).append(ticker)
         orders = store.get_parquet(f"teams/{name}/journal/orders.parquet")
-        assert len(orders) >= 1, f"team {name} placed no order on {SESSION}"
+        team_store = store.scoped(f"teams/{name}")
+        predictions = {ticker: read_predictions(team_store, ticker) for ticker in team.tickers}
+        assert len(orders) >= 1, f"team {name} placed no order on {SESSION}: {predictions}"
     leaderboard = store.get_parquet("competition/leaderboard.parquet").set_index("team")
     for name in platform.teams:
         flagged = [

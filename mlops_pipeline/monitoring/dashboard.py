@@ -1,9 +1,11 @@
 """A team's evidently project and dashboard, built in code with stable ids.
 
-Every id (project, tab, panel) is derived from the team, the ticker and the panel's name, so
-building the dashboard again gives an identical model: writing it is idempotent, and a changed
-ticker list or model kind is a plain replacement. Panels select a ticker's snapshots by the tag
-``ticker:<TICKER>`` and a metric by evidently's metric type and parameters.
+Every id (project, panel) is derived from the team, the ticker and the panel's name, so building
+the dashboard again gives an identical model: writing it is idempotent, and a changed ticker list
+or model kind is a plain replacement. Panels select a ticker's snapshots by the tag
+``ticker:<TICKER>`` and a metric by evidently's metric type and parameters. evidently's open-source
+UI shows one tab per project (it refuses more), so the panels come in order: every ticker side by
+side first, then each ticker's own panels, titled with the ticker.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
     from evidently.sdk.models import DashboardModel, DashboardPanelPlot, PanelMetric
 
 NAMESPACE = uuid.UUID("5f0c2c1e-7d2a-4b8e-9a51-3c7e2f6d9b10")
-OVERVIEW_TAB = "all tickers"
 
 
 def project_name(team: str) -> str:
@@ -130,8 +131,8 @@ def _panel(
 
 
 def build_dashboard(team: str, tickers: list[str], kind: ModelKind) -> DashboardModel:
-    """An overview tab (drift share and the main error of every ticker), then one tab per ticker."""
-    from evidently.sdk.models import DashboardModel, DashboardTabModel
+    """The overview panels (drift share and the main error of every ticker), then each ticker's."""
+    from evidently.sdk.models import DashboardModel
 
     main = _error("MAE", CHAMPION_TASK, "") if kind == "regression" else _accuracy(DIRECTION_TASK, "")
     overview = [
@@ -152,18 +153,11 @@ def build_dashboard(team: str, tickers: list[str], kind: ModelKind) -> Dashboard
             [Series(ticker, main.metric, main.labels).panel_metric(ticker) for ticker in tickers],
         ),
     ]
-    panels = list(overview)
-    tabs = [DashboardTabModel(id=_id(team, "overview"), title=OVERVIEW_TAB, panels=[p.id for p in overview])]
-    for ticker in tickers:
-        mine = [
-            _panel(
-                _id(team, ticker, key),
-                f"{ticker}: {title}",
-                plot_type,
-                [s.panel_metric(ticker) for s in series],
-            )
-            for key, title, plot_type, series in ticker_panels(kind)
-        ]
-        panels += mine
-        tabs.append(DashboardTabModel(id=_id(team, ticker), title=ticker, panels=[p.id for p in mine]))
-    return DashboardModel(tabs=tabs, panels=panels)
+    panels = overview + [
+        _panel(
+            _id(team, ticker, key), f"{ticker}: {title}", plot_type, [s.panel_metric(ticker) for s in series]
+        )
+        for ticker in tickers
+        for key, title, plot_type, series in ticker_panels(kind)
+    ]
+    return DashboardModel(tabs=[], panels=panels)

@@ -66,9 +66,10 @@ def test_one_project_per_team_found_again_with_an_unchanged_dashboard(tmp_path: 
     assert dashboard.stat().st_mtime_ns == written  # identical dashboard: not rewritten
     assert [p.name for p in (tmp_path / "evidently").iterdir()] == [first]
 
-    workspace.ensure_project("red", [*TICKERS, "TSLA"], "regression")  # a new ticker gets its tab
-    tabs = [tab["title"] for tab in json.loads(dashboard.read_text())["tabs"]]
-    assert tabs == ["all tickers", "AAPL", "MSFT", "TSLA"]
+    workspace.ensure_project("red", [*TICKERS, "TSLA"], "regression")  # a new ticker gets its panels
+    titles = [panel["title"] for panel in json.loads(dashboard.read_text())["panels"]]
+    assert titles[:2] == ["Drift share by ticker", "MAE of the champion by ticker"]
+    assert [title.split(":")[0] for title in titles[2:]] == ["AAPL"] * 6 + ["MSFT"] * 6 + ["TSLA"] * 6
     assert not list((tmp_path / "evidently").rglob(".tmp-*"))
 
 

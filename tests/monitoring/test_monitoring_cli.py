@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,7 @@ def test_export_writes_the_snapshot_as_html(stored: Path, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     html = target.read_text(encoding="utf-8")
     assert "rsi_14" in html and "K-S p_value" in html
+    assert re.search(r"<script[^>]*\bsrc=", html, re.IGNORECASE) is None  # self-contained: works offline
     assert str(target) in result.output
     assert [p.name for p in target.parent.iterdir()] == ["aapl.html"]  # no partial file left
 

@@ -3,6 +3,7 @@ compose stack), and the dashboards read back through the UI's HTTP API."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -20,13 +21,13 @@ from mlops_pipeline.resources.object_store import LocalObjectStore
 
 pytestmark = pytest.mark.integration
 
-SECRET = "monitoring-test-secret"
+WRITE_TOKEN = secrets.token_urlsafe(16)  # the UI's write secret, made up per run
 TICKERS = ["AAPL", "MSFT"]
 
 
 @pytest.fixture(scope="module")
 def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with evidently_ui(tmp_path_factory.mktemp("evidently") / "workspace", secret=SECRET) as url:
+    with evidently_ui(tmp_path_factory.mktemp("evidently") / "workspace", secret=WRITE_TOKEN) as url:
         yield url
 
 
@@ -58,7 +59,7 @@ def _panel_series(url: str, project: str) -> dict[str, list[list[float]]]:
 def test_snapshots_go_through_the_remote_api_into_one_project_with_dashboards(
     ui_url: str, reports: dict[str, MonitoringReport], tmp_path: Path
 ) -> None:
-    workspace = RemoteWorkspace(ui_url, ui_url, SECRET)
+    workspace = RemoteWorkspace(ui_url, ui_url, WRITE_TOKEN)
     store = LocalObjectStore(root=str(tmp_path / "objects")).scoped("teams/red")
     first = publish_report(workspace, store, reports["2024-07-09"], TICKERS)
     second = publish_report(workspace, store, reports["2024-07-10"], TICKERS)

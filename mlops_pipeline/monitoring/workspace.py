@@ -2,9 +2,11 @@
 
 :class:`LocalWorkspace` writes evidently's own on-disk layout (``<project>/metadata.json``,
 ``dashboard.json``, ``snapshots/<id>.json``) that ``evidently ui --workspace`` serves and watches;
-every file is written to a temporary name and renamed, so the UI (and a crash) never sees half a
-file, and a project's metadata is written last, after its dashboard. Reading it does not load the
-workspace's other snapshots, as evidently's ``Workspace`` object does on creation.
+every file is written whole in a staging folder next to the workspace and renamed into it, so the
+UI (and a crash) never sees half a file, and the UI's file watcher sees the rename as a new file
+(a rename inside the workspace would go unnoticed until the UI restarts). A project's metadata is
+written last, after its dashboard. Reading the workspace does not load its other snapshots, as
+evidently's ``Workspace`` object does on creation.
 :class:`RemoteWorkspace` writes through evidently's remote workspace API with timeouts.
 
 Both keep one project per team, under a stable id (found again by id, then by name, created only
@@ -120,6 +122,7 @@ class LocalWorkspace(MonitoringWorkspace):
     def __init__(self, path: Path, ui_url: str) -> None:
         super().__init__(ui_url)
         self.path = path
+        self.staging = path.parent / f".{path.name}.staging"  # same file system, outside the watched tree
 
     @property
     def location(self) -> str:
@@ -134,7 +137,8 @@ class LocalWorkspace(MonitoringWorkspace):
         from evidently.legacy.utils import NumpyEncoder
 
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".partial")
+        self.staging.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.staging, suffix=".partial")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump(payload, out, cls=NumpyEncoder)
@@ -170,9 +174,10 @@ class LocalWorkspace(MonitoringWorkspace):
 
     def _create_project(self, project: str, team: str, dashboard: DashboardModel) -> str:
         from evidently.sdk.models import ProjectModel
+        from evidently.ui.storage.local.base import SNAPSHOTS_DIR_NAME
 
         self._save_dashboard(project, dashboard)
-        (self.path / project / "snapshots").mkdir(parents=True, exist_ok=True)
+        (self.path / project / SNAPSHOTS_DIR_NAME).mkdir(parents=True, exist_ok=True)
         model = ProjectModel(
             id=uuid.UUID(project), name=project_name(team), description=f"Monitoring of team {team}"
         )

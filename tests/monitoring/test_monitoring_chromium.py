@@ -9,7 +9,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from _evidently_ui import evidently_ui
 from _monitoring_frames import crafted_report
@@ -75,7 +74,6 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         for day in ("2024-07-08", "2024-07-09", "2024-07-10"):
             last = publish_report(workspace, store, crafted_report(day), ["AAPL", "MSFT"])
         assert last is not None and last.snapshot_url is not None
-        httpx.get(f"{url}/api/projects/{last.project_id}/reload", timeout=60)
         yield last
 
 

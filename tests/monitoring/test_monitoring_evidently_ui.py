@@ -4,7 +4,8 @@ compose stack), and the dashboards read back through the UI's HTTP API."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from _net import free_port
 
 from mlops_pipeline.monitoring.publish import export_html, publish_report
 from mlops_pipeline.monitoring.report import MonitoringReport
-from mlops_pipeline.monitoring.workspace import RemoteWorkspace, WorkspaceError
+from mlops_pipeline.monitoring.workspace import LocalWorkspace, RemoteWorkspace, WorkspaceError
 from mlops_pipeline.resources.object_store import LocalObjectStore
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,33 @@ def test_no_ui_listening_is_one_clear_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(WorkspaceError, match=rf"no evidently UI answers at {url} \(MLOPS_EVIDENTLY_URL\)"):
         RemoteWorkspace(url, url)
+
+
+def _eventually(probe: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if probe():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_a_running_ui_shows_what_the_pipeline_writes_to_its_local_workspace(
+    reports: dict[str, MonitoringReport], tmp_path: Path
+) -> None:
+    """Embedded mode: `mlops ui` serves the workspace that runs write into, without a restart."""
+    root = tmp_path / "evidently"
+    store = LocalObjectStore(root=str(tmp_path / "objects")).scoped("teams/red")
+    with evidently_ui(root) as url:
+        workspace = LocalWorkspace(root, url)
+        first = publish_report(workspace, store, reports["2024-07-09"], TICKERS)
+
+        def listed() -> list[str]:
+            response = httpx.get(f"{url}/api/projects/{first.project_id}/snapshots", timeout=30)
+            return [s["id"] for s in response.json()] if response.status_code == 200 else []
+
+        assert _eventually(lambda: listed() == [first.snapshot_id])  # a new project and its snapshot
+        rerun = publish_report(workspace, store, reports["2024-07-09"], TICKERS)
+        assert _eventually(lambda: listed() == [rerun.snapshot_id])  # the rerun replaced it
+        series = _panel_series(url, first.project_id)
+        assert series["AAPL: Drift share of the input features"] == [[0.875]]

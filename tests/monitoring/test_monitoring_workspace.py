@@ -70,7 +70,7 @@ def test_one_project_per_team_found_again_with_an_unchanged_dashboard(tmp_path: 
     titles = [panel["title"] for panel in json.loads(dashboard.read_text())["panels"]]
     assert titles[:2] == ["Drift share by ticker", "MAE of the champion by ticker"]
     assert [title.split(":")[0] for title in titles[2:]] == ["AAPL"] * 6 + ["MSFT"] * 6 + ["TSLA"] * 6
-    assert not list((tmp_path / "evidently").rglob(".tmp-*"))
+    assert not list(tmp_path.rglob("*.partial"))
 
 
 def test_a_project_made_by_hand_is_found_by_name(tmp_path: Path) -> None:
@@ -150,7 +150,7 @@ def test_an_interrupted_write_leaves_nothing_half_written(
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         workspace.ensure_project("red", TICKERS, "regression")
-    assert not list(root.rglob("*.json")) and not list(root.rglob(".tmp-*"))  # no project at all
+    assert not list(root.rglob("*.json")) and not list(tmp_path.rglob("*.partial"))  # no project at all
     monkeypatch.undo()
 
     project = workspace.ensure_project("red", TICKERS, "regression")

@@ -6,9 +6,11 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from _evidently_ui import evidently_ui
 from _monitoring_frames import crafted_report
@@ -74,6 +76,10 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         for day in ("2024-07-08", "2024-07-09", "2024-07-10"):
             last = publish_report(workspace, store, crafted_report(day), ["AAPL", "MSFT"])
         assert last is not None and last.snapshot_url is not None
+        deadline = time.monotonic() + 60  # the UI's file watcher picks the snapshots up
+        while len(httpx.get(f"{url}/api/projects/{last.project_id}/snapshots", timeout=30).json()) < 3:
+            assert time.monotonic() < deadline, "the evidently UI did not list the new snapshots"
+            time.sleep(0.5)
         yield last
 
 

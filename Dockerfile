@@ -1,4 +1,5 @@
-# The platform image: Dagster code location, webserver and daemon (same image, different commands).
+# The platform image: Dagster code location, webserver and daemon, and the evidently UI (same image,
+# different commands).
 # Code and dependencies only: no secrets, no .env, no models (see .dockerignore).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
@@ -17,7 +18,8 @@ COPY teams ./teams
 COPY ludwig_configs ./ludwig_configs
 COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
 
-RUN useradd --create-home --uid 10001 mlops && chown -R mlops /opt/dagster/home
+RUN useradd --create-home --uid 10001 mlops && chown -R mlops /opt/dagster/home \
+    && mkdir -p /opt/evidently/workspace && chown -R mlops /opt/evidently
 USER mlops
-EXPOSE 3000 4000
+EXPOSE 3000 4000 8000
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "mlops_pipeline.definitions"]

@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # none); TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded clean-state help
+.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -68,7 +68,7 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market bench-serving bench-production bench-loop bench-cli bench-recorded
+bench: bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
@@ -89,6 +89,9 @@ bench-cli: setup
 # The shipped models on recorded real history (the S&P 500, 1999-2018) and on the synthetic market.
 bench-recorded: setup
 	$(BIN)/python benchmarks/recorded_history.py
+
+bench-monitoring: setup
+	$(BIN)/python benchmarks/monitoring_workspace.py $(if $(SESSIONS),--sessions $(SESSIONS))
 
 clean-state:
 	rm -rf .mlops

@@ -31,6 +31,7 @@ from mlops_pipeline.console import (
     usage_error,
 )
 from mlops_pipeline.market.cli import market_app
+from mlops_pipeline.monitoring.cli import monitoring_app
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
@@ -308,9 +309,12 @@ def stop(
 
 @app.command("ui")
 def ui(
-    port: Annotated[int, typer.Option(help="Webserver port on 127.0.0.1")] = 3000,
+    port: Annotated[int, typer.Option(help="Dagster webserver port on 127.0.0.1")] = 3000,
+    evidently_port: Annotated[
+        int, typer.Option(help="evidently UI port on 127.0.0.1 (monitoring dashboards and snapshots)")
+    ] = 8000,
 ) -> None:
-    """Start the Dagster webserver and daemon on 127.0.0.1 with the embedded instance."""
+    """Start the Dagster webserver and daemon, and the evidently UI, on 127.0.0.1 (embedded instance)."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 
@@ -321,6 +325,24 @@ def ui(
     with contextlib.ExitStack() as stack:
         if uses_sandbox(settings):
             env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+        if settings.evidently_url:
+            console.print(f"evidently UI: {settings.evidently_ui_url}  (MLOPS_EVIDENTLY_URL)")
+        else:
+            workspace = settings.evidently_workspace_path
+            workspace.mkdir(parents=True, exist_ok=True)
+            evidently_url = f"http://127.0.0.1:{evidently_port}"
+            # the links in the runs' metadata point at this UI, unless set explicitly
+            env.setdefault("MLOPS_EVIDENTLY_UI_URL", evidently_url)
+            console.print(f"evidently UI: {evidently_url}  (workspace: {workspace})")
+            evidently = subprocess.Popen(
+                [
+                    sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace),
+                    "--host", "127.0.0.1", "--port", str(evidently_port),
+                ],
+                env=env,
+                start_new_session=True,
+            )  # fmt: skip
+            stack.callback(_stop_child, evidently)
         console.print(f"Dagster UI: http://127.0.0.1:{port}  (instance: {settings.dagster_home_path})")
         command = [
             sys.executable, "-m", "dagster", "dev",
@@ -363,6 +385,7 @@ app.add_typer(teams_app, name="teams")
 teams_app.command("diff")(teams_diff_command)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(market_app, name="market")
+app.add_typer(monitoring_app, name="monitoring")
 
 
 def main() -> None:

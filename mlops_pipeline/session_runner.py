@@ -112,7 +112,7 @@ class SessionReport:
             ("team datasets", f"{objects}/teams/<team>/datasets/<TICKER>/<session>.parquet"),
             ("predictions", f"{objects}/teams/<team>/predictions/<TICKER>/<session>.parquet"),
             ("trading journal", f"{objects}/teams/<team>/journal/"),
-            ("monitoring reports", f"{objects}/teams/<team>/monitoring/index.html"),
+            ("monitoring", f"evidently UI {s.evidently_ui_url} (mlops ui); mlops monitoring export"),
             ("leaderboard", f"{objects}/competition/leaderboard.html  (or: mlops leaderboard)"),
             ("MLflow", f"{s.mlflow_tracking_uri}  (mlflow ui --backend-store-uri {s.mlflow_tracking_uri})"),
             ("model servers", "keep running as the teams' deployments; mlops stop stops them"),

@@ -17,6 +17,7 @@ from mlops_pipeline.config.platform import Platform, load_platform
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.market.recording import read_recording
 from mlops_pipeline.market.store import read_prices
+from mlops_pipeline.monitoring.dashboard import project_id
 from mlops_pipeline.resources.object_store import ObjectStore, object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
@@ -94,7 +95,9 @@ def test_two_teams_two_sessions_every_stage(platform: tuple[Platform, ObjectStor
     assert 0.0 <= blue_predictions.iloc[0]["prob_up"] <= 1.0
     orders = store.get_parquet("teams/red/journal/orders.parquet")
     assert set(orders["symbol"]) <= {"MSFT"}
-    assert store.exists("teams/red/monitoring/index.html")
+    assert store.exists("teams/red/monitoring/summary.parquet")
+    evidently = platform_.settings.evidently_workspace_path
+    assert (evidently / str(project_id("red")) / "metadata.json").is_file()  # red's evidently project
     assert store.exists("competition/leaderboard.html")
 
     assert store.exists("competition/leaderboards/2024-03-27.html")

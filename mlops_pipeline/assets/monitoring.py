@@ -1,5 +1,6 @@
-"""Per-team monitoring: an evidently report per ticker and trading date, drift and performance
-checks, and a sensor that turns failed checks into retraining runs when the team opted in."""
+"""Per-team monitoring: an evidently snapshot per ticker and trading date in the team's evidently
+project, drift and performance checks, and a sensor that turns failed checks into retraining runs
+when the team opted in."""
 
 from collections.abc import Sequence
 from datetime import date
@@ -22,9 +23,7 @@ from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
-from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.object_store import ObjectStore
-from mlops_pipeline.training.versioning import VersioningError
 
 MONITORING_REPORT = "monitoring_report"
 TRIGGER_TAG = "mlops/trigger"
@@ -61,7 +60,7 @@ def build_monitoring_assets(
         partitions_def=partitions,
         automation_condition=PER_TICKER_STAGE,
         group_name=team.name,
-        kinds={"evidently", "html"},
+        kinds={"evidently"},
         tags={"team": team.name},
         metadata={"team": team.name, "config_hash": team.config_hash},
         check_specs=[
@@ -78,23 +77,18 @@ def build_monitoring_assets(
                 f"{spec.performance_tolerance}x its evaluation error",
             ),
         ],
-        description=f"Team {team.name}: evidently drift and performance report of the champion, per date.",
+        description=f"Team {team.name}: evidently drift and performance snapshot of the champion, per date, "
+        "in the team's evidently project (dashboards in the evidently UI).",
     )
     def monitoring_report(
-        context: dg.AssetExecutionContext,
-        object_store: ObjectStore,
-        dvc_versioning: DvcVersioningResource,
+        context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
         from mlops_pipeline.monitoring.champion import ChampionError, ChampionRegistry
+        from mlops_pipeline.monitoring.publish import publish_report
         from mlops_pipeline.monitoring.report import ReportRequest, build_report
-        from mlops_pipeline.monitoring.storage import (
-            rebuild_index,
-            rebuild_summary,
-            store_report,
-            store_summary_record,
-        )
         from mlops_pipeline.monitoring.windows import MonitoringInputError, window_sessions
+        from mlops_pipeline.monitoring.workspace import WorkspaceError, workspace_from_settings
         from mlops_pipeline.serving.predictions import read_predictions
         from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
@@ -128,22 +122,20 @@ def build_monitoring_assets(
         except (ConfigError, ChampionError, MonitoringInputError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
 
-        html = report.html.encode("utf-8")
-        report_key = store_report(store, ticker, as_of, report.html)
-        store_summary_record(store, ticker, as_of, report.summary_record())
-        rebuild_summary(store)
-        index_uri = rebuild_index(store, team.name)
         try:
-            dvc_version = dvc_versioning.store().version_bytes(team.name, report_key, html)
-        except VersioningError as exc:
-            raise dg.Failure(f"team {team.name}, {ticker}: report stored but not versioned: {exc}") from exc
+            published = publish_report(workspace_from_settings(settings), store, report, list(team.tickers))
+        except WorkspaceError as exc:
+            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
+        links: dict[str, dg.MetadataValue] = {"dashboard": dg.MetadataValue.url(published.dashboard_url)}
+        if published.snapshot_url:
+            links["snapshot"] = dg.MetadataValue.url(published.snapshot_url)
 
         numbers = report.numbers()
         mlflow_logged = "no champion"
         if report.champion is not None:
             logged = registry.log_metrics(report.champion.run_id, as_of, numbers)
             mlflow_logged = f"{len(logged)} metric(s) at step {as_of.strftime('%Y%m%d')}"
-        context.log.info(f"{ticker} {as_of}: {report.status}; {report.recommendation}")
+        context.log.info(f"{ticker} {as_of}: {report.status}; {published.message}; {report.recommendation}")
 
         verdicts = {DRIFT_CHECK: report.drift_verdict, PERFORMANCE_CHECK: report.performance_verdict}
         severities = {DRIFT_CHECK: spec.drift_severity, PERFORMANCE_CHECK: "WARN"}
@@ -166,11 +158,12 @@ def build_monitoring_assets(
                 if report.champion
                 else "none",
                 "mlflow": mlflow_logged,
-                "dvc_md5": dvc_version,
                 "report_seconds": round(report.elapsed_s, 3),
-                "html_bytes": len(html),
-                "report": dg.MetadataValue.url(store.uri(report_key)),
-                "index": dg.MetadataValue.url(index_uri),
+                "snapshot_bytes": published.snapshot_bytes,
+                "snapshot_id": published.snapshot_id or "none",
+                "evidently_project": published.project_id,
+                "evidently": published.message,
+                **links,
             },
             check_results=[
                 dg.AssetCheckResult(

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mlops_pipeline.sandbox.defaults import DEFAULT_PORT
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_EVIDENTLY_PORT = 8000
 
 
 def default_project_dir() -> Path:
@@ -138,6 +139,22 @@ class PlatformSettings(BaseSettings):
         default="python:3.11-slim", description="Base image of the model server image"
     )
 
+    evidently_workspace: Path | None = Field(
+        default=None, description="Local evidently workspace (default <home>/evidently)"
+    )
+    evidently_url: str | None = Field(
+        default=None,
+        description="A running `evidently ui` to write monitoring snapshots to; unset = the local workspace",
+    )
+    evidently_ui_url: str | None = Field(
+        default=None,
+        description="Where browsers open the evidently UI (default MLOPS_EVIDENTLY_URL, else "
+        "http://127.0.0.1:8000)",
+    )
+    evidently_secret: SecretStr | None = Field(
+        default=None, description="The evidently UI's write secret (`evidently ui --secret`)"
+    )
+
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> PlatformSettings:
         project = self.project_dir.resolve()
@@ -153,6 +170,9 @@ class PlatformSettings(BaseSettings):
             self.mlflow_artifact_root = str(self.home / "mlflow" / "artifacts")
         if self.dvc_remote_url is None:
             self.dvc_remote_url = str(self.home / "dvc-remote")
+        self.evidently_workspace = (self.evidently_workspace or self.home / "evidently").resolve()
+        if self.evidently_ui_url is None:
+            self.evidently_ui_url = self.evidently_url or f"http://127.0.0.1:{DEFAULT_EVIDENTLY_PORT}"
         if self.market_data == "alphavantage" and self.alphavantage_api_key is None:
             raise ValueError(
                 "MLOPS_MARKET_DATA=alphavantage needs ALPHAVANTAGE_API_KEY in the environment or .env"
@@ -190,6 +210,11 @@ class PlatformSettings(BaseSettings):
     def dagster_home_path(self) -> Path:
         assert self.dagster_home is not None
         return self.dagster_home
+
+    @property
+    def evidently_workspace_path(self) -> Path:
+        assert self.evidently_workspace is not None
+        return self.evidently_workspace
 
     @property
     def storage_root_path(self) -> Path:

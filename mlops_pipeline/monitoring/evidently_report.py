@@ -1,14 +1,20 @@
-"""evidently 0.7 reports (current API): per-feature data drift and prediction performance.
+"""evidently 0.7 reports (current API) merged into one compact snapshot per team x ticker x session.
 
 Drift runs one report with the reference window as reference data. Performance runs a second
-report on the scored days only, with the champion and the naive forecast as two named tasks over
-the same rows (regression presets for return models, a classification preset for direction
-models). The two snapshots are rendered into one self-contained HTML document.
+report on the scored days only: the champion and the naive forecast as two named regression tasks
+over the same rows (a classification preset for direction models), and the directional accuracy
+of both as two binary classification tasks. A third, one-row report holds the latest scored
+prediction and its realized value, so that a dashboard can plot predicted against realized over
+time. The snapshots are merged into one, stripped of the widget copies that every metric result
+carries and of the plotly template repeated in every figure, with plot coordinates rounded: a
+stored snapshot is about 100 kB instead of 560 kB.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -23,14 +29,50 @@ MIN_CURRENT_ROWS = 5
 NUMERIC_DRIFT_TEST = "ks"
 CHAMPION_TASK = "champion"
 NAIVE_TASK = "naive"
+DIRECTION_TASK = "direction"
+NAIVE_DIRECTION_TASK = "naive_direction"
+PLOT_DIGITS = 6
+# What the "predicted vs realized" panel plots, per model kind: (predicted, realized) columns.
+LATEST_COLUMNS: dict[ModelKind, tuple[str, str]] = {
+    "regression": ("predicted_close", "actual_close"),
+    "direction": ("prob_up", "actual_direction"),
+}
+# evidently's own failures on odd data (an all-missing task, a single class) become notes.
+EVIDENTLY_ERRORS = (ValueError, TypeError, KeyError, ZeroDivisionError)
 
 
 @dataclass(frozen=True)
 class EvidentlyOutput:
-    """Parsed drift tests and the rendered HTML (``None`` when no report could be run)."""
+    """Parsed drift tests, the reports' snapshots (none when no report could run) and why not."""
 
     features: list[FeatureDrift] = field(default_factory=list)
-    html: str | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
+    drift_note: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SnapshotLabels:
+    """What a snapshot is about: its session (the snapshot's timestamp), tags and metadata."""
+
+    team: str
+    ticker: str
+    session: date
+    model_version: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tags(self) -> list[str]:
+        return [
+            f"team:{self.team}",
+            f"ticker:{self.ticker}",
+            f"session:{self.session.isoformat()}",
+            f"model_version:{self.model_version or 'none'}",
+        ]
+
+    @property
+    def name(self) -> str:
+        return f"{self.team} / {self.ticker} / {self.session.isoformat()}"
 
 
 def run_drift(
@@ -56,31 +98,52 @@ def run_drift(
     )
 
 
+def _direction_tasks(frame: pd.DataFrame) -> tuple[list[Any], list[Any]]:
+    """Directional accuracy of the champion and (where it has a direction) the naive forecast."""
+    from evidently import BinaryClassification
+    from evidently.metrics import Accuracy
+
+    tasks, metrics = [], []
+    for name, column in ((DIRECTION_TASK, "predicted_direction"), (NAIVE_DIRECTION_TASK, "naive_direction")):
+        if frame[column].notna().all():
+            tasks.append(BinaryClassification(name=name, target="actual_direction", prediction_labels=column))
+            metrics.append(Accuracy(classification_name=name))
+    return tasks, metrics
+
+
 def run_performance(scored: pd.DataFrame, kind: ModelKind) -> Snapshot:
-    """The champion and the naive forecast as two tasks over the same scored rows."""
+    """The champion and the naive forecast as tasks over the same scored rows."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently.metrics import MAE, RMSE
     from evidently.presets import ClassificationPreset, RegressionPreset
 
+    frame = scored.dropna(subset=["actual_close", "actual_direction"]).copy()
+    frame["actual_direction"] = frame["actual_direction"].astype("int64")
+    directions = ["actual_direction", "predicted_direction", "naive_direction"]
+    for column in directions[1:]:
+        known = frame[column].notna()
+        frame[column] = frame[column].astype("Int64") if not known.all() else frame[column].astype("int64")
+    direction_tasks, direction_metrics = _direction_tasks(frame)
     if kind == "regression":
-        frame = scored.loc[:, ["actual_close", "predicted_close", "naive_close"]].dropna()
+        frame = frame.dropna(subset=["predicted_close", "naive_close"])
+        numeric = ["actual_close", "predicted_close", "naive_close"]
         definition = DataDefinition(
-            numerical_columns=list(frame.columns),
+            numerical_columns=numeric,
+            categorical_columns=directions,
             regression=[
                 Regression(name=CHAMPION_TASK, target="actual_close", prediction="predicted_close"),
                 Regression(name=NAIVE_TASK, target="actual_close", prediction="naive_close"),
             ],
+            classification=direction_tasks,
         )
-        presets = [
+        metrics: list[Any] = [
             RegressionPreset(regression_name=CHAMPION_TASK),
-            RegressionPreset(regression_name=NAIVE_TASK),
+            MAE(regression_name=NAIVE_TASK),
+            RMSE(regression_name=NAIVE_TASK),
         ]
     else:
-        frame = scored.loc[:, ["actual_direction", "prob_up", "predicted_direction"]].copy()
         use_probas = bool(frame["prob_up"].notna().all())
-        frame = frame.dropna(subset=["predicted_direction"])
-        frame["actual_direction"] = frame["actual_direction"].astype("int64")
-        frame["predicted_direction"] = frame["predicted_direction"].astype("int64")
-        task = (
+        champion = (
             BinaryClassification(name=CHAMPION_TASK, target="actual_direction", prediction_probas="prob_up")
             if use_probas
             else BinaryClassification(
@@ -89,13 +152,30 @@ def run_performance(scored: pd.DataFrame, kind: ModelKind) -> Snapshot:
         )
         definition = DataDefinition(
             numerical_columns=["prob_up"],
-            categorical_columns=["actual_direction", "predicted_direction"],
-            classification=[task],
+            categorical_columns=directions,
+            classification=[champion, *direction_tasks],
         )
-        presets = [ClassificationPreset(classification_name=CHAMPION_TASK)]
-    report = Report(presets, include_tests=False)
+        metrics = [ClassificationPreset(classification_name=CHAMPION_TASK)]
+    report = Report([*metrics, *direction_metrics], include_tests=False)
     return report.run(
         current_data=Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
+    )
+
+
+def run_latest(scored: pd.DataFrame, kind: ModelKind) -> Snapshot | None:
+    """The latest scored prediction and its realized value (one row), or ``None`` if it has none."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    predicted, realized = LATEST_COLUMNS[kind]
+    rows = scored.dropna(subset=[predicted, realized])
+    if rows.empty:
+        return None
+    latest = rows.sort_values("target_date").tail(1).loc[:, [predicted, realized]].astype("float64")
+    definition = DataDefinition(numerical_columns=[predicted, realized])
+    report = Report([MeanValue(column=predicted), MeanValue(column=realized)], include_tests=False)
+    return report.run(
+        current_data=Dataset.from_pandas(latest.reset_index(drop=True), data_definition=definition)
     )
 
 
@@ -130,20 +210,57 @@ def parse_drift(snapshot: Snapshot) -> list[FeatureDrift]:
     return features
 
 
-def render_html(snapshots: list[Snapshot]) -> str:
-    """One self-contained HTML document with the widgets of every snapshot, in order."""
-    from evidently.core.report import Snapshot
+def _compact_plots(value: Any) -> Any:
+    """Plot data with coordinates rounded to ``PLOT_DIGITS`` and without plotly's layout template
+    (6.9 kB repeated in every figure; the UI draws the figures with plotly.js's default look)."""
+    if isinstance(value, float):
+        return float(f"{value:.{PLOT_DIGITS}g}")
+    if isinstance(value, dict):
+        return {key: _compact_plots(item) for key, item in value.items() if key != "template"}
+    if isinstance(value, list | tuple):
+        return [_compact_plots(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _compact_plots(value.tolist())
+    return value
 
-    models = [snapshot.to_snapshot_model() for snapshot in snapshots]
-    merged = models[0].copy(
-        update={
-            "widgets": [widget for model in models for widget in model.widgets],
-            "tests_widgets": [widget for model in models for widget in model.tests_widgets],
-            "metric_results": {key: value for model in models for key, value in model.metric_results.items()},
-            "top_level_metrics": [metric for model in models for metric in model.top_level_metrics],
-        }
-    )
-    return Snapshot.load_model(merged).get_html_str(as_iframe=False)
+
+def _without_widgets(value: Any) -> Any:
+    """A metric result without the copies of its widgets (the snapshot's ``widgets`` keep them)."""
+    if isinstance(value, dict):
+        return {key: [] if key == "widget" else _without_widgets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_widgets(item) for item in value]
+    return value
+
+
+def merge_snapshots(snapshots: list[Snapshot], labels: SnapshotLabels) -> Snapshot:
+    """One compact snapshot with the metrics and widgets of every snapshot, in order, labelled."""
+    from evidently.core.report import Snapshot
+    from evidently.core.serialization import SnapshotModel
+
+    models = [snapshot.to_snapshot_model().dict() for snapshot in snapshots]
+    merged = {
+        **models[0],
+        "name": labels.name,
+        "timestamp": datetime(labels.session.year, labels.session.month, labels.session.day),
+        "tags": labels.tags,
+        "metadata": dict(labels.metadata),
+        "widgets": _compact_plots([widget for model in models for widget in model["widgets"]]),
+        "tests_widgets": _compact_plots([widget for model in models for widget in model["tests_widgets"]]),
+        "metric_results": {
+            key: _without_widgets(value) for model in models for key, value in model["metric_results"].items()
+        },
+        "top_level_metrics": [metric for model in models for metric in model["top_level_metrics"]],
+    }
+    return Snapshot.load_model(SnapshotModel.parse_obj(merged))
+
+
+def _attempt(what: str, notes: list[str], run: Any, *args: Any) -> Any:
+    try:
+        return run(*args)
+    except EVIDENTLY_ERRORS as exc:
+        notes.append(f"evidently could not compute the {what}: {type(exc).__name__}: {exc}")
+        return None
 
 
 def run_reports(
@@ -154,11 +271,15 @@ def run_reports(
     scored: pd.DataFrame | None,
     kind: ModelKind,
 ) -> EvidentlyOutput:
-    """Drift when both windows are large enough, performance when ``scored`` is given."""
-    import warnings
+    """Drift when both windows are large enough, performance when ``scored`` is given.
 
-    snapshots = []
+    When evidently fails on the data, the failure is a note; when no report can run there are no
+    snapshots, only the notes.
+    """
+    snapshots: list[Snapshot] = []
     features: list[FeatureDrift] = []
+    drift_notes: list[str] = []
+    notes: list[str] = []
     with warnings.catch_warnings():
         # sklearn warns about R^2 on tiny samples; the numbers monitoring uses are computed separately.
         warnings.simplefilter("ignore", category=UserWarning)
@@ -167,9 +288,15 @@ def run_reports(
             and len(reference) >= MIN_REFERENCE_ROWS
             and len(current) >= MIN_CURRENT_ROWS
         ):
-            drift = run_drift(reference, current, columns, drift_share)
-            features = parse_drift(drift)
-            snapshots.append(drift)
+            drift = _attempt("drift report", drift_notes, run_drift, reference, current, columns, drift_share)
+            if drift is not None:
+                features = parse_drift(drift)
+                snapshots.append(drift)
         if scored is not None:
-            snapshots.append(run_performance(scored, kind))
-    return EvidentlyOutput(features=features, html=render_html(snapshots) if snapshots else None)
+            for what, run in (("performance report", run_performance), ("latest prediction", run_latest)):
+                snapshot = _attempt(what, notes, run, scored, kind)
+                if snapshot is not None:
+                    snapshots.append(snapshot)
+    return EvidentlyOutput(
+        features=features, snapshots=snapshots, drift_note="; ".join(drift_notes) or None, notes=notes
+    )

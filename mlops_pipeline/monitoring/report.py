@@ -1,19 +1,25 @@
-"""One monitoring report for a team x ticker x trading date: drift, performance, checks, HTML."""
+"""One monitoring report for a team x ticker x trading date: drift, performance, checks, and the
+evidently snapshot that holds them (tagged with team, ticker, session and model version)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlops_pipeline.config.teams import MonitoringSpec, RetrainPolicy
 from mlops_pipeline.monitoring.alignment import align_predictions
 from mlops_pipeline.monitoring.checks import drift_check, performance_check
-from mlops_pipeline.monitoring.evidently_report import MIN_CURRENT_ROWS, MIN_REFERENCE_ROWS, run_reports
-from mlops_pipeline.monitoring.html import compose_page, summary_section
+from mlops_pipeline.monitoring.evidently_report import (
+    MIN_CURRENT_ROWS,
+    MIN_REFERENCE_ROWS,
+    SnapshotLabels,
+    merge_snapshots,
+    run_reports,
+)
 from mlops_pipeline.monitoring.performance import summarize_performance
 from mlops_pipeline.monitoring.results import (
     Champion,
@@ -27,9 +33,13 @@ from mlops_pipeline.monitoring.retrain import recommendation_text
 from mlops_pipeline.monitoring.windows import (
     current_window,
     drift_columns,
+    empty_columns,
     reference_window,
     window_sessions,
 )
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
 
 DIRECTION_TARGET = "target_next_direction"
 
@@ -62,7 +72,9 @@ class MonitoringReport:
     drift_verdict: CheckVerdict
     performance_verdict: CheckVerdict
     recommendation: str
-    html: str
+    snapshot: Snapshot | None
+    notes: list[str]
+    reference: pd.DataFrame | None  # the champion's training window, as compared (date + columns)
     elapsed_s: float
 
     @property
@@ -119,6 +131,11 @@ class MonitoringReport:
             "champion_version": self.champion.version if self.champion else None,
         }
 
+    def no_snapshot_reason(self) -> str:
+        """Why no evidently report could run (the log line when there is no snapshot)."""
+        reasons = [self.drift.note, self.performance.note, *self.notes]
+        return "no evidently report: " + "; ".join(reason for reason in reasons if reason)
+
 
 def _drift_note(
     champion: Champion | None, model: str, reference: pd.DataFrame | None, current: pd.DataFrame
@@ -140,11 +157,13 @@ def _span(frame: pd.DataFrame) -> tuple[str, str] | None:
 
 
 def build_report(request: ReportRequest) -> MonitoringReport:
-    """Compute drift and performance, run evidently, decide the checks and render the page."""
+    """Compute drift and performance, run evidently, decide the checks and build the snapshot."""
     started = time.perf_counter()
     kind: ModelKind = "direction" if request.output_feature == DIRECTION_TARGET else "regression"
-    columns = drift_columns(request.input_features)
     spec = request.monitoring
+    monitored = drift_columns(request.input_features)
+    empty = empty_columns(request.features, request.as_of, spec.window_days, monitored)
+    columns = [column for column in monitored if column not in empty]
     current = current_window(request.features, request.as_of, spec.window_days, columns)
     champion = request.champion
     reference = (
@@ -158,13 +177,18 @@ def build_report(request: ReportRequest) -> MonitoringReport:
         else None
     )
     model = f"{request.team}-{request.ticker}"
-    note = _drift_note(champion, model, reference, current)
+    missing = (
+        f"every value missing in the current window: {', '.join(empty)} (not tested for drift)"
+        if empty
+        else None
+    )
+    blocked = _drift_note(champion, model, reference, current) or (missing if not columns else None)
 
     sessions = window_sessions(request.features, request.as_of, spec.window_days)
     aligned = align_predictions(request.predictions, request.features, sessions)
     performance = summarize_performance(aligned, kind)
     output = run_reports(
-        None if note else reference,
+        None if blocked else reference,
         current,
         columns,
         spec.drift_share_threshold,
@@ -177,7 +201,7 @@ def build_report(request: ReportRequest) -> MonitoringReport:
         reference_window=None if reference is None else _span(reference),
         current_window=_span(current),
         features=output.features,
-        note=note,
+        note="; ".join(note for note in (blocked or missing, output.drift_note) if note) or None,
     )
     drift_verdict = drift_check(drift, spec.drift_share_threshold)
     performance_verdict = performance_check(
@@ -185,22 +209,7 @@ def build_report(request: ReportRequest) -> MonitoringReport:
     )
     failed = [v.description for v in (drift_verdict, performance_verdict) if not v.passed]
     recommendation = recommendation_text(bool(failed), request.retrain.on_drift, failed)
-
-    title = f"Monitoring {request.team} / {request.ticker} / {request.as_of.isoformat()}"
-    facts = {
-        "champion": f"{champion.model_name} v{champion.version} (run {champion.run_id})"
-        if champion
-        else "none",
-        "model kind": kind,
-        "reference window (champion training)": " to ".join(drift.reference_window or ("n/a",)),
-        "current window": " to ".join(drift.current_window or ("n/a",)),
-        "rows (reference / current)": f"{drift.reference_rows} / {drift.current_rows}",
-        "features last date": pd.to_datetime(request.features["date"]).max().strftime("%Y-%m-%d"),
-    }
-    summary = summary_section(
-        title, facts, drift, performance, [drift_verdict, performance_verdict], recommendation
-    )
-    return MonitoringReport(
+    report = MonitoringReport(
         team=request.team,
         ticker=request.ticker,
         as_of=request.as_of,
@@ -211,6 +220,51 @@ def build_report(request: ReportRequest) -> MonitoringReport:
         drift_verdict=drift_verdict,
         performance_verdict=performance_verdict,
         recommendation=recommendation,
-        html=compose_page(title, summary, output.html),
-        elapsed_s=time.perf_counter() - started,
+        snapshot=None,
+        notes=output.notes,
+        reference=reference,
+        elapsed_s=0.0,
+    )
+    snapshot = (
+        merge_snapshots(output.snapshots, _labels(report, request.features)) if output.snapshots else None
+    )
+    return replace(report, snapshot=snapshot, elapsed_s=time.perf_counter() - started)
+
+
+def _labels(report: MonitoringReport, features: pd.DataFrame) -> SnapshotLabels:
+    """Tags and the facts a reader of the snapshot needs (evidently metadata is text)."""
+    champion, drift, performance = report.champion, report.drift, report.performance
+    facts = {
+        "team": report.team,
+        "ticker": report.ticker,
+        "session": report.as_of.isoformat(),
+        "status": report.status,
+        "champion": f"{champion.model_name} v{champion.version} (run {champion.run_id})"
+        if champion
+        else "none",
+        "model kind": report.kind,
+        "reference window (champion training)": " to ".join(drift.reference_window or ("n/a",)),
+        "current window": " to ".join(drift.current_window or ("n/a",)),
+        "rows (reference / current)": f"{drift.reference_rows} / {drift.current_rows}",
+        "features last date": pd.to_datetime(features["date"]).max().strftime("%Y-%m-%d"),
+        "drift check": report.drift_verdict.description,
+        "performance check": report.performance_verdict.description,
+        "retraining": report.recommendation,
+        "scored predictions": str(performance.n_predictions),
+        "missing predictions": ", ".join(performance.missing_days) or "none",
+        "awaiting the target close": ", ".join(performance.pending_days) or "none",
+    }
+    if performance.unmatched_days:
+        facts["target date not a known session"] = ", ".join(performance.unmatched_days)
+    for name, value in (("drift note", drift.note), ("performance note", performance.note)):
+        if value:
+            facts[name] = value
+    if report.notes:
+        facts["notes"] = "; ".join(report.notes)
+    return SnapshotLabels(
+        team=report.team,
+        ticker=report.ticker,
+        session=report.as_of,
+        model_version=champion.version if champion else None,
+        metadata=facts,
     )

@@ -61,6 +61,14 @@ def current_window(features: pd.DataFrame, as_of: date, window_days: int, column
     return rows.loc[:, ["date", *columns]].dropna().reset_index(drop=True)
 
 
+def empty_columns(features: pd.DataFrame, as_of: date, window_days: int, columns: list[str]) -> list[str]:
+    """The columns without a single value in the last ``window_days`` rows up to ``as_of``."""
+    _require(features, ["date", *columns], "features")
+    dates = pd.to_datetime(features["date"])
+    rows = features.loc[dates <= pd.Timestamp(as_of)].sort_values("date").tail(window_days)
+    return [column for column in columns if rows[column].isna().all()]
+
+
 def window_sessions(features: pd.DataFrame, as_of: date, window_days: int) -> list[pd.Timestamp]:
     """The sessions (feature dates) of the current window: the days predictions were expected for."""
     _require(features, ["date"], "features")

@@ -98,20 +98,6 @@ class DvcStore:
         )
         return VersionResult(pointers, int(pushed or 0), time.perf_counter() - started)
 
-    def version_bytes(self, team: str, key: str, data: bytes) -> str:
-        """Add one file (e.g. a monitoring report) to the team's DVC workspace under ``key`` and push
-        it; return its md5. Identical content is stored once."""
-        from dvc.repo import Repo
-
-        workspace = self._ensure_workspace(self.root / "workspaces" / team / "files")
-        target = workspace / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        with Repo(str(workspace)) as repo:
-            repo.add([str(target)])
-            self._retry("push", lambda: repo.push(targets=[str(target)]))
-        return _md5(target.with_name(f"{target.name}.dvc").read_text(encoding="utf-8"))
-
     def pull(self, pointers: DvcPointers, destination: Path) -> tuple[Path, Path]:
         """Restore exactly the pointed-to dataset file and model directory under ``destination``."""
         from dvc.repo import Repo

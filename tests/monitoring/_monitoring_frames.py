@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from mlops_pipeline.market.calendar import next_trading_day, trading_days
+
+if TYPE_CHECKING:
+    from mlops_pipeline.monitoring.report import MonitoringReport
 
 RETURN_INPUTS = [
     "log_return_1",
@@ -132,3 +136,31 @@ def register_champion(
     )
     client.set_registered_model_alias(name, "champion", version.version)
     return run.info.run_id
+
+
+def crafted_report(
+    as_of: str, ticker: str = "AAPL", drift: bool = True, champion_version: str = "1"
+) -> MonitoringReport:
+    """A real monitoring report of team red (drifted features, a good model) for ``as_of``."""
+    from mlops_pipeline.config.teams import MonitoringSpec, RetrainPolicy
+    from mlops_pipeline.monitoring.report import ReportRequest, build_report
+    from mlops_pipeline.monitoring.results import Champion
+    from mlops_pipeline.monitoring.windows import window_sessions
+
+    features = crafted_features(drift_from="2024-05-01", shift=4.0 if drift else 0.0)
+    day = pd.Timestamp(as_of).date()
+    sessions = window_sessions(features, day, 20)
+    return build_report(
+        ReportRequest(
+            team="red",
+            ticker=ticker,
+            as_of=day,
+            features=features,
+            predictions=crafted_predictions(features, sessions[:-1], noise=0.002),
+            champion=Champion(f"red-{ticker}", champion_version, "run", "2023-02-01", "2024-03-28"),
+            input_features=RETURN_INPUTS,
+            output_feature="target_next_return",
+            monitoring=MonitoringSpec(window_days=20),
+            retrain=RetrainPolicy(),
+        )
+    )

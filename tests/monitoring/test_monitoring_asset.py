@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import RetrainPolicy, TeamConfig, load_teams
 from mlops_pipeline.market.store import features_key
 from mlops_pipeline.monitoring.windows import window_sessions
-from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.object_store import LocalObjectStore
 from mlops_pipeline.serving.predictions import store_prediction
 
@@ -39,14 +39,11 @@ def platform(project: Path) -> tuple[PlatformSettings, TeamConfig]:
 
 def _resources(settings: PlatformSettings) -> dict:
     # No market-data resource: the report's date comes from its partition key only.
-    return {
-        "object_store": LocalObjectStore(root=str(settings.storage_root_path)),
-        "dvc_versioning": dvc_versioning_from_settings(settings),
-    }
+    return {"object_store": LocalObjectStore(root=str(settings.storage_root_path))}
 
 
 @pytest.mark.integration  # evidently + a fresh MLflow schema + a Dagster run: about 20 s on 2 shared cores
-def test_report_asset_stores_html_summary_checks_and_champion_metrics(
+def test_report_asset_stores_a_snapshot_summary_checks_and_champion_metrics(
     platform: tuple[PlatformSettings, TeamConfig],
 ) -> None:
     from mlflow.tracking import MlflowClient
@@ -90,13 +87,23 @@ def test_report_asset_stores_html_summary_checks_and_champion_metrics(
     assert metadata["missing_predictions"].value == 1
     assert metadata["missing_days"].value == ["2024-07-01"]
     assert metadata["retrain_recommended"].value is True
-    assert len(metadata["dvc_md5"].value) == 32  # the HTML is versioned with DVC, content-addressed
     assert "manual decision" in metadata["retrain_recommendation"].value  # red: on_drift false
 
+    # The report is a snapshot in team red's evidently project, linked from the materialization.
+    project, snapshot = metadata["evidently_project"].value, metadata["snapshot_id"].value
+    assert metadata["snapshot"].value == f"http://127.0.0.1:8000/projects/{project}/reports/{snapshot}"
+    assert metadata["dashboard"].value == f"http://127.0.0.1:8000/projects/{project}"
+    stored = settings.evidently_workspace_path / project / "snapshots" / f"{snapshot}.json"
+    assert stored.stat().st_size == metadata["snapshot_bytes"].value <= 300_000
+    assert json.loads(stored.read_text())["tags"] == [
+        "team:red",
+        "ticker:AAPL",
+        "session:2024-07-10",
+        "model_version:1",
+    ]
+
     team_root = settings.storage_root_path / "teams" / "red" / "monitoring"
-    report = team_root / "AAPL" / "2024-07-10" / "report.html"
-    assert report.is_file() and report.stat().st_size > 100_000
-    assert 'href="AAPL/2024-07-10/report.html"' in (team_root / "index.html").read_text()
+    assert not list(team_root.rglob("*.html"))
     summary = pd.read_parquet(team_root / "summary.parquet")
     assert summary[["ticker", "status"]].values.tolist() == [["AAPL", "drift"]]
 

@@ -1,21 +1,25 @@
+"""The evidently UI in headless Chromium: a team's dashboard and one snapshot (screenshots kept)."""
+
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
+import httpx
 import pytest
-from _monitoring_frames import RETURN_INPUTS, crafted_features, crafted_predictions
+from _evidently_ui import evidently_ui
+from _monitoring_frames import crafted_report
 
-from mlops_pipeline.config.teams import MonitoringSpec, RetrainPolicy
-from mlops_pipeline.monitoring.report import ReportRequest, build_report
-from mlops_pipeline.monitoring.results import Champion
-from mlops_pipeline.monitoring.windows import window_sessions
+from mlops_pipeline.monitoring.publish import Published, publish_report
+from mlops_pipeline.monitoring.workspace import LocalWorkspace
+from mlops_pipeline.resources.object_store import LocalObjectStore
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -53,48 +57,66 @@ def _chromium(tmp_path: Path, *args: str) -> str:
     return output
 
 
+def _artifacts_dir() -> Path:
+    """Where the UI tests leave their screenshots (as tests/ops/test_dagster_ui.py does)."""
+    folder = Path(os.environ.get("MLOPS_TEST_ARTIFACTS_DIR", REPO_ROOT / ".ci" / "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
-def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    features = crafted_features(drift_from="2024-05-01", shift=4.0)
-    as_of = pd.Timestamp("2024-07-10").date()
-    sessions = window_sessions(features, as_of, 20)
-    report = build_report(
-        ReportRequest(
-            team="red",
-            ticker="AAPL",
-            as_of=as_of,
-            features=features,
-            predictions=crafted_predictions(features, sessions[:-1], noise=0.002),
-            champion=Champion("red-AAPL", "1", "run", "2023-02-01", "2024-03-28"),
-            input_features=RETURN_INPUTS,
-            output_feature="target_next_return",
-            monitoring=MonitoringSpec(window_days=20),
-            retrain=RetrainPolicy(),
-        )
-    )
-    path = tmp_path_factory.mktemp("report") / "report.html"
-    path.write_text(report.html, encoding="utf-8")
-    return path
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
+    """Team red's project with three sessions of AAPL, served by `evidently ui`."""
+    root = tmp_path_factory.mktemp("monitoring-ui")
+    store = LocalObjectStore(root=str(root / "objects")).scoped("teams/red")
+    workspace_dir = root / "evidently"
+    with evidently_ui(workspace_dir) as url:
+        workspace = LocalWorkspace(workspace_dir, url)  # the pipeline writes while the UI runs
+        last = None
+        for day in ("2024-07-08", "2024-07-09", "2024-07-10"):
+            last = publish_report(workspace, store, crafted_report(day), ["AAPL", "MSFT"])
+        assert last is not None and last.snapshot_url is not None
+        deadline = time.monotonic() + 60  # the UI's file watcher picks the snapshots up
+        while len(httpx.get(f"{url}/api/projects/{last.project_id}/snapshots", timeout=30).json()) < 3:
+            assert time.monotonic() < deadline, "the evidently UI did not list the new snapshots"
+            time.sleep(0.5)
+        yield last
 
 
-def test_report_is_self_contained(report_file: Path) -> None:
-    html = report_file.read_text(encoding="utf-8")
-    assert re.search(r"<script[^>]*\bsrc=", html, re.IGNORECASE) is None
-    assert re.search(r"<link[^>]*href=\"https?:", html, re.IGNORECASE) is None
-    assert re.search(r"<img[^>]*src=\"https?:", html, re.IGNORECASE) is None
-
-
-def test_report_renders_in_headless_chromium(report_file: Path, tmp_path: Path) -> None:
-    screenshot = tmp_path / "report.png"
-    _chromium(tmp_path, "--window-size=1280,1600", f"--screenshot={screenshot}", report_file.as_uri())
-    data = screenshot.read_bytes()
+def _screenshot(tmp_path: Path, url: str, name: str) -> Path:
+    target = _artifacts_dir() / name
+    target.unlink(missing_ok=True)
+    _chromium(tmp_path, "--window-size=1400,2000", f"--screenshot={target}", url)
+    data = target.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
 
     import matplotlib.image
 
-    pixels = matplotlib.image.imread(screenshot)
-    assert pixels.std() > 0.01  # not a blank page
+    assert matplotlib.image.imread(target).std() > 0.01  # not a blank page
+    return target
 
-    dom = _chromium(tmp_path, "--dump-dom", report_file.as_uri())
-    assert 'id="monitoring-summary"' in dom
-    assert "Drifted Columns" in dom  # rendered by evidently's inlined script, offline
+
+def test_team_dashboard_shows_the_panels_over_sessions(published: Published, tmp_path: Path) -> None:
+    last = published
+    _screenshot(tmp_path, last.dashboard_url, "evidently-dashboard-red.png")
+    dom = _chromium(tmp_path, "--dump-dom", last.dashboard_url)
+    assert "team red" in dom
+    for title in (
+        "Drift share by ticker",
+        "AAPL: Drift share of the input features",
+        "AAPL: MAE of the predicted close: champion vs naive (tomorrow = today)",
+        "AAPL: Directional accuracy: champion vs naive",
+        "AAPL: Latest scored prediction vs realized close",
+        "MSFT: Drifted input features",
+    ):
+        assert title in dom, title
+    assert "2024-07-08" in dom and "2024-07-10" in dom  # the sessions are the time axis
+
+
+def test_one_snapshot_renders_its_drift_and_performance(published: Published, tmp_path: Path) -> None:
+    last = published
+    assert last.snapshot_url is not None
+    _screenshot(tmp_path, last.snapshot_url, "evidently-snapshot-red-AAPL-2024-07-10.png")
+    dom = _chromium(tmp_path, "--dump-dom", last.snapshot_url)
+    assert "Drift is detected for 87.5% of columns (7 out of 8)" in dom
+    assert "rsi_14" in dom and "Regression Model Performance" in dom

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import re
+import json
 
 import pandas as pd
 from _monitoring_frames import DIRECTION_INPUTS, RETURN_INPUTS, crafted_features, crafted_predictions
@@ -69,17 +69,43 @@ def test_no_drift_passes_and_strong_drift_fails() -> None:
     assert drifted.drift.current_rows == 30
 
 
-def test_html_holds_summary_per_feature_tests_and_the_evidently_report() -> None:
+def _metric_types(report: MonitoringReport) -> set[tuple[str, str]]:
+    """(metric type, its task or column) of every metric result in the report's snapshot."""
+    assert report.snapshot is not None
+    found = set()
+    for result in report.snapshot.to_snapshot_model().metric_results.values():
+        params = result.metric_value_location.metric.params
+        task = (
+            params.get("regression_name") or params.get("classification_name") or params.get("column") or ""
+        )
+        found.add((params["type"].rsplit(":", 1)[-1], str(task)))
+    return found
+
+
+def test_snapshot_holds_drift_performance_and_its_labels_in_under_300_kb() -> None:
+    from evidently.legacy.utils import NumpyEncoder
+
     features = crafted_features()
     report = _report(features, _window_predictions(features, noise=0.002))
-    html = report.html
-    assert html.lstrip().lower().startswith("<!doctype html") or html.lstrip().startswith("<html")
-    assert 'id="monitoring-summary"' in html
-    assert "rsi_14" in html and "K-S p_value" in html
-    assert "naive (tomorrow = today)" in html
-    assert "drawDashboard" in html and "plotly" in html.lower()  # evidently's dashboard, inlined
-    assert re.search(r"<script[^>]*\bsrc=", html, re.IGNORECASE) is None  # nothing loaded from outside
-    assert "Missing predictions" not in html  # every day has a prediction
+    snapshot = report.snapshot
+    assert snapshot is not None
+    model = snapshot.to_snapshot_model()
+    assert model.timestamp.date() == AS_OF.date()  # dashboards plot it at its session
+    assert model.tags == ["team:red", "ticker:AAPL", "session:2024-07-10", "model_version:3"]
+    assert model.metadata["status"] == report.status
+    assert model.metadata["champion"] == "red-AAPL v3 (run run-1)"
+    assert model.metadata["drift check"] == report.drift_verdict.description
+    assert model.metadata["missing predictions"] == "none"
+    metrics = _metric_types(report)
+    assert {("DriftedColumnsCount", ""), ("ValueDrift", "rsi_14")} <= metrics
+    assert {("MAE", "champion"), ("MAE", "naive"), ("RMSE", "champion"), ("RMSE", "naive")} <= metrics
+    assert {("Accuracy", "direction"), ("Accuracy", "naive_direction")} <= metrics
+    assert {("MeanValue", "predicted_close"), ("MeanValue", "actual_close")} <= metrics
+    stored = json.dumps(model.dict(), cls=NumpyEncoder)
+    assert 20_000 < len(stored) <= 300_000
+    assert '"template"' not in stored  # plotly's template is not repeated in every figure
+    html = snapshot.get_html_str(as_iframe=False)
+    assert "rsi_14" in html and "K-S p_value" in html  # evidently renders it as before
 
 
 def test_worse_than_naive_fails_the_performance_check() -> None:
@@ -115,9 +141,38 @@ def test_too_few_rows_say_not_enough_data_instead_of_failing() -> None:
     assert report.performance.note == "not enough data (n=2)"
     assert report.drift_verdict.passed and not report.drift_verdict.evaluated
     assert report.status == "not enough data" and not report.retrain_recommended
-    assert "not enough data (n=7)" in report.html and "not enough data (n=2)" in report.html
-    assert "Missing predictions (27)" in report.html
+    assert report.snapshot is None  # no evidently report could run: a log line says why
+    assert report.no_snapshot_reason() == (
+        "no evidently report: reference window: not enough data (n=7); not enough data (n=2)"
+    )
+    assert len(report.performance.missing_days) == 27
     assert "drift_share" not in report.numbers() and "mae" not in report.numbers()
+
+
+def test_all_missing_columns_are_named_and_the_others_still_tested() -> None:
+    features = crafted_features()
+    features.loc[features["date"] >= pd.Timestamp("2024-05-01"), "rsi_14"] = float("nan")
+    report = _report(features, _window_predictions(features, noise=0.002))
+    assert report.drift.evaluated and "rsi_14" not in {item.feature for item in report.drift.features}
+    assert report.drift.note == "every value missing in the current window: rsi_14 (not tested for drift)"
+    assert report.snapshot is not None
+    assert report.snapshot.to_snapshot_model().metadata["drift note"] == report.drift.note
+
+    blank = crafted_features()
+    blank.loc[:, RETURN_INPUTS] = float("nan")
+    empty = _report(blank, _window_predictions(blank, noise=0.002))
+    assert not empty.drift.evaluated and not empty.drift_verdict.evaluated
+    assert empty.drift.note is not None and empty.drift.note.startswith(
+        "every value missing in the current window"
+    )
+    assert empty.performance.evaluated and empty.snapshot is not None  # performance still has its snapshot
+
+
+def test_empty_windows_without_a_champion_give_a_reason_not_a_crash() -> None:
+    features = crafted_features().iloc[:0]
+    report = _report(features, None, champion=None)
+    assert report.snapshot is None and report.status == "not enough data"
+    assert report.no_snapshot_reason().startswith("no evidently report: no champion for model red-AAPL")
 
 
 def test_without_a_champion_performance_is_still_reported() -> None:
@@ -135,4 +190,7 @@ def test_direction_model_uses_the_classification_preset() -> None:
     assert report.performance.mae is None
     accuracy = report.performance.directional_accuracy
     assert accuracy is not None and accuracy > 0.5
-    assert "Accuracy" in report.html  # evidently's classification widgets
+    assert {("Accuracy", "champion"), ("Accuracy", "direction"), ("MeanValue", "prob_up")} <= _metric_types(
+        report
+    )
+    assert ("MAE", "champion") not in _metric_types(report)

@@ -4,13 +4,10 @@ from datetime import date
 from pathlib import Path
 
 from mlops_pipeline.monitoring.storage import (
-    INDEX_KEY,
     SUMMARY_COLUMNS,
     SUMMARY_KEY,
-    rebuild_index,
+    read_summary_record,
     rebuild_summary,
-    report_key,
-    store_report,
     store_summary_record,
 )
 from mlops_pipeline.resources.object_store import LocalObjectStore
@@ -35,16 +32,6 @@ def _record(ticker: str, day: date, mae: float, status: str = "ok") -> dict:
     }
 
 
-def test_reports_are_never_overwritten(tmp_path: Path) -> None:
-    store = LocalObjectStore(root=str(tmp_path)).scoped("teams/red")
-    first = store_report(store, "AAPL", DAY, "<html>first</html>")
-    second = store_report(store, "AAPL", DAY, "<html>second</html>")
-    assert first == "monitoring/AAPL/2024-07-10/report.html" == report_key("AAPL", DAY)
-    assert second == "monitoring/AAPL/2024-07-10/report.2.html"
-    assert store.get_text(first) == "<html>first</html>"
-    assert (tmp_path / "teams/red/monitoring/AAPL/2024-07-10/report.html").is_file()
-
-
 def test_summary_has_one_row_per_date_and_ticker_after_reruns(tmp_path: Path) -> None:
     store = LocalObjectStore(root=str(tmp_path)).scoped("teams/red")
     store_summary_record(store, "AAPL", DAY, _record("AAPL", DAY, 1.0))
@@ -60,19 +47,5 @@ def test_summary_has_one_row_per_date_and_ticker_after_reruns(tmp_path: Path) ->
     assert rerun["mae"] == 1.5 and rerun["status"] == "drift"
     assert str(stored["date"].dtype).startswith("datetime64")
     assert stored["date"].is_monotonic_increasing
-
-
-def test_index_lists_every_report_with_relative_links(tmp_path: Path) -> None:
-    store = LocalObjectStore(root=str(tmp_path)).scoped("teams/red")
-    for ticker, day in (("AAPL", DAY), ("AAPL", date(2024, 7, 9)), ("MSFT", DAY)):
-        store_report(store, ticker, day, "<html></html>")
-        store_summary_record(store, ticker, day, _record(ticker, day, 1.0))
-    store_report(store, "AAPL", DAY, "<html>rerun</html>")
-    rebuild_index(store, "red")
-    page = store.get_text(INDEX_KEY)
-    assert page.index("<h2>AAPL</h2>") < page.index("<h2>MSFT</h2>")
-    assert page.index("2024-07-10") < page.index("2024-07-09")  # newest first
-    assert 'href="AAPL/2024-07-10/report.html"' in page
-    assert 'href="AAPL/2024-07-10/report.2.html">rerun 1</a>' in page
-    assert 'href="MSFT/2024-07-10/report.html"' in page
-    assert (tmp_path / "teams/red/monitoring/AAPL/2024-07-10/report.html").is_file()  # the link resolves
+    assert read_summary_record(store, "AAPL", DAY)["status"] == "drift"  # the re-run's record
+    assert read_summary_record(store, "AAPL", date(2024, 7, 8)) is None

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from _net import free_port, stop_process, wait_for_http
 from _ui import (
@@ -79,13 +80,17 @@ def test_asset_graph_in_browser_and_jobs_over_graphql(
     (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
     monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(free_port()))
     monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-03-27")
-    port = free_port()
+    port, evidently_port = free_port(), free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port)],
+        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port),
+         "--evidently-port", str(evidently_port)],
         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=180)
+        # evidently's UI runs next to Dagster's, on the embedded workspace
+        wait_for_http(f"http://127.0.0.1:{evidently_port}/api/version", timeout_s=120)
+        assert (isolated_env / "evidently").is_dir()
         artifacts = _artifacts_dir()
         base = f"http://127.0.0.1:{port}"
         with sync_playwright() as playwright:
@@ -119,6 +124,8 @@ def test_asset_graph_in_browser_and_jobs_over_graphql(
         assert dataset.is_file()
     finally:
         stop_process(ui, timeout_s=60)
+    with pytest.raises(httpx.ConnectError):  # `mlops ui` stopped the evidently UI with Dagster's
+        httpx.get(f"http://127.0.0.1:{evidently_port}/api/version", timeout=5)
 
 
 # Red trades MSFT with a tiny model and a permissive gate, so one short training run yields a champion.
@@ -153,7 +160,8 @@ def test_session_partitions_launched_by_clicks_in_the_ui(
     monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port)],
+        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port),
+         "--evidently-port", str(free_port())],
         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     objects = isolated_env / "objects"

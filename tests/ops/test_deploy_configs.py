@@ -10,7 +10,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"POSTGRES_USER": "mlops", "POSTGRES_PASSWORD": "x" * 12, "MINIO_ROOT_USER": "mlops",
-           "MINIO_ROOT_PASSWORD": "y" * 12}  # fmt: skip
+           "MINIO_ROOT_PASSWORD": "y" * 12, "MLOPS_EVIDENTLY_SECRET": "z" * 12}  # fmt: skip
 
 
 def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
@@ -32,8 +32,8 @@ def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
     result = _compose_config(_env_file(tmp_path, SECRETS))
     assert result.returncode == 0, result.stderr
     rendered = result.stdout
-    for service in ("postgres", "minio", "minio-buckets", "mlflow", "code-location", "dagster-webserver",
-                    "dagster-daemon"):  # fmt: skip
+    for service in ("postgres", "minio", "minio-buckets", "mlflow", "evidently", "code-location",
+                    "dagster-webserver", "dagster-daemon"):  # fmt: skip
         assert f"  {service}:" in rendered
     assert "x" * 12 in rendered  # the secret reaches the services only through the environment
     committed = (REPO_ROOT / "docker-compose.yml").read_text()
@@ -41,7 +41,7 @@ def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
 
 
 @pytest.mark.system
-@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"])
+@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLOPS_EVIDENTLY_SECRET"])
 def test_compose_refuses_a_missing_secret_by_name(tmp_path: Path, missing: str) -> None:
     values = {key: value for key, value in SECRETS.items() if key != missing}
     result = _compose_config(_env_file(tmp_path, values))

@@ -112,6 +112,10 @@ def evaluate(team: TeamConfig, ticker: str, history: pd.DataFrame) -> dict[str, 
     }
 
 
+def _skill(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.4f}"  # a direction classifier predicts no price
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
@@ -144,7 +148,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
-        f"| {r['series']} | {r['model']} ({r['team']}) | {r['oos_sessions']} | {r['mae_skill']:.4f} "
+        f"| {r['series']} | {r['model']} ({r['team']}) | {r['oos_sessions']} | {_skill(r['mae_skill'])} "
         f"| {r['directional_accuracy']:.3f} ({r['naive_directional_accuracy']:.3f}) "
         f"| {r['information_coefficient']:.3f} | {r['net_total_return']:.1%} | {r['net_sharpe']:.2f} "
         f"| {r['buy_and_hold_total_return']:.1%} | {r['buy_and_hold_sharpe']:.2f} | {r['exposure']:.2f} "

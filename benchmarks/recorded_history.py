@@ -32,9 +32,9 @@ import pandas as pd
 
 from mlops_pipeline.competition.backtest import run_backtest
 from mlops_pipeline.config.teams import EvaluationSpec, TeamConfig, load_teams
-from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.recording import load_recordings, write_recording
+from mlops_pipeline.market.reference_history import SP500_SYMBOL, sp500_history
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.recorded import RecordedMarket
 from mlops_pipeline.training.dataset import build_training_dataset
@@ -45,29 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 FOLDS, TEST_DAYS = 5, 200
 FIRST, LAST = date(1999, 1, 4), date(2018, 12, 31)
-
-
-def real_history() -> pd.DataFrame:
-    """The S&P 500's daily bars bundled with ``arch``, in the canonical price frame (raw = adjusted:
-    an index pays no dividends and never splits), on NYSE sessions only."""
-    from arch.data import sp500  # a dev dependency: pip install -e ".[dev]"
-
-    raw = sp500.load()
-    frame = pd.DataFrame(
-        {
-            "date": pd.DatetimeIndex(raw.index).normalize(),
-            "open": raw["Open"].to_numpy(),
-            "high": raw["High"].to_numpy(),
-            "low": raw["Low"].to_numpy(),
-            "close": raw["Close"].to_numpy(),
-            "adjusted_close": raw["Close"].to_numpy(),
-            "volume": raw["Volume"].to_numpy().astype("int64"),
-            "dividend_amount": 0.0,
-            "split_coefficient": 1.0,
-        }
-    )
-    sessions = trading_days(frame["date"].min(), frame["date"].max())
-    return frame[frame["date"].isin(sessions)].reset_index(drop=True)
 
 
 def shipped_teams(scratch: Path) -> dict[str, TeamConfig]:
@@ -112,12 +89,16 @@ def evaluate(team: TeamConfig, ticker: str, history: pd.DataFrame) -> dict[str, 
     }
 
 
+def _skill(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.4f}"  # a direction classifier predicts no price
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        write_recording(real_history(), scratch / "recording" / "SPX.csv")
+        write_recording(sp500_history(), scratch / "recording" / f"{SP500_SYMBOL}.csv")
         market = RecordedMarket(load_recordings(scratch / "recording"), SyntheticMarket())
-        series = {"SPX (recorded)": market.history("SPX", LAST)}
+        series = {"SPX (recorded)": market.history(SP500_SYMBOL, LAST)}
         synthetic = market.history("AAPL", LAST)
         same_sessions = synthetic["date"] >= pd.Timestamp(FIRST)
         series["AAPL (synthetic)"] = synthetic[same_sessions].reset_index(drop=True)
@@ -144,7 +125,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = [
-        f"| {r['series']} | {r['model']} ({r['team']}) | {r['oos_sessions']} | {r['mae_skill']:.4f} "
+        f"| {r['series']} | {r['model']} ({r['team']}) | {r['oos_sessions']} | {_skill(r['mae_skill'])} "
         f"| {r['directional_accuracy']:.3f} ({r['naive_directional_accuracy']:.3f}) "
         f"| {r['information_coefficient']:.3f} | {r['net_total_return']:.1%} | {r['net_sharpe']:.2f} "
         f"| {r['buy_and_hold_total_return']:.1%} | {r['buy_and_hold_sharpe']:.2f} | {r['exposure']:.2f} "

@@ -13,9 +13,9 @@ import pytest
 
 from mlops_pipeline.competition.backtest import run_backtest
 from mlops_pipeline.config.teams import CostModel, RiskLimits, ThresholdLongFlat
-from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.market.features import build_features, drop_warmup
 from mlops_pipeline.market.recording import load_recordings, write_recording
+from mlops_pipeline.market.reference_history import SP500_SYMBOL, sp500_history
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.recorded import RecordedMarket
 
@@ -27,25 +27,8 @@ COSTS = CostModel(commission_bps=0, slippage_bps=5)
 
 
 def _recorded_spx(folder: Path) -> pd.DataFrame:
-    from arch.data import sp500 as bundled
-
-    sp500 = bundled.load()
-    frame = pd.DataFrame(
-        {
-            "date": pd.DatetimeIndex(sp500.index).normalize(),
-            "open": sp500["Open"].to_numpy(),
-            "high": sp500["High"].to_numpy(),
-            "low": sp500["Low"].to_numpy(),
-            "close": sp500["Close"].to_numpy(),
-            "adjusted_close": sp500["Close"].to_numpy(),
-            "volume": sp500["Volume"].to_numpy().astype("int64"),
-            "dividend_amount": 0.0,
-            "split_coefficient": 1.0,
-        }
-    )
-    frame = frame[frame["date"].isin(trading_days(frame["date"].min(), frame["date"].max()))]
-    write_recording(frame.reset_index(drop=True), folder / "SPX.csv")
-    return RecordedMarket(load_recordings(folder)).history("SPX", LAST)
+    write_recording(sp500_history(), folder / f"{SP500_SYMBOL}.csv")
+    return RecordedMarket(load_recordings(folder)).history(SP500_SYMBOL, LAST)
 
 
 def _forecasts(history: pd.DataFrame, ticker: str) -> pd.DataFrame:

@@ -18,8 +18,10 @@ COPY teams ./teams
 COPY ludwig_configs ./ludwig_configs
 COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
 
-RUN useradd --create-home --uid 10001 mlops && chown -R mlops /opt/dagster/home \
-    && mkdir -p /opt/evidently/workspace && chown -R mlops /opt/evidently
+# /opt/mlops-bundles: the named volume of staged model bundles takes this owner on first mount.
+RUN useradd --create-home --uid 10001 mlops \
+    && mkdir -p /opt/evidently/workspace /opt/mlops-bundles \
+    && chown -R mlops /opt/dagster/home /opt/evidently /opt/mlops-bundles
 USER mlops
 EXPOSE 3000 4000 8000
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "mlops_pipeline.definitions"]

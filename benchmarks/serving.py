@@ -1,17 +1,22 @@
-"""Serving benchmark: our model server vs ``ludwig serve`` vs ``mlflow models serve``, one run.
+"""Serving benchmark: our model server next to a hello-world app on the same ASGI stack,
+``ludwig serve`` and ``mlflow models serve``, in one run, for every shipped model config.
 
-Usage: ``python benchmarks/serving.py [--seconds 5] [--out benchmarks/results]`` (``make bench-serving``).
+Usage: ``python benchmarks/serving.py [--seconds 3] [--out benchmarks/results]`` (``make bench-serving``).
 
-The same small Ludwig model (the platform's ``return_mlp.yaml`` trained for a few epochs on
-synthetic features), the same payloads and the same machine for every server, one server at a time:
+Each model of ``ludwig_configs/`` (return MLP, timeseries CNN, direction classifier) is trained for
+a few epochs on synthetic features of its inputs. For each model and each server, one server at a
+time on 127.0.0.1:
 
-- cold start: process (or container) start until the server answers its readiness probe;
-- single row, concurrency 1 and 8: keep-alive HTTP clients in threads for a fixed time;
-- a batch of 1,000 rows: client round trip for all, and server time for ours (``Server-Timing``).
+- cold start: process start until the server answers its readiness probe;
+- one row per request under ``wrk`` (a native load generator; installed with apt-get when missing)
+  at 1, 8 and 64 keep-alive connections: requests per second, p50 and p99 latency;
+- a batch of 1,000 rows: client round trip, and server time for ours (``Server-Timing``).
 
-Ours is measured twice, with ``ludwig serve``'s form protocol and with MLflow's ``/invocations``.
-If a Docker daemon answers, the serving image is built (or reused) and the container's cold start
-and the image size are measured too. Writes ``serving.json`` and ``serving.md`` under ``--out``.
+The hello-world app (Starlette on uvicorn with uvloop and httptools, as ours, reading the body and
+answering a small JSON document) is the ceiling of the HTTP stack on this machine. Ours and
+``mlflow models serve`` get MLflow's ``/invocations`` JSON, ``ludwig serve`` its form protocol. If a
+Docker daemon answers, the serving image is built (or reused) and its size and a container's start
+to ready are measured too. Writes ``serving.json`` and ``serving.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ import logging
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -43,29 +48,80 @@ sys.path.insert(0, str(REPO))
 from mlops_pipeline.serving.launch import free_port  # noqa: E402
 
 BATCH_ROWS = 1000
+CONNECTIONS = (1, 8, 64)
+MODELS = {  # label -> shipped config
+    "return MLP": "return_mlp.yaml",
+    "timeseries CNN": "return_window_timeseries.yaml",
+    "direction classifier": "direction_classifier.yaml",
+}
+SERVERS = ("ours", "hello-world", "ludwig serve", "mlflow models serve")
+HELLO_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def invocations(request):
+    await request.body()
+    return JSONResponse({"predictions": [{"hello": "world"}]})
+
+async def ping(request):
+    return JSONResponse({"status": "ok"})
+
+app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+            access_log=False, log_level="warning")
+"""
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+local body = io.open("{body}", "rb")
+wrk.body = body:read("*all")
+body:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
+    .. '"non_2xx": %d, "socket_errors": %d}}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
 
 
 @dataclass
 class Payload:
-    method: str
     path: str
     body: bytes
     content_type: str
 
 
-def train_model(workdir: Path, epochs: int) -> tuple[Path, list[str], pd.DataFrame]:
+def synthetic_frame(config: dict, rows: int, seed: int) -> pd.DataFrame:
+    """Random values for every input of ``config`` and a learnable target."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame()
+    for feature in config["input_features"]:
+        if feature["type"] == "timeseries":
+            windows = rng.normal(0, 0.01, (rows, 10))
+            frame[feature["name"]] = [" ".join(f"{value:.6f}" for value in window) for window in windows]
+        else:
+            frame[feature["name"]] = rng.normal(0, 1, rows)
+    signal = rng.normal(0, 0.01, rows)
+    for feature in config["output_features"]:
+        frame[feature["name"]] = signal > 0 if feature["type"] == "binary" else signal
+    return frame
+
+
+def train_model(config_file: str, workdir: Path, epochs: int) -> tuple[Path, list[str], pd.DataFrame]:
     import mlops_pipeline.torch_shim  # noqa: F401
 
     # isort: split
     from ludwig.api import LudwigModel
 
-    config = yaml.safe_load((REPO / "ludwig_configs" / "return_mlp.yaml").read_text())
+    config = yaml.safe_load((REPO / "ludwig_configs" / config_file).read_text())
     config["trainer"].update(epochs=epochs)
+    config["trainer"].pop("early_stop", None)
     config.pop("preprocessing", None)
     inputs = [feature["name"] for feature in config["input_features"]]
-    rng = np.random.default_rng(0)
-    data = pd.DataFrame({name: rng.normal(0, 1, 600) for name in inputs})
-    data["target_next_return"] = 0.01 * data[inputs[0]] + rng.normal(0, 0.01, 600)
+    data = synthetic_frame(config, 600, seed=0)
     model = LudwigModel(config, logging_level=logging.ERROR, backend="local")
     model.train(dataset=data, output_directory=str(workdir / "results"), skip_save_processed_input=True)
     model.save(str(workdir / "ludwig_model"))
@@ -85,9 +141,7 @@ def mlflow_model(ludwig_dir: Path, dest: Path) -> Path:
 
 def request(conn: http.client.HTTPConnection, payload: Payload) -> tuple[float, float | None]:
     start = time.perf_counter()
-    conn.request(
-        payload.method, payload.path, body=payload.body, headers={"Content-Type": payload.content_type}
-    )
+    conn.request("POST", payload.path, body=payload.body, headers={"Content-Type": payload.content_type})
     response = conn.getresponse()
     body = response.read()
     elapsed = time.perf_counter() - start
@@ -98,31 +152,43 @@ def request(conn: http.client.HTTPConnection, payload: Payload) -> tuple[float, 
     return elapsed * 1000, server_ms
 
 
-def load(port: int, payload: Payload, threads: int, seconds: float) -> dict[str, float]:
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    deadline = time.perf_counter() + seconds
+def ensure_wrk() -> str:
+    """The ``wrk`` binary, installed from the Debian package when missing (needs root and apt)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (apt-get install wrk)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "wrk"]
+    for command in (install, ["apt-get", "update", "-qq"], install):
+        if shutil.which("wrk"):
+            break
+        subprocess.run(command, env=env, capture_output=True, timeout=600, check=False)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is not installed and apt-get could not install it: apt-get install wrk")
+    return found
 
-    def worker(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        request(conn, payload)  # warm the connection
-        while time.perf_counter() < deadline:
-            latencies[index].append(request(conn, payload)[0])
-        conn.close()
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=worker, args=(index,)) for index in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    duration = time.perf_counter() - started
-    flat = np.array([value for values in latencies for value in values])
+def wrk(binary: str, port: int, script: Path, path: str, connections: int, seconds: int) -> dict:
+    command = [binary, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script)]
+    result = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    line = next((line for line in result.stdout.splitlines() if line.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no summary: {result.stdout[-500:]} {result.stderr[-500:]}")
+    raw = json.loads(line.removeprefix("WRKJSON "))
     return {
-        "requests": len(flat),
-        "req_per_s": round(len(flat) / duration, 1),
-        "p50_ms": round(float(np.percentile(flat, 50)), 3),
-        "p95_ms": round(float(np.percentile(flat, 95)), 3),
-        "p99_ms": round(float(np.percentile(flat, 99)), 3),
+        "req_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "requests": raw["requests"],
+        "failed": raw["non_2xx"] + raw["socket_errors"],
     }
 
 
@@ -159,47 +225,42 @@ def form(fields: dict[str, str]) -> bytes:
 
 
 def payloads(inputs: list[str], frame: pd.DataFrame) -> dict[str, dict[str, Payload]]:
-    row = {name: repr(float(frame.iloc[0][name])) for name in inputs}
+    """Per protocol, the one-row and the 1,000-row request of the same values."""
+    first = frame.iloc[:1]
     rows = frame.sample(BATCH_ROWS, replace=True, random_state=1).reset_index(drop=True)
-    split = rows.to_json(orient="split", index=False)
+
+    def split(part: pd.DataFrame) -> dict:
+        return json.loads(part.to_json(orient="split", index=False))
+
+    def invocations(part: pd.DataFrame) -> Payload:
+        body = json.dumps({"dataframe_split": split(part)}).encode()
+        return Payload("/invocations", body, "application/json")
+
     urlencoded = "application/x-www-form-urlencoded"
-    ludwig = {
-        "single": Payload("POST", "/predict", form(row), urlencoded),
-        "batch": Payload("POST", "/batch_predict", form({"dataset": split}), urlencoded),
+    row = {name: str(value) for name, value in first.iloc[0].items()}
+    return {
+        "invocations": {"single": invocations(first), "batch": invocations(rows)},
+        "ludwig": {
+            "single": Payload("/predict", form(row), urlencoded),
+            "batch": Payload(
+                "/batch_predict", form({"dataset": rows.to_json(orient="split", index=False)}), urlencoded
+            ),
+        },
     }
-    single_split = json.dumps(
-        {"dataframe_split": {"columns": inputs, "data": [[float(v) for v in row.values()]]}}
-    )
-    invocations = {
-        "single": Payload("POST", "/invocations", single_split.encode(), "application/json"),
-        "batch": Payload(
-            "POST",
-            "/invocations",
-            json.dumps({"dataframe_split": json.loads(split)}).encode(),
-            "application/json",
-        ),
-    }
-    return {"ludwig": ludwig, "invocations": invocations}
-
-
-# (label in the table, server, protocol of the payloads)
-SERVERS = [
-    ("ours (ludwig form API)", "ours", "ludwig"),
-    ("ours (/invocations)", "ours", "invocations"),
-    ("ludwig serve", "ludwig", "ludwig"),
-    ("mlflow models serve", "mlflow", "invocations"),
-]
 
 
 def server_command(
     name: str, port: int, bundle: Path, ludwig_dir: Path, pyfunc: Path
-) -> tuple[list[str], str]:
-    """The command line that starts ``name`` on ``port`` and its readiness probe."""
+) -> tuple[list[str], str, str]:
+    """The command line that starts ``name`` on ``port``, its readiness probe and its protocol."""
     python, where = sys.executable, ["--host", "127.0.0.1", "--port", str(port)]
     if name == "ours":
-        return [python, "-m", "mlops_pipeline.serving.cli", "--model", f"bench={bundle}", *where], "/ready"
-    if name == "ludwig":  # the wrapper entry point: `ludwig serve` with the torch import shim
-        return [
+        command = [python, "-m", "mlops_pipeline.serving.cli", "--model", f"bench={bundle}", *where]
+        return command, "/ready", "invocations"
+    if name == "hello-world":
+        return [python, "-c", HELLO_APP, str(port)], "/ping", "invocations"
+    if name == "ludwig serve":  # the wrapper entry point: `ludwig serve` with the torch import shim
+        command = [
             python,
             "-m",
             "mlops_pipeline.ludwig_cli",
@@ -207,9 +268,10 @@ def server_command(
             "--model_path",
             str(ludwig_dir),
             *where,
-        ], "/"
+        ]
+        return command, "/", "ludwig"
     serve = [python, "-m", "mlflow", "models", "serve", "-m", str(pyfunc), "--env-manager", "local"]
-    return [*serve, *where, "--workers", "1"], "/ping"
+    return [*serve, *where, "--workers", "1"], "/ping", "invocations"
 
 
 def run_server(
@@ -218,20 +280,24 @@ def run_server(
     port: int,
     probe: str,
     env: dict[str, str],
-    protocol_payloads,
+    scripts: dict,
+    requests: dict,
+    binary: str,
     seconds: float,
 ) -> dict:
     safe = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{safe}-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        cold = wait_ready(port, probe, process)
-        print(f"{name}: ready after {cold:.2f} s", flush=True)
-        results = {"cold_start_s": round(cold, 2)}
-        results["single_c1"] = load(port, protocol_payloads["single"], 1, seconds)
-        results["single_c8"] = load(port, protocol_payloads["single"], 8, seconds)
-        results["batch_1000"] = batch(port, protocol_payloads["batch"])
-        print(f"{name}: {json.dumps(results)}", flush=True)
+        results: dict = {"cold_start_s": round(wait_ready(port, probe, process), 2)}
+        request(http.client.HTTPConnection("127.0.0.1", port, timeout=30), requests["single"])  # warm up
+        for connections in CONNECTIONS:
+            results[f"c{connections}"] = wrk(
+                binary, port, scripts["single"], requests["single"].path, connections, seconds
+            )
+        if name != "hello-world":
+            results["batch_1000"] = batch(port, requests["batch"])
+        print(f"  {name}: {json.dumps(results)}", flush=True)
         return results
     except Exception as exc:
         raise RuntimeError(f"{name} failed ({exc}); log: {log.name}") from exc
@@ -285,31 +351,47 @@ def docker_numbers(bundle: Path) -> dict:
     }
 
 
+def goals(models: dict) -> list[str]:
+    """The issue's goals, each with the measured numbers and whether it is met."""
+    lines = []
+    for label, servers in models.items():
+        ours, hello, ludwig = servers["ours"], servers["hello-world"], servers.get("ludwig serve")
+        ratios = {c: ours[f"c{c}"]["req_per_s"] / hello[f"c{c}"]["req_per_s"] for c in (8, 64)}
+        server_ms = ours["batch_1000"]["server_p50_ms"]
+        checks = [
+            (
+                f"ours / hello-world req/s at 8, 64 connections: {ratios[8]:.2f}, {ratios[64]:.2f} (>= 0.5)",
+                min(ratios.values()) >= 0.5,
+            ),
+            (f"p50 at 1 connection: {ours['c1']['p50_ms']} ms (<= 1 ms)", ours["c1"]["p50_ms"] <= 1.0),
+            (f"1,000 rows, server time: {server_ms} ms (<= 20 ms)", server_ms <= 20),
+        ]
+        if ludwig:
+            ratio = ours["c8"]["req_per_s"] / ludwig["c8"]["req_per_s"]
+            checks.append((f"ours / ludwig serve req/s at 8 connections: {ratio:.1f}x (>= 10x)", ratio >= 10))
+        lines += [f"- {label}: {text}: **{'met' if ok else 'NOT met'}**" for text, ok in checks]
+    return lines
+
+
 def markdown(results: dict) -> str:
-    servers = results["servers"]
-    header = [
-        "server",
-        "cold start (s)",
-        "1 row, c=1: p50 ms",
-        "c=1 req/s",
-        "1 row, c=8: req/s",
-        "c=8 p50 ms",
-        "1,000 rows: client p50 ms",
-        "server ms",
-    ]
+    header = ["model", "server", "cold start s"]
+    for c in CONNECTIONS:
+        header += [f"c={c} req/s", f"c={c} p50 ms", f"c={c} p99 ms"]
+    header += ["1,000 rows: client ms", "server ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, numbers in servers.items():
-        server_ms = numbers["batch_1000"]["server_p50_ms"]
-        lines.append(
-            f"| {name} | {numbers['cold_start_s']} | {numbers['single_c1']['p50_ms']} | "
-            f"{numbers['single_c1']['req_per_s']} | {numbers['single_c8']['req_per_s']} | "
-            f"{numbers['single_c8']['p50_ms']} | {numbers['batch_1000']['client_p50_ms']} | "
-            f"{server_ms if server_ms is not None else 'n/a'} |"
-        )
-    ours, ludwig = servers.get("ours (ludwig form API)"), servers.get("ludwig serve")
-    if ours and ludwig:
-        ratio = ours["single_c8"]["req_per_s"] / ludwig["single_c8"]["req_per_s"]
-        lines.append(f"\nReq/s at concurrency 8, ours / ludwig serve: **{ratio:.1f}x**.")
+    for label, servers in results["models"].items():
+        for name, numbers in servers.items():
+            cells = [label, name, str(numbers["cold_start_s"])]
+            for c in CONNECTIONS:
+                cell = numbers[f"c{c}"]
+                cells += [str(cell["req_per_s"]), str(cell["p50_ms"]), str(cell["p99_ms"])]
+            batch_numbers = numbers.get("batch_1000", {})
+            cells += [
+                str(batch_numbers.get("client_p50_ms", "")),
+                str(batch_numbers.get("server_p50_ms") or ""),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Goals:", *goals(results["models"])]
     docker = results.get("docker", {})
     if "image_size_mb" in docker:
         lines.append(
@@ -318,26 +400,28 @@ def markdown(results: dict) -> str:
         )
     elif docker:
         lines.append(f"\nDocker: {docker.get('skipped')}")
-    lines.append(f"\nMachine: {results['machine']}; {results['seconds']} s per load test.")
+    lines.append(f"\nMachine: {results['machine']}; {results['note']}")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each load test")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=3, help="duration of each wrk run")
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
 
     from mlops_pipeline.serving.bundle import export_bundle
 
+    binary = ensure_wrk()
+    load_before = os.getloadavg()[0]
+    models: dict[str, dict] = {}
+    docker: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
-        work = Path(tmp)
-        ludwig_dir, inputs, frame = train_model(work, args.epochs)
-        bundle = export_bundle(ludwig_dir, work / "bundle")
-        pyfunc = mlflow_model(ludwig_dir, work / "mlflow_model")
-        shim = work / "shim"
+        shim = Path(tmp) / "shim"
         shim.mkdir()
         (shim / "sitecustomize.py").write_text("import mlops_pipeline.torch_shim  # noqa: F401\n")
         env = {
@@ -345,19 +429,50 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join([str(shim), str(REPO)]),
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
-        requests = payloads(inputs, frame)
-        servers = {}
-        for label, name, protocol in SERVERS:
-            port = free_port()
-            command, probe = server_command(name, port, bundle, ludwig_dir, pyfunc)
-            servers[label] = run_server(label, command, port, probe, env, requests[protocol], args.seconds)
-        results = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-            "seconds": args.seconds,
-            "model": "ludwig_configs/return_mlp.yaml, 8 number inputs",
-            "servers": servers,
-            "docker": {} if args.skip_docker else docker_numbers(bundle),
-        }
+        for label in args.models:
+            work = Path(tmp) / re.sub(r"\W+", "-", label)
+            work.mkdir()
+            print(f"{label}: training {MODELS[label]}", flush=True)
+            ludwig_dir, inputs, frame = train_model(MODELS[label], work, args.epochs)
+            bundle = export_bundle(ludwig_dir, work / "bundle")
+            pyfunc = mlflow_model(ludwig_dir, work / "mlflow_model")
+            requests = payloads(inputs, frame)
+            scripts = {}
+            for protocol, pair in requests.items():
+                body = work / f"{protocol}-single.body"
+                body.write_bytes(pair["single"].body)
+                scripts[protocol] = work / f"{protocol}.lua"
+                scripts[protocol].write_text(
+                    WRK_SCRIPT.format(content_type=pair["single"].content_type, body=body)
+                )
+            models[label] = {}
+            for name in args.servers:
+                port = free_port()
+                command, probe, protocol = server_command(name, port, bundle, ludwig_dir, pyfunc)
+                models[label][name] = run_server(
+                    name,
+                    command,
+                    port,
+                    probe,
+                    env,
+                    {"single": scripts[protocol]},
+                    requests[protocol],
+                    binary,
+                    args.seconds,
+                )
+            if not docker and not args.skip_docker:
+                docker = docker_numbers(bundle)
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "note": (
+            f"wrk -t1, {args.seconds} s per cell, one server at a time; the load generator runs on the "
+            "same cores, which other work shared during the run (1-minute load average "
+            f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), so the numbers are noisy."
+        ),
+        "seconds": args.seconds,
+        "models": models,
+        "docker": docker,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)

@@ -80,12 +80,15 @@ _ISOLATED_PREFIXES = ("MLOPS_", "ALPHAVANTAGE_", "DAGSTER_HOME", "MLFLOW_TRACKIN
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Every test gets its own state folder and no platform variables from the outer shell; model
-    servers deployed during the test (they outlive runs by design) are stopped afterwards."""
+    servers deployed during the test (they outlive runs by design) are stopped afterwards. Model
+    servers are local processes unless a test chooses the launcher: ``auto`` would start a Docker
+    container for every deployment wherever a daemon answers (as in CI)."""
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     home = tmp_path / ".mlops"
     monkeypatch.setenv("MLOPS_HOME", str(home))
+    monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -64,7 +64,7 @@ def build_serving_assets(
     def serving(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
-        from mlops_pipeline.serving.deployment import NoChampionError, deploy_team
+        from mlops_pipeline.serving.deployment import DockerPlacement, NoChampionError, deploy_team
         from mlops_pipeline.serving.launch import Deployment, LaunchError
 
         session = session_of(context)
@@ -81,6 +81,8 @@ def build_serving_assets(
                 work_dir=work_dir,
                 base_image=settings.serving_base_image,
                 image_cache_dir=settings.home_dir / "serving" / "image",
+                bundles_dir=settings.serving_bundles_path,
+                placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
                 previous=previous,
                 publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
                 progress=context.log.info,

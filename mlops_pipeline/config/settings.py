@@ -138,6 +138,18 @@ class PlatformSettings(BaseSettings):
     serving_base_image: str = Field(
         default="python:3.11-slim", description="Base image of the model server image"
     )
+    serving_bundles_dir: Path | None = Field(
+        default=None, description="Where deployments stage model bundles (default <home>/serving/bundles)"
+    )
+    serving_network: str | None = Field(
+        default=None,
+        description="Docker network for serving containers, reached by container name (unset: host network)",
+    )
+    serving_bundles_volume: str | None = Field(
+        default=None,
+        description="Named Docker volume holding serving_bundles_dir, mounted read-only at the same path "
+        "(when the platform itself runs in a container; unset: bind mounts)",
+    )
 
     evidently_workspace: Path | None = Field(
         default=None, description="Local evidently workspace (default <home>/evidently)"
@@ -164,6 +176,7 @@ class PlatformSettings(BaseSettings):
         self.ludwig_configs_dir = (self.ludwig_configs_dir or project / "ludwig_configs").resolve()
         self.dagster_home = (self.dagster_home or self.home / "dagster").resolve()
         self.storage_root = (self.storage_root or self.home / "objects").resolve()
+        self.serving_bundles_dir = (self.serving_bundles_dir or self.home / "serving" / "bundles").resolve()
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
         if self.mlflow_artifact_root is None:
@@ -215,6 +228,11 @@ class PlatformSettings(BaseSettings):
     def evidently_workspace_path(self) -> Path:
         assert self.evidently_workspace is not None
         return self.evidently_workspace
+
+    @property
+    def serving_bundles_path(self) -> Path:
+        assert self.serving_bundles_dir is not None
+        return self.serving_bundles_dir
 
     @property
     def storage_root_path(self) -> Path:

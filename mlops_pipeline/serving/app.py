@@ -43,10 +43,9 @@ from mlops_pipeline.serving.openapi import (
 )
 from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.schema import ModelSchema
-from mlops_pipeline.serving.server import INLINE_ROWS, Server, ServerConfig, json_response
+from mlops_pipeline.serving.server import Server, ServerConfig, json_response
 
 __all__ = [
-    "INLINE_ROWS",
     "HTTPError",
     "Invocation",
     "Records",

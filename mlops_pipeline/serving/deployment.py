@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from mlops_pipeline.serving.bundle import ensure_run_bundle
 from mlops_pipeline.serving.launch import Deployment, Launcher, LaunchError, deploy
 from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client, runtime_env
 from mlops_pipeline.serving.launch_process import ProcessLauncher
-from mlops_pipeline.serving.sources import ModelSourceError, ResolvedModel, parse_model_ref, resolve
+from mlops_pipeline.serving.sources import (
+    ModelSourceError,
+    ResolvedModel,
+    parse_model_ref,
+    resolve,
+    stage_bundle,
+)
 
 CHAMPION_ALIAS = "champion"
 
@@ -32,32 +38,48 @@ def resolve_champions(
     return models, missing
 
 
-def is_local_tracking(tracking_uri: str) -> bool:
-    """SQLite or file tracking: a container on this host cannot read it."""
-    return urlparse(tracking_uri).scheme in {"", "file", "sqlite"}
+@dataclass(frozen=True)
+class DockerPlacement:
+    """Where serving containers run and how they get the bundles (see ``launch_docker``)."""
+
+    network: str | None = None  # None: the host network, bound to 127.0.0.1
+    bundles_volume: str | None = None  # None: each bundle folder bind-mounted
 
 
 def select_launcher(
     mode: str,
-    tracking_uri: str,
     work_dir: Path,
     base_image: str,
     image_cache_dir: Path,
+    bundles_dir: Path,
+    placement: DockerPlacement = DockerPlacement(),
     progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[Launcher, str]:
-    """The launcher for ``mode`` (auto/docker/process) and a sentence saying why it was chosen."""
-    from mlops_pipeline.serving.image import ensure_image
+    """The launcher for ``mode`` (auto/docker/process) and a sentence saying which one and why."""
+    from mlops_pipeline.serving.image import ImageUnavailableError, ensure_image
 
-    process = ProcessLauncher(work_dir / "logs", {"MLFLOW_TRACKING_URI": tracking_uri})
+    process = ProcessLauncher(work_dir / "logs")
     if mode == "process":
-        return process, "local process (MLOPS_SERVING_LAUNCHER=process)"
+        return process, "local process: MLOPS_SERVING_LAUNCHER=process"
     client, why_not = docker_client()
-    if client is not None and is_local_tracking(tracking_uri):
-        scheme = urlparse(tracking_uri).scheme or "file"
-        why_not = f"MLflow tracking ({scheme}) is local to this host; containers need a tracking server"
-    elif client is not None:
-        image = ensure_image(client, image_cache_dir, base_image, progress)
-        return DockerLauncher(client, image, runtime_env(tracking_uri)), f"docker container from {image}"
+    if client is not None:
+        try:
+            image = ensure_image(client, image_cache_dir, base_image, progress)
+        except ImageUnavailableError as exc:
+            why_not = f"no serving image: {exc}"
+        else:
+            launcher = DockerLauncher(
+                client,
+                image,
+                runtime_env(),
+                network=placement.network,
+                bundles_volume=placement.bundles_volume,
+                bundles_root=bundles_dir,
+            )
+            why = "MLOPS_SERVING_LAUNCHER=docker" if mode == "docker" else "a Docker daemon answers"
+            where = f"on network {placement.network}" if placement.network else "on the host network"
+            mounted = f"volume {placement.bundles_volume}" if placement.bundles_volume else bundles_dir
+            return launcher, f"docker: {why}; image {image} {where}, bundles read-only from {mounted}"
     if mode == "docker":
         raise LaunchError(f"MLOPS_SERVING_LAUNCHER=docker but {why_not}")
     return process, f"local process: {why_not}"
@@ -93,25 +115,32 @@ def deploy_team(
     base_image: str,
     previous: Deployment | None,
     image_cache_dir: Path | None = None,
+    bundles_dir: Path | None = None,
+    placement: DockerPlacement = DockerPlacement(),
     publish: Callable[[Deployment], None] | None = None,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> tuple[Deployment, bool, dict[str, str]]:
     """Serve the team's champions; returns the deployment, whether it changed, and skipped tickers.
 
-    ``publish`` records a new deployment before the previous server is stopped (see ``launch.deploy``);
+    Each champion's bundle is exported to MLflow once and staged under ``bundles_dir`` (default
+    ``<work_dir>/bundles``), from where the server loads it: no launcher needs MLflow. ``publish``
+    records a new deployment before the previous server is stopped (see ``launch.deploy``);
     ``progress`` receives the steps of a serving image build.
     """
     models, missing = resolve_champions(team, tickers, tracking_uri)
     if not models:
         details = "; ".join(f"{ticker}: {reason}" for ticker, reason in missing.items())
         raise NoChampionError(f"team {team} has no champion model to serve ({details})")
+    bundles_dir = bundles_dir or work_dir / "bundles"
+    bundles = {}
     for model in models:
         if model.run_id is not None:
             ensure_run_bundle(tracking_uri, model.run_id)
+        bundles[model.name] = stage_bundle(model, tracking_uri, bundles_dir)
     launcher, note = select_launcher(
-        mode, tracking_uri, work_dir, base_image, image_cache_dir or work_dir, progress
+        mode, work_dir, base_image, image_cache_dir or work_dir, bundles_dir, placement, progress
     )
-    deployment, changed = deploy(launcher, team, models, previous, publish=publish, note=note)
+    deployment, changed = deploy(launcher, team, models, bundles, previous, publish=publish, note=note)
     if changed and previous is not None:
         retire(previous, launcher)
     return deployment, changed, missing

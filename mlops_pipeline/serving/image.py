@@ -2,11 +2,14 @@
 
 pip inside ``docker build`` cannot see the host's package index configuration, so the wheels are
 downloaded on the host first (``pip download``, which also keeps torch the CPU build) and installed
-in the image with ``--no-index``. The tag is a hash of everything that goes into the image.
+in the image with ``--no-index``. The tag is a hash of everything that goes into the image; the
+dependency stage is kept as ``mlops-serving-deps:<hash>``, so a change of code alone rebuilds in
+seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -20,10 +23,15 @@ from typing import Any
 from mlops_pipeline.serving.version import PACKAGE_DIR
 
 IMAGE_REPOSITORY = "mlops-serving"
+DEPS_REPOSITORY = "mlops-serving-deps"  # the dependency stage, reused while requirements are unchanged
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 REQUIREMENTS = PACKAGE_DIR / "image-requirements.txt"
 # The server imports nothing else from the project.
 PACKAGE_FILES = ("__init__.py", "runtime_env.py")
+
+
+class ImageUnavailableError(RuntimeError):
+    """The serving image cannot be had here: no base image, no wheels or a failed build (the reason)."""
 
 
 def _digest(paths: list[Path], *extra: str) -> str:
@@ -59,7 +67,7 @@ def ensure_wheelhouse(cache_dir: Path, timeout_s: float = 1800) -> Path:
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise RuntimeError(f"pip download for the serving image failed:\n{result.stderr[-3000:]}")
+        raise ImageUnavailableError(f"pip download for the serving image failed:\n{result.stderr[-3000:]}")
     (staging / ".complete").touch()
     if target.exists():
         shutil.rmtree(target)
@@ -108,6 +116,56 @@ def audit_image(client: Any, image: str) -> list[str]:
     return findings
 
 
+def _build(
+    client: Any,
+    context: Path,
+    tag: str,
+    base_image: str,
+    progress: Callable[[str], None],
+    target: str | None = None,
+) -> None:
+    log: list[str] = []
+    for chunk in client.api.build(
+        path=str(context),
+        tag=tag,
+        target=target,
+        buildargs={"BASE_IMAGE": base_image},
+        network_mode="none",
+        rm=True,
+        forcerm=True,
+        labels={"mlops.role": "serving-deps" if target else "serving"},
+        decode=True,
+    ):
+        if "error" in chunk:
+            tail = "".join(log)[-3000:]
+            raise ImageUnavailableError(
+                f"building {tag} from {base_image} failed: {str(chunk['error']).strip()}\n{tail}"
+            )
+        text = str(chunk.get("stream", ""))
+        log.append(text)
+        if text.startswith("Step "):
+            progress(f"serving image {tag}: step {text.removeprefix('Step ').strip()}")
+
+
+def ensure_base_image(client: Any, base_image: str) -> None:
+    """``base_image`` on this engine, pulled if missing; :class:`ImageUnavailableError` when it cannot be."""
+    import docker.errors
+
+    try:
+        client.images.get(base_image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(base_image)
+    except docker.errors.DockerException as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise ImageUnavailableError(
+            f"the base image {base_image} (MLOPS_SERVING_BASE_IMAGE) is not on this Docker engine and "
+            f"cannot be pulled: {reason}"
+        ) from exc
+
+
 def ensure_image(
     client: Any,
     cache_dir: Path,
@@ -115,7 +173,8 @@ def ensure_image(
     progress: Callable[[str], None] = lambda _line: None,
 ) -> str:
     """The serving image's tag, building it unless an image with the same content exists.
-    ``progress`` receives one line per build step ("step 3/9: RUN pip install ...")."""
+    ``progress`` receives one line per build step ("step 3/9: RUN pip install ..."). Raises
+    :class:`ImageUnavailableError` when the image cannot be built here, with the reason."""
     import docker.errors
 
     tag = image_tag(base_image)
@@ -124,33 +183,20 @@ def ensure_image(
         return tag
     except docker.errors.ImageNotFound:
         pass
+    ensure_base_image(client, base_image)
     progress(f"building the serving image {tag} from {base_image}: downloading its wheels")
     wheelhouse = ensure_wheelhouse(cache_dir)
+    deps_tag = f"{DEPS_REPOSITORY}:{_digest([REQUIREMENTS, PACKAGE_DIR / 'Dockerfile'], base_image)}"
     with tempfile.TemporaryDirectory(prefix="mlops-serving-build-") as tmp:
         context = build_context(Path(tmp), wheelhouse)
-        log: list[str] = []
-        try:
-            for chunk in client.api.build(
-                path=str(context),
-                tag=tag,
-                buildargs={"BASE_IMAGE": base_image},
-                network_mode="none",
-                rm=True,
-                forcerm=True,
-                labels={"mlops.role": "serving"},
-                decode=True,
-            ):
-                if "error" in chunk:
-                    tail = "".join(log)[-3000:]
-                    raise RuntimeError(
-                        f"building {tag} from {base_image} failed: {str(chunk['error']).strip()}\n{tail}"
-                    )
-                text = str(chunk.get("stream", ""))
-                log.append(text)
-                if text.startswith("Step "):
-                    progress(f"serving image {tag}: step {text.removeprefix('Step ').strip()}")
-        finally:  # the untagged build stage holds the wheelhouse; only the final stage is kept
-            client.images.prune(filters={"dangling": True, "label": "mlops.stage=serving-build"})
+        # The dependency stage is kept under its own tag: a code change rebuilds only the code layers.
+        _build(client, context, deps_tag, base_image, progress, target="build")
+        _build(client, context, tag, base_image, progress)
+    for stale in client.images.list(name=DEPS_REPOSITORY):  # only the current dependency stage is kept
+        for stale_tag in stale.tags:
+            if stale_tag != deps_tag:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(stale_tag)
     findings = audit_image(client, tag)
     if findings:
         client.images.remove(tag, force=True)

@@ -34,21 +34,35 @@ class InferenceModel:
         }
         for module in self._modules.values():
             module.eval()
+        # Ludwig's preprocessor holds one module per input feature, keyed "<name>__ludwig".
+        self._feature_preprocessors = {
+            key.removesuffix("__ludwig"): module
+            for key, module in self._modules["preprocessor"].preproc_modules.named_children()
+        }
 
     def predict(self, columns: Columns) -> Predictions:
         torch = self._torch
-        inputs: dict[str, Any] = {}
-        for spec in self.schema.inputs:
-            values = columns[spec.name]
-            if isinstance(values, np.ndarray):
-                inputs[spec.name] = torch.from_numpy(values.astype(np.float32))
-            else:
-                inputs[spec.name] = values
         with torch.inference_mode():
-            preprocessed = self._modules["preprocessor"](inputs)
+            preprocessed = self.preprocess(columns)
             raw = self._modules["predictor"](preprocessed)
             outputs = self._modules["postprocessor"](raw)
         return self._ludwig_columns(outputs)
+
+    def preprocess(self, columns: Columns) -> dict[str, Any]:
+        """Ludwig's preprocessing of each input feature, by its own TorchScript module, except for
+        series already parsed into full-length rows: without NaN or padding (validation ensures
+        both), that module would only turn them into this very float32 matrix, row by row."""
+        torch = self._torch
+        preprocessed: dict[str, Any] = {}
+        for spec in self.schema.inputs:
+            values = columns[spec.name]
+            if isinstance(values, np.ndarray) and values.ndim == 2:
+                preprocessed[spec.name] = torch.from_numpy(values.astype(np.float32))
+                continue
+            if isinstance(values, np.ndarray):
+                values = torch.from_numpy(values.astype(np.float32))
+            preprocessed[spec.name] = self._feature_preprocessors[spec.name](values)
+        return preprocessed
 
     def _ludwig_columns(self, outputs: dict[str, Any]) -> Predictions:
         frame: Predictions = {}

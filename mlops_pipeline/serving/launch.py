@@ -1,6 +1,8 @@
 """Deploying a team's models: start a new server, wait for ``/ready``, then retire the old one.
 
 A deployment is recorded as :class:`Deployment` (the serving asset stores it in the team store).
+A launcher serves models from local bundle folders (``sources.stage_bundle``): the server needs no
+MLflow, whatever the launcher.
 :func:`deploy` is the zero-downtime swap: the old server keeps answering until the new one is ready,
 the record then points at the new endpoint, and only after a short drain is the old one stopped. A
 new server that fails to become ready is stopped and the error carries its logs; the old one is
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -36,8 +39,13 @@ class Deployment:
     code_version: str
     instance_id: str  # container id or process id
     image: str | None = None
-    note: str = ""
+    note: str = ""  # which launcher ran and why
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    probe_url: str = ""  # where the launching side checks readiness, when not the endpoint itself
+
+    @property
+    def readiness_url(self) -> str:
+        return self.probe_url or self.endpoint_url
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -47,11 +55,22 @@ class Deployment:
         return cls(**json.loads(text))
 
 
+@dataclass(frozen=True)
+class Instance:
+    """A started server: its id, the URL clients call, and the URL readiness is probed on."""
+
+    id: str
+    endpoint_url: str
+    probe_url: str
+
+
 class Launcher(Protocol):
     kind: str
     image: str | None
 
-    def start(self, team: str, model_args: list[str], port: int, labels: Mapping[str, str]) -> str: ...
+    def start(self, team: str, bundles: Mapping[str, Path], labels: Mapping[str, str]) -> Instance:
+        """Start a server for ``bundles`` (served name -> local bundle folder)."""
+        ...
 
     def running(self, instance_id: str) -> bool: ...
 
@@ -72,11 +91,9 @@ def model_table(models: list[ResolvedModel]) -> dict[str, dict[str, Any]]:
     }
 
 
-def pinned_arg(model: ResolvedModel) -> str:
-    """A ``--model`` value that loads exactly this version even if an alias moves meanwhile."""
-    if model.registered_name is not None:
-        return f"{model.name}=models:/{model.registered_name}/{model.version}"
-    return f"{model.name}={model.run_id or model.source}"
+def model_args(bundles: Mapping[str, Path | str]) -> list[str]:
+    """The server's ``--model NAME=FOLDER`` arguments."""
+    return [arg for name, folder in bundles.items() for arg in ("--model", f"{name}={folder}")]
 
 
 def free_port() -> int:
@@ -92,31 +109,32 @@ def is_ready(endpoint_url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def wait_ready(launcher: Launcher, instance_id: str, endpoint_url: str, timeout_s: float) -> None:
+def wait_ready(launcher: Launcher, instance: Instance, timeout_s: float) -> None:
     """Poll ``/ready`` until 200; fail fast when the server reports a load failure or exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            response = httpx.get(f"{endpoint_url}/ready", timeout=2.0)
+            response = httpx.get(f"{instance.probe_url}/ready", timeout=2.0)
             if response.status_code == 200:
                 return
             body = response.json()
             if body.get("status") == "failed":
                 raise LaunchError(
-                    f"model server at {endpoint_url} failed to load models: {body.get('reason')}"
+                    f"model server at {instance.endpoint_url} failed to load models: {body.get('reason')}"
                 )
         except (httpx.HTTPError, ValueError):
             pass
-        if not launcher.running(instance_id):
-            raise LaunchError(f"model server {instance_id} exited before it was ready")
+        if not launcher.running(instance.id):
+            raise LaunchError(f"model server {instance.id} exited before it was ready")
         time.sleep(0.1)
-    raise LaunchError(f"model server at {endpoint_url} not ready after {timeout_s:.0f} s")
+    raise LaunchError(f"model server at {instance.endpoint_url} not ready after {timeout_s:.0f} s")
 
 
 def deploy(
     launcher: Launcher,
     team: str,
     models: list[ResolvedModel],
+    bundles: Mapping[str, Path],
     previous: Deployment | None,
     *,
     publish: Callable[[Deployment], None] | None = None,
@@ -124,7 +142,8 @@ def deploy(
     ready_timeout_s: float = 120.0,
     drain_s: float = 1.0,
 ) -> tuple[Deployment, bool]:
-    """Serve ``models`` for ``team``; returns the deployment and whether anything changed.
+    """Serve ``models`` (their bundles: served name -> folder) for ``team``; returns the deployment
+    and whether anything changed.
 
     ``publish`` is called with the new deployment as soon as it is ready, before the old server is
     drained and stopped: that is where the caller switches clients to the new endpoint.
@@ -136,37 +155,37 @@ def deploy(
         and previous.launcher == launcher.kind
         and previous.models == desired
         and previous.code_version == version
-        and is_ready(previous.endpoint_url)
+        and previous.note == note  # the same image, network and mounts
+        and is_ready(previous.readiness_url)
     ):
         return previous, False
-    port = free_port()
-    endpoint_url = f"http://127.0.0.1:{port}"
     labels = {
         "mlops.role": "serving",
         "mlops.team": team,
         "mlops.code_version": version,
         "mlops.models": json.dumps({name: spec["version"] for name, spec in desired.items()}, sort_keys=True),
     }
-    instance_id = launcher.start(team, [pinned_arg(model) for model in models], port, labels)
+    instance = launcher.start(team, bundles, labels)
     try:
-        wait_ready(launcher, instance_id, endpoint_url, ready_timeout_s)
+        wait_ready(launcher, instance, ready_timeout_s)
     except LaunchError as exc:
-        logs = launcher.logs(instance_id)
-        launcher.stop(instance_id)
+        logs = launcher.logs(instance.id)
+        launcher.stop(instance.id)
         raise LaunchError(f"{exc}\n--- server logs (last lines) ---\n{logs}") from None
     deployment = Deployment(
         team=team,
         launcher=launcher.kind,
-        endpoint_url=endpoint_url,
+        endpoint_url=instance.endpoint_url,
         models=desired,
         code_version=version,
-        instance_id=instance_id,
+        instance_id=instance.id,
         image=launcher.image,
         note=note,
+        probe_url="" if instance.probe_url == instance.endpoint_url else instance.probe_url,
     )
     if publish is not None:
         publish(deployment)
-    if previous is not None and previous.launcher == launcher.kind and previous.instance_id != instance_id:
+    if previous is not None and previous.launcher == launcher.kind and previous.instance_id != instance.id:
         time.sleep(drain_s)  # clients that read the old record finish their requests
         launcher.stop(previous.instance_id)
     return deployment, True

@@ -1,45 +1,39 @@
-"""The Docker launcher: one container per deployment, on the host network, bound to 127.0.0.1.
+"""The Docker launcher: one container per deployment, serving bundles mounted read-only.
+
+Models reach the container as files, never over the network: the deployment stages each model's
+bundle in a local folder, and the container mounts it read-only (each folder bound at
+``/models/<name>``, or, with ``bundles_volume``, the named volume that holds the bundle folder at the
+same path as on the launching side, for a platform that itself runs in a container). The server
+needs neither MLflow nor its credentials.
+
+Two network modes: the host network, the server bound to 127.0.0.1 on a free port (the default); or
+a Docker network (``network``, e.g. the compose stack's), the server on :data:`NETWORK_PORT` and
+reached by its container name from other containers of that network, probed by its IP.
 
 Secrets never enter a container's configuration: ``docker inspect`` would show them to anyone
 with access to the engine. They are copied into the created container as a file readable only by
-the server's user (:data:`CREDENTIALS_FILE`), which the server reads at start; only non-secret
-variables are passed as environment.
+the server's user (:data:`CREDENTIALS_FILE`), which the server reads at start.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import secrets
 import tarfile
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-# Passed to the container at run time when set here: where models live and how to reach them.
-RUNTIME_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_DEFAULT_REGION",
-    "MLOPS_SERVING_TOKEN",
-)
-CREDENTIAL_ENV = frozenset(
-    {
-        "MLFLOW_TRACKING_TOKEN",
-        "MLFLOW_TRACKING_PASSWORD",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "MLOPS_SERVING_TOKEN",
-    }
-)
+from mlops_pipeline.serving.launch import Instance, LaunchError, free_port, model_args
+
+# The only variable a serving container needs from the launching side: the bearer token.
+CREDENTIAL_ENV = frozenset({"MLOPS_SERVING_TOKEN"})
 CREDENTIALS_FILE = "/run/mlops/credentials.env"
 CREDENTIALS_FILE_ENV = "MLOPS_CREDENTIALS_FILE"
 SERVER_UID = 10001  # the image's USER
+NETWORK_PORT = 8000
+MODELS_MOUNT = PurePosixPath("/models")
 
 
 def docker_client(timeout_s: float = 10.0) -> tuple[Any | None, str]:
@@ -57,45 +51,85 @@ def docker_client(timeout_s: float = 10.0) -> tuple[Any | None, str]:
     return client, ""
 
 
-def runtime_env(tracking_uri: str | None) -> dict[str, str]:
-    env = {name: os.environ[name] for name in RUNTIME_ENV if os.environ.get(name)}
-    if tracking_uri:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return env
+def runtime_env() -> dict[str, str]:
+    return {name: os.environ[name] for name in sorted(CREDENTIAL_ENV) if os.environ.get(name)}
 
 
 class DockerLauncher:
     kind = "docker"
 
-    def __init__(self, client: Any, image: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        image: str,
+        env: Mapping[str, str],
+        *,
+        network: str | None = None,
+        bundles_volume: str | None = None,
+        bundles_root: Path | None = None,
+    ) -> None:
+        if bundles_volume is not None and bundles_root is None:
+            raise ValueError("bundles_volume needs bundles_root: where the volume holds the bundles")
         self.client = client
         self.image = image
         self.env = dict(env)
+        self.network = network
+        self.bundles_volume = bundles_volume
+        self.bundles_root = bundles_root
 
-    def start(self, team: str, model_args: list[str], port: int, labels: Mapping[str, str]) -> str:
-        command = ["--host", "127.0.0.1", "--port", str(port)]
-        for arg in model_args:
-            command += ["--model", arg]
+    def _mounts(self, bundles: Mapping[str, Path]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """Read-only volumes and, per served name, the bundle's path inside the container."""
+        if self.bundles_volume is None:
+            inside = {name: str(MODELS_MOUNT / name) for name in bundles}
+            return {
+                str(Path(folder).resolve()): {"bind": inside[name], "mode": "ro"}
+                for name, folder in bundles.items()
+            }, inside
+        assert self.bundles_root is not None
+        outside = [
+            name for name, folder in bundles.items() if not Path(folder).is_relative_to(self.bundles_root)
+        ]
+        if outside:
+            raise LaunchError(
+                f"bundles of {outside} are not under {self.bundles_root}, the folder that the volume "
+                f"{self.bundles_volume} holds (MLOPS_SERVING_BUNDLES_DIR)"
+            )
+        volume = {self.bundles_volume: {"bind": str(self.bundles_root), "mode": "ro"}}
+        return volume, {name: str(folder) for name, folder in bundles.items()}
+
+    def start(self, team: str, bundles: Mapping[str, Path], labels: Mapping[str, str]) -> Instance:
+        volumes, inside = self._mounts(bundles)
+        name = f"mlops-serving-{team}-{secrets.token_hex(3)}"
+        if self.network is None:
+            port, host, placement = free_port(), "127.0.0.1", {"network_mode": "host"}
+        else:
+            port, host, placement = NETWORK_PORT, "0.0.0.0", {"network": self.network}  # noqa: S104
         plain = {name: value for name, value in self.env.items() if name not in CREDENTIAL_ENV}
-        secrets = {name: value for name, value in self.env.items() if name in CREDENTIAL_ENV}
-        if secrets:
+        credentials = {name: value for name, value in self.env.items() if name in CREDENTIAL_ENV}
+        if credentials:
             plain[CREDENTIALS_FILE_ENV] = CREDENTIALS_FILE
         container = self.client.containers.create(
             self.image,
-            command=command,
-            name=f"mlops-serving-{team}-{port}",
-            network_mode="host",
+            command=["--host", host, "--port", str(port), *model_args(inside)],
+            name=name,
             environment=plain,
             labels=dict(labels),
+            volumes=volumes,
+            **placement,
         )
         try:
-            if secrets:
-                container.put_archive("/", credentials_archive(secrets))
+            if credentials:
+                container.put_archive("/", credentials_archive(credentials))
             container.start()
+            if self.network is None:
+                url = f"http://127.0.0.1:{port}"
+                return Instance(container.id, url, url)
+            container.reload()
+            address = container.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"]
         except Exception:
             container.remove(force=True)
             raise
-        return container.id
+        return Instance(container.id, f"http://{name}:{port}", f"http://{address}:{port}")
 
     def _container(self, instance_id: str) -> Any | None:
         import docker.errors

@@ -10,6 +10,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlops_pipeline.serving.launch import Instance, free_port, model_args
+
 SERVER_MODULE = "mlops_pipeline.serving.cli"
 LOG_TAIL_BYTES = 8000
 
@@ -32,11 +34,11 @@ class ProcessLauncher:
     def _log_path(self, instance_id: str) -> Path:
         return self.log_dir / f"server-{instance_id}.log"
 
-    def start(self, team: str, model_args: list[str], port: int, labels: Mapping[str, str]) -> str:
+    def start(self, team: str, bundles: Mapping[str, Path], labels: Mapping[str, str]) -> Instance:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
         command = [sys.executable, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port)]
-        for arg in model_args:
-            command += ["--model", arg]
+        command += model_args(bundles)
         staging = self.log_dir / f"starting-{team}-{port}.log"
         with staging.open("wb") as log:
             child = subprocess.Popen(
@@ -49,7 +51,8 @@ class ProcessLauncher:
             )
         self._children[child.pid] = child
         staging.rename(self._log_path(str(child.pid)))
-        return str(child.pid)
+        url = f"http://127.0.0.1:{port}"
+        return Instance(str(child.pid), url, url)
 
     def running(self, instance_id: str) -> bool:
         pid = int(instance_id)

@@ -6,6 +6,7 @@ launcher never routes traffic to such a process.
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 import threading
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_pipeline.serving.bundle import is_bundle
 from mlops_pipeline.serving.inference import InferenceModel
 from mlops_pipeline.serving.sources import ModelRef, ResolvedModel, fetch_bundle, resolve
 
@@ -61,7 +63,10 @@ class ModelRegistry:
                 info = resolve(ref, self._tracking_uri)
                 if info.name in loaded:
                     raise ValueError(f"two models are named {info.name!r}; prefix one with NAME=")
-                bundle = fetch_bundle(info, self._tracking_uri, workdir / f"{index}-{info.name}")
+                if ref.path is not None and is_bundle(ref.path):  # a local (e.g. staged) bundle
+                    bundle = ref.path
+                else:
+                    bundle = fetch_bundle(info, self._tracking_uri, workdir / f"{index}-{info.name}")
                 loaded[info.name] = ServedModel(info, InferenceModel(bundle))
             except Exception as exc:
                 self.state = "failed"
@@ -70,4 +75,6 @@ class ModelRegistry:
                 return
             logger.info("loaded %s (version %s)", info.name, info.version)
         self.models = loaded
+        gc.collect()
+        gc.freeze()  # the models' many objects never go away: keep them out of every later collection
         self.state = "ready"

@@ -9,18 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mlops_pipeline.serving.batching import MicroBatcher
 from mlops_pipeline.serving.errors import HTTPError, field_error
 from mlops_pipeline.serving.frames import InputFrame
 from mlops_pipeline.serving.inference import Predictions
 from mlops_pipeline.serving.metrics import ServerMetrics
 from mlops_pipeline.serving.registry import ModelRegistry, ServedModel
 from mlops_pipeline.serving.schema import InputValidationError, validate_columns
-
-INLINE_ROWS = 64  # larger batches run in a worker thread so that the event loop keeps answering
 
 # A route handler returns (JSON content, model name for metrics, rows predicted).
 Handler = Callable[[Request], Awaitable[tuple[Any, str, int]]]
@@ -53,6 +51,7 @@ class Server:
     config: ServerConfig
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     started_at: float = field(default_factory=time.time)
+    batchers: dict[str, MicroBatcher] = field(default_factory=dict)  # one per model, made on first use
 
     def authorize(self, request: Request) -> None:
         if self.config.token is None:
@@ -129,9 +128,10 @@ class Server:
             fields = ", ".join(dict.fromkeys(error.field for error in exc.errors))
             details = [error.to_dict() for error in exc.errors]
             raise HTTPError(422, f"invalid input ({fields})", details, reason="invalid") from exc
-        if frame.rows <= INLINE_ROWS:
-            return served.model.predict(valid)
-        return await run_in_threadpool(served.model.predict, valid)
+        batcher = self.batchers.get(served.info.name)
+        if batcher is None or batcher.model is not served.model:
+            batcher = self.batchers[served.info.name] = MicroBatcher(served.model)
+        return await batcher.predict(valid, frame.rows)
 
     def endpoint(
         self, name: str, handler: Handler, *, auth: bool = True, error_body: ErrorBody = default_error_body

@@ -7,13 +7,18 @@ Accepted ``--model`` values (optionally prefixed ``NAME=`` to choose the served 
 - a local folder holding an inference bundle or a saved Ludwig model.
 
 Registered models and runs are served from their ``inference`` run artifact (see ``bundle``); a
-run without one is exported on the spot, which needs ludwig.
+run without one is exported on the spot, which needs ludwig. A deployment copies each model's bundle
+into a local folder first (:func:`stage_bundle`) with ``origin.json`` beside it, so a server given
+that folder needs no MLflow and still reports the version, run and aliases it serves.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from mlops_pipeline.serving.bundle import (
 _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ORIGIN_FILE = "origin.json"  # a staged bundle's registry identity (see ``stage_bundle``)
 
 
 class ModelSourceError(ValueError):
@@ -95,6 +101,9 @@ def resolve(ref: ModelRef, tracking_uri: str | None) -> ResolvedModel:
     """Pin ``ref``: the registry version an alias points to now, the run behind a version."""
     if ref.path is not None:
         assert ref.name is not None
+        origin = ref.path / ORIGIN_FILE
+        if origin.is_file():  # a staged bundle: served under its given name, reported as registered
+            return ResolvedModel(**{**json.loads(origin.read_text()), "name": ref.name})
         return ResolvedModel(ref.name, str(ref.path))
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -166,3 +175,37 @@ def fetch_bundle(model: ResolvedModel, tracking_uri: str | None, workdir: Path) 
         )
     )
     return export_bundle(find_ludwig_dir(downloaded), workdir / "bundle")
+
+
+def stage_bundle(model: ResolvedModel, tracking_uri: str | None, root: Path) -> Path:
+    """A local folder under ``root`` holding ``model``'s inference bundle and its ``origin.json``.
+
+    A version's bundle never changes, so a folder that is already complete is reused (only its
+    origin, whose aliases move, is rewritten); a new one is downloaded beside it and renamed into
+    place, so a server never sees half a bundle. Folders are world-readable: a container's user reads
+    them through a read-only mount.
+    """
+    key = f"{model.name}-v{model.version}" if model.version else f"{model.name}-{model.run_id or 'local'}"
+    target = root / key
+    root.mkdir(parents=True, exist_ok=True)
+    if not is_bundle(target):
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
+        try:
+            bundle = fetch_bundle(model, tracking_uri, staging / "fetch")
+            shutil.copytree(bundle, staging / "bundle")
+            shutil.rmtree(staging / "fetch", ignore_errors=True)
+            (staging / "bundle").chmod(0o755)
+            for path in (staging / "bundle").rglob("*"):
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            if not is_bundle(target):  # else a concurrent deployment staged it meanwhile: keep that one
+                if target.exists():
+                    shutil.rmtree(target)
+                (staging / "bundle").rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    handle, origin = tempfile.mkstemp(dir=target, prefix=f".{ORIGIN_FILE}.")
+    with open(handle, "w", encoding="utf-8") as out:
+        out.write(json.dumps(asdict(model), indent=2, sort_keys=True))
+    Path(origin).chmod(0o644)
+    Path(origin).replace(target / ORIGIN_FILE)
+    return target

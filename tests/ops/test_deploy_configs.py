@@ -13,11 +13,12 @@ SECRETS = {"POSTGRES_USER": "mlops", "POSTGRES_PASSWORD": "x" * 12, "MINIO_ROOT_
            "MINIO_ROOT_PASSWORD": "y" * 12, "MLOPS_EVIDENTLY_SECRET": "z" * 12}  # fmt: skip
 
 
-def _compose_config(env_file: Path) -> subprocess.CompletedProcess:
+def _compose_config(env_file: Path, *overrides: str) -> subprocess.CompletedProcess:
     compose = shutil.which("docker-compose")
     if compose is None:
         pytest.fail("docker-compose is not installed (apt-get install docker-compose)")
-    command = [compose, "--env-file", str(env_file), "-f", str(REPO_ROOT / "docker-compose.yml"), "config"]
+    files = [part for name in ("docker-compose.yml", *overrides) for part in ("-f", str(REPO_ROOT / name))]
+    command = [compose, "--env-file", str(env_file), *files, "config"]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT)
 
 
@@ -38,6 +39,26 @@ def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
     assert "x" * 12 in rendered  # the secret reaches the services only through the environment
     committed = (REPO_ROOT / "docker-compose.yml").read_text()
     assert "x" * 12 not in committed
+
+
+@pytest.mark.system
+def test_docker_serving_is_opt_in_and_joins_the_stack_network(tmp_path: Path) -> None:
+    import yaml
+
+    plain = yaml.safe_load(_compose_config(_env_file(tmp_path, SECRETS)).stdout)
+    assert not any("docker.sock" in str(service.get("volumes")) for service in plain["services"].values())
+    override = "deploy/compose/docker-serving.yml"
+    refused = _compose_config(_env_file(tmp_path, SECRETS), override)
+    assert refused.returncode != 0 and "set DOCKER_GID in .env" in refused.stderr
+    result = _compose_config(_env_file(tmp_path, {**SECRETS, "DOCKER_GID": "998"}), override)
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    code = rendered["services"]["code-location"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in code["volumes"] and code["group_add"] == ["998"]
+    assert rendered["networks"]["default"]["name"] == code["environment"]["MLOPS_SERVING_NETWORK"]
+    volume = code["environment"]["MLOPS_SERVING_BUNDLES_VOLUME"]
+    assert rendered["volumes"]["serving-bundles"]["name"] == volume
+    assert f"serving-bundles:{code['environment']['MLOPS_SERVING_BUNDLES_DIR']}:rw" in code["volumes"]
 
 
 @pytest.mark.system

@@ -1,24 +1,29 @@
-"""The Docker launcher against a real engine: build, launch, swap versions without a failed request.
+"""The Docker launcher against a real engine, with models in a SQLite MLflow (no tracking server):
+bundles mounted read-only, a swap without a failed request, a failing model kept out, and containers
+on a Docker network answering by name from bundles in a named volume, as in the compose stack.
 
-CI starts the engine and builds the base image with ``.ci/docker-engine.sh``. Models come from an
-MLflow tracking server on loopback (containers cannot read a host's SQLite file).
+CI starts the engine and builds the base image with ``.ci/docker-engine.sh``. The serving image is
+built once per code version (its tag is a hash of what goes into it) and kept between runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from _mlflow_server import running_mlflow_server
-from _serving_models import ROW_FEATURES, TrainedModels, log_ludwig_run, set_champion
+from _serving_models import ROW_FEATURES, Registry, TrainedModels, log_ludwig_run, set_champion
 
-from mlops_pipeline.serving.deployment import deploy_team
+from mlops_pipeline.serving import launch
+from mlops_pipeline.serving.deployment import DockerPlacement, deploy_team
+from mlops_pipeline.serving.launch import LaunchError
 from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client
+from mlops_pipeline.serving.sources import parse_model_ref, resolve
 
 pytestmark = pytest.mark.system
 BASE_IMAGE = os.environ.get("MLOPS_SERVING_BASE_IMAGE", "mlops-base:local")
@@ -27,49 +32,65 @@ IMAGE_CACHE = Path(tempfile.gettempdir()) / "mlops-serving-image-cache"
 
 @pytest.fixture(scope="module")
 def docker():
-    client, why_not = docker_client()
+    client, why_not = docker_client(timeout_s=60)
     if client is None:
         pytest.skip(f"Docker engine test: {why_not} (CI starts one with .ci/docker-engine.sh)")
     return client
 
 
 @pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with running_mlflow_server(root, str(root / "artifacts")) as url:
-        yield url
+def image(docker) -> str:
+    from mlops_pipeline.serving.image import ensure_image
+
+    return ensure_image(docker, IMAGE_CACHE, BASE_IMAGE)
 
 
-def test_docker_deploy_and_zero_downtime_swap(
-    docker, tracking_server: str, trained: TrainedModels, tmp_path
+def _serving_containers(docker, team: str) -> list[str]:
+    labels = ["mlops.role=serving", f"mlops.team={team}"]
+    return [container.id for container in docker.containers.list(all=True, filters={"label": labels})]
+
+
+def test_auto_serves_mounted_bundles_swaps_without_downtime_and_keeps_a_failing_model_out(
+    docker, image: str, registry: Registry, trained: TrainedModels, tmp_path: Path
 ) -> None:
-    first_run = log_ludwig_run(tracking_server, None, "red", "AAPL", trained.return_dir)
-    set_champion(tracking_server, "red-AAPL", first_run)
+    team = f"dock{secrets.token_hex(2)}"  # its own registered model and containers
+    first_run = log_ludwig_run(
+        registry.tracking_uri, str(tmp_path / "mlruns"), team, "AAPL", trained.return_dir
+    )
+    set_champion(registry.tracking_uri, f"{team}-AAPL", first_run)
     kwargs = {
-        "mode": "docker",
-        "tracking_uri": tracking_server,
+        "mode": "auto",
+        "tracking_uri": registry.tracking_uri,  # SQLite: no tracking server anywhere
         "work_dir": tmp_path,
         "base_image": BASE_IMAGE,
         "image_cache_dir": IMAGE_CACHE,
     }
-    launcher = None
-    deployments = []
+    launcher = DockerLauncher(docker, image, {})
     try:
-        first, changed, _ = deploy_team("red", ["AAPL"], previous=None, **kwargs)
-        deployments.append(first)
-        launcher = DockerLauncher(docker, first.image or "", {})
+        first, changed, _ = deploy_team(team, ["AAPL"], previous=None, **kwargs)
+        assert changed and first.launcher == "docker" and first.image == image, first.note
+        assert first.note.startswith("docker: a Docker daemon answers"), first.note
         container = docker.containers.get(first.instance_id)
-        assert changed and first.launcher == "docker" and container.status == "running"
-        assert container.labels["mlops.team"] == "red" and container.labels["mlops.role"] == "serving"
+        assert container.status == "running" and container.labels["mlops.team"] == team
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+        mounts = container.attrs["Mounts"]
+        assert [(mount["Destination"], mount["RW"]) for mount in mounts] == [(f"/models/{team}-AAPL", False)]
+        assert Path(mounts[0]["Source"]).is_relative_to(tmp_path / "bundles")
+        assert not any(
+            entry.startswith(("MLFLOW_TRACKING", "AWS_")) for entry in container.attrs["Config"]["Env"]
+        )
         info = httpx.get(f"{first.endpoint_url}/info", timeout=5).json()
-        assert info["models"][0]["run_id"] == first_run and info["code_version"] == first.code_version
+        served = info["models"][0]
+        assert (served["run_id"], served["aliases"]) == (first_run, ["champion"])
+        assert served["version"] == first.models[f"{team}-AAPL"]["version"]
 
-        again, changed, _ = deploy_team("red", ["AAPL"], previous=first, **kwargs)
+        again, changed, _ = deploy_team(team, ["AAPL"], previous=first, **kwargs)
         assert not changed and again.instance_id == first.instance_id
 
-        second_run = log_ludwig_run(tracking_server, None, "red", "AAPL", trained.return_dir)
-        new_version = set_champion(tracking_server, "red-AAPL", second_run)
+        second_run = log_ludwig_run(
+            registry.tracking_uri, str(tmp_path / "mlruns"), team, "AAPL", trained.return_dir
+        )
+        new_version = set_champion(registry.tracking_uri, f"{team}-AAPL", second_run)
         current = {"url": first.endpoint_url}
         failures, answered, stop = [], [], threading.Event()
 
@@ -85,25 +106,95 @@ def test_docker_deploy_and_zero_downtime_swap(
         worker.start()
         try:
             second, changed, _ = deploy_team(
-                "red",
+                team,
                 ["AAPL"],
                 previous=first,
                 publish=lambda new: current.update(url=new.endpoint_url),
                 **kwargs,
             )
-            deployments.append(second)
         finally:
             stop.set()
             worker.join()
-        assert changed and second.models["red-AAPL"]["version"] == new_version
+        assert changed and second.models[f"{team}-AAPL"]["version"] == new_version
         assert failures == [] and len(answered) > 5
-        assert not launcher.running(first.instance_id)
-        info = httpx.get(f"{second.endpoint_url}/info", timeout=5).json()
-        assert info["models"][0]["run_id"] == second_run
+        assert _serving_containers(docker, team) == [second.instance_id]
+        assert httpx.get(f"{second.endpoint_url}/info", timeout=5).json()["models"][0]["run_id"] == second_run
+
+        # A new model that cannot load: its container reports why and is removed; the old one serves.
+        broken = tmp_path / "broken"
+        broken.mkdir(mode=0o755)
+        (broken / "serving.json").write_text("{not json")
+        (broken / "serving.json").chmod(0o644)
+        with pytest.raises(LaunchError, match=r"failed to load models: .*unreadable bundle manifest"):
+            launch.deploy(
+                launcher,
+                team,
+                [resolve(parse_model_ref(f"{team}-AAPL={broken}"), None)],
+                {f"{team}-AAPL": broken},
+                second,
+                ready_timeout_s=60,
+            )
+        assert _serving_containers(docker, team) == [second.instance_id]
+        response = httpx.post(f"{second.endpoint_url}/predict", data=ROW_FEATURES, timeout=10)
+        assert response.status_code == 200
     finally:
-        if launcher is not None:
-            for deployment in deployments:
-                launcher.stop(deployment.instance_id)
+        for container_id in _serving_containers(docker, team):
+            launcher.stop(container_id)
+
+
+def test_containers_on_a_docker_network_answer_by_name_with_bundles_from_a_named_volume(
+    docker, image: str, registry: Registry, tmp_path: Path
+) -> None:
+    """The compose set-up: serving containers join the platform's network, the bundles are in a
+    named volume the platform writes, and a container of that network calls the server by name."""
+    suffix = secrets.token_hex(3)
+    bundles_dir = tmp_path / "bundles"
+    bundles_dir.mkdir()
+    network = docker.networks.create(f"mlops-test-{suffix}")
+    volume = docker.volumes.create(
+        f"mlops-test-bundles-{suffix}",
+        driver="local",
+        driver_opts={"type": "none", "o": "bind", "device": str(bundles_dir)},
+    )
+    deployment = None
+    try:
+        deployment, _, _ = deploy_team(
+            "red",
+            ["AAPL"],
+            mode="docker",
+            tracking_uri=registry.tracking_uri,
+            work_dir=tmp_path,
+            base_image=BASE_IMAGE,
+            image_cache_dir=IMAGE_CACHE,
+            bundles_dir=bundles_dir,
+            placement=DockerPlacement(network=network.name, bundles_volume=volume.name),
+            previous=None,
+        )
+        container = docker.containers.get(deployment.instance_id)
+        assert deployment.endpoint_url == f"http://{container.name}:8000"
+        assert [(mount["Name"], mount["RW"]) for mount in container.attrs["Mounts"]] == [(volume.name, False)]
+        assert f"on network {network.name}" in deployment.note
+        request = {"dataframe_records": [{key: float(value) if " " not in value else value
+                                          for key, value in ROW_FEATURES.items()}]}  # fmt: skip
+        client_code = (
+            "import json, sys, urllib.request as u\n"
+            f"r = u.Request({deployment.endpoint_url + '/invocations'!r}, data=sys.argv[1].encode(),"
+            " headers={'Content-Type': 'application/json'})\n"
+            "print(u.urlopen(r, timeout=30).read().decode())\n"
+        )
+        output = docker.containers.run(
+            BASE_IMAGE,
+            ["python3", "-c", client_code, json.dumps(request)],
+            network=network.name,
+            remove=True,
+        )
+        predictions = json.loads(output)["predictions"]
+        assert len(predictions) == 1 and "target_next_return_predictions" in predictions[0]
+    finally:
+        if deployment is not None:
+            DockerLauncher(docker, image, {}).stop(deployment.instance_id)
+        network.remove()
+        volume.remove()
 
 
 def test_image_audit_finds_baked_secrets(docker, tmp_path) -> None:
@@ -121,3 +212,13 @@ def test_image_audit_finds_baked_secrets(docker, tmp_path) -> None:
         docker.images.remove(tag, force=True)
     assert "environment variable AWS_SECRET_ACCESS_KEY is set in the image" in findings
     assert "file /app/.env" in findings
+
+
+def test_auto_says_why_it_serves_from_a_process_when_no_image_can_be_had(docker, tmp_path: Path) -> None:
+    from mlops_pipeline.serving.deployment import select_launcher
+
+    launcher, note = select_launcher("auto", tmp_path, "mlops-no-such-base:none", tmp_path, tmp_path)
+    assert launcher.kind == "process"
+    assert note.startswith("local process: no serving image: the base image mlops-no-such-base:none"), note
+    with pytest.raises(LaunchError, match="MLOPS_SERVING_LAUNCHER=docker but no serving image"):
+        select_launcher("docker", tmp_path, "mlops-no-such-base:none", tmp_path, tmp_path)

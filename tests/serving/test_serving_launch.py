@@ -116,6 +116,7 @@ def test_process_deploy_noop_swap_and_failed_start(
                 launcher,
                 "red",
                 [resolve(parse_model_ref(f"bad={tmp_path}"), None)],
+                {"bad": tmp_path},
                 broken,
                 ready_timeout_s=60,
             )

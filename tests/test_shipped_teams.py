@@ -1,6 +1,6 @@
 """The shipped overlays play: two sessions on the sandbox give every team a champion for every
-ticker (by the bootstrap rule where no model beats the naive forecast) and at least one order, on
-the synthetic market and on recorded real prices.
+ticker (by the bootstrap rule where no model beats the naive forecast), a prediction every session,
+and orders exactly when its strategy sees an entry; on the synthetic market every team trades.
 
 The recorded case is the only real series available offline, the S&P 500 index (1999-2018,
 bundled with ``arch``): the shipped overlays trade it in place of their own tickers, with every
@@ -9,7 +9,8 @@ other setting as shipped.
 An honest model on prices with next to no signal predicts a gain above red's threshold on a given
 session for each ticker with a probability of roughly 0.3 to 0.7 (its out-of-sample predictions),
 so a single session can pass without an order; two sessions make that unlikely without tuning the
-strategy to one day."""
+strategy to one day. On the recorded sessions (the end of December 2018, a falling market) red's
+model predicts losses and, being long only, rightly stays out."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.config.teams import DirectionClassifierParams, TeamConfig
 from mlops_pipeline.market.recording import write_recording
 from mlops_pipeline.market.reference_history import SP500_SYMBOL, sp500_history
 from mlops_pipeline.resources.object_store import object_store_from_settings
@@ -70,6 +73,14 @@ def market(
         running.stop()
 
 
+def _entry_signalled(team: TeamConfig, predictions: dict[str, pd.DataFrame]) -> bool:
+    """Whether any prediction passed the team's strategy's entry rule."""
+    params = team.strategy.params
+    if isinstance(params, DirectionClassifierParams):
+        return any(bool((frame["prob_up"] >= params.min_confidence).any()) for frame in predictions.values())
+    return any(bool((frame["predicted_return"] > params.threshold).any()) for frame in predictions.values())
+
+
 def test_every_shipped_team_has_a_champion_for_every_ticker_and_trades(
     project: Path, market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,7 +105,11 @@ def test_every_shipped_team_has_a_champion_for_every_ticker_and_trades(
         orders = store.get_parquet(f"teams/{name}/journal/orders.parquet")
         team_store = store.scoped(f"teams/{name}")
         predictions = {ticker: read_predictions(team_store, ticker) for ticker in team.tickers}
-        assert len(orders) >= 1, f"team {name} placed no order in {market.sessions}: {predictions}"
+        assert all(len(frame) == len(market.sessions) for frame in predictions.values()), predictions
+        # It trades exactly when its strategy sees an entry (on real prices that is not every day).
+        assert (len(orders) >= 1) == _entry_signalled(team, predictions), (name, predictions)
+        if not market.recorded:
+            assert len(orders) >= 1, f"team {name} placed no order in {market.sessions}: {predictions}"
     leaderboard = store.get_parquet("competition/leaderboard.parquet").set_index("team")
     for name, tickers in below_naive.items():  # a bootstrap champion is never hidden
         assert f"below naive: {', '.join(sorted(tickers))}" in leaderboard.loc[name, "flags"]

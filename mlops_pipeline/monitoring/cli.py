@@ -54,4 +54,6 @@ def export_command(
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(target)
-    console.print(f"{target} ({len(html.encode('utf-8')):,} bytes)")
+    from rich.markup import escape
+
+    console.print(escape(f"{target} ({len(html.encode('utf-8')):,} bytes)"), soft_wrap=True)

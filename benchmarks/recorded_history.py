@@ -20,6 +20,7 @@ Writes benchmarks/results/recorded_history.json and .md.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -113,7 +114,7 @@ def main() -> None:
                 print(json.dumps(row, default=str), flush=True)
     RESULTS.mkdir(exist_ok=True)
     meta = {
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "folds": FOLDS,
         "test_days": TEST_DAYS,
     }

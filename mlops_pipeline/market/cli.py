@@ -140,19 +140,19 @@ def record_command(
 
     A symbol that fails is not written, the others are; the exit code is then 1.
     """
-    import re
-
     from rich.markup import escape
 
+    from mlops_pipeline.market.importing import PriceImportError, symbol_for
     from mlops_pipeline.market.recording import RecordingError, write_recording
-    from mlops_pipeline.market.tickers import TICKER_PATTERN
     from mlops_pipeline.sandbox_service import SandboxUnavailableError
 
     settings = settings_or_exit()
-    wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols.split(",") if symbol.strip()))
-    invalid = [symbol for symbol in wanted if not re.match(TICKER_PATTERN, symbol)]
-    if not wanted or invalid:
-        usage_error(f"--symbols needs comma-separated tickers; not valid: {', '.join(invalid) or '(none)'}")
+    try:
+        wanted = list(dict.fromkeys(symbol_for(symbol) for symbol in symbols.split(",") if symbol.strip()))
+    except PriceImportError as error:
+        usage_error(f"--symbols: {error}")
+    if not wanted:
+        usage_error("--symbols needs comma-separated ticker symbols")
     try:
         histories = _histories_to_record(settings, wanted, until.date() if until is not None else None)
     except SandboxUnavailableError as error:

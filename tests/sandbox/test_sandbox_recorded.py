@@ -100,7 +100,7 @@ def test_record_refuses_bad_symbols_with_a_usage_error(tmp_path: Path) -> None:
     out = tmp_path / "recording"
     result = CliRunner().invoke(app, ["market", "record", "--symbols", "AAPL,no-such", "--out", str(out)])
     assert result.exit_code == 2
-    assert "not valid: NO-SUCH" in result.output
+    assert "--symbols: 'no-such' is not a valid symbol" in result.output
     assert not out.exists()
 
 

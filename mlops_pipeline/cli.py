@@ -32,6 +32,7 @@ from mlops_pipeline.console import (
 )
 from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.monitoring.cli import monitoring_app
+from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
@@ -312,7 +313,7 @@ def ui(
     port: Annotated[int, typer.Option(help="Dagster webserver port on 127.0.0.1")] = 3000,
     evidently_port: Annotated[
         int, typer.Option(help="evidently UI port on 127.0.0.1 (monitoring dashboards and snapshots)")
-    ] = 8000,
+    ] = DEFAULT_EVIDENTLY_PORT,
 ) -> None:
     """Start the Dagster webserver and daemon, and the evidently UI, on 127.0.0.1 (embedded instance)."""
     from mlops_pipeline.config.home import ensure_home

@@ -18,10 +18,10 @@ from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
 from mlops_pipeline.sandbox.defaults import DEFAULT_PORT
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_EVIDENTLY_PORT = 8000
 
 
 def default_project_dir() -> Path:

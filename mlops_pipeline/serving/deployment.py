@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_pipeline.serving.bundle import ensure_run_bundle
 from mlops_pipeline.serving.launch import Deployment, Launcher, LaunchError, deploy
 from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client, runtime_env
 from mlops_pipeline.serving.launch_process import ProcessLauncher
@@ -82,7 +81,7 @@ def select_launcher(
             return launcher, f"docker: {why}; image {image} {where}, bundles read-only from {mounted}"
     if mode == "docker":
         raise LaunchError(f"MLOPS_SERVING_LAUNCHER=docker but {why_not}")
-    return process, f"local process: {why_not}"
+    return process, f"local process: {why_not.splitlines()[0][:300]}"
 
 
 class NoChampionError(LaunchError):
@@ -122,7 +121,7 @@ def deploy_team(
 ) -> tuple[Deployment, bool, dict[str, str]]:
     """Serve the team's champions; returns the deployment, whether it changed, and skipped tickers.
 
-    Each champion's bundle is exported to MLflow once and staged under ``bundles_dir`` (default
+    Each champion's bundle is exported to its MLflow run once and staged under ``bundles_dir`` (default
     ``<work_dir>/bundles``), from where the server loads it: no launcher needs MLflow. ``publish``
     records a new deployment before the previous server is stopped (see ``launch.deploy``);
     ``progress`` receives the steps of a serving image build.
@@ -134,8 +133,6 @@ def deploy_team(
     bundles_dir = bundles_dir or work_dir / "bundles"
     bundles = {}
     for model in models:
-        if model.run_id is not None:
-            ensure_run_bundle(tracking_uri, model.run_id)
         bundles[model.name] = stage_bundle(model, tracking_uri, bundles_dir)
     launcher, note = select_launcher(
         mode, work_dir, base_image, image_cache_dir or work_dir, bundles_dir, placement, progress

@@ -40,6 +40,7 @@ class Deployment:
     instance_id: str  # container id or process id
     image: str | None = None
     note: str = ""  # which launcher ran and why
+    placement: str = ""  # the launcher's placement (image, network, mounts)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     probe_url: str = ""  # where the launching side checks readiness, when not the endpoint itself
 
@@ -67,6 +68,12 @@ class Instance:
 class Launcher(Protocol):
     kind: str
     image: str | None
+
+    @property
+    def placement(self) -> str:
+        """Where its servers run (image, network, mounts): a deployment with the same models, code
+        and placement is kept as it is."""
+        ...
 
     def start(self, team: str, bundles: Mapping[str, Path], labels: Mapping[str, str]) -> Instance:
         """Start a server for ``bundles`` (served name -> local bundle folder)."""
@@ -155,7 +162,7 @@ def deploy(
         and previous.launcher == launcher.kind
         and previous.models == desired
         and previous.code_version == version
-        and previous.note == note  # the same image, network and mounts
+        and previous.placement == launcher.placement
         and is_ready(previous.readiness_url)
     ):
         return previous, False
@@ -180,6 +187,7 @@ def deploy(
         code_version=version,
         instance_id=instance.id,
         image=launcher.image,
+        placement=launcher.placement,
         note=note,
         probe_url="" if instance.probe_url == instance.endpoint_url else instance.probe_url,
     )

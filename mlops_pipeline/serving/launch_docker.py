@@ -77,6 +77,11 @@ class DockerLauncher:
         self.bundles_volume = bundles_volume
         self.bundles_root = bundles_root
 
+    @property
+    def placement(self) -> str:
+        network = self.network or "host"
+        return f"image {self.image}, network {network}, bundles {self.bundles_volume or self.bundles_root}"
+
     def _mounts(self, bundles: Mapping[str, Path]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
         """Read-only volumes and, per served name, the bundle's path inside the container."""
         if self.bundles_volume is None:

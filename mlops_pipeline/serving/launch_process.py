@@ -25,6 +25,7 @@ class ProcessLauncher:
 
     kind = "process"
     image = None
+    placement = "local process"
 
     def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.log_dir = log_dir

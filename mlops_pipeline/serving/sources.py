@@ -25,6 +25,7 @@ from typing import Any
 from mlops_pipeline.serving.bundle import (
     RUN_ARTIFACT,
     BundleError,
+    ensure_run_bundle,
     export_bundle,
     find_ludwig_dir,
     is_bundle,
@@ -189,6 +190,8 @@ def stage_bundle(model: ResolvedModel, tracking_uri: str | None, root: Path) -> 
     target = root / key
     root.mkdir(parents=True, exist_ok=True)
     if not is_bundle(target):
+        if model.run_id is not None and tracking_uri is not None:
+            ensure_run_bundle(tracking_uri, model.run_id)  # exported to the run once, for every stager
         staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
             bundle = fetch_bundle(model, tracking_uri, staging / "fetch")

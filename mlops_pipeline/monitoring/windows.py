@@ -53,19 +53,22 @@ def reference_window(
     return rows.loc[:, ["date", *columns]].dropna().reset_index(drop=True)
 
 
-def current_window(features: pd.DataFrame, as_of: date, window_days: int, columns: list[str]) -> pd.DataFrame:
-    """The last ``window_days`` feature rows up to ``as_of``, without rows where a column is undefined."""
+def _last_rows(features: pd.DataFrame, as_of: date, window_days: int, columns: list[str]) -> pd.DataFrame:
+    """The last ``window_days`` feature rows up to ``as_of``, oldest first."""
     _require(features, ["date", *columns], "features")
     dates = pd.to_datetime(features["date"])
-    rows = features.loc[dates <= pd.Timestamp(as_of)].sort_values("date").tail(window_days)
+    return features.loc[dates <= pd.Timestamp(as_of)].sort_values("date").tail(window_days)
+
+
+def current_window(features: pd.DataFrame, as_of: date, window_days: int, columns: list[str]) -> pd.DataFrame:
+    """The last ``window_days`` feature rows up to ``as_of``, without rows where a column is undefined."""
+    rows = _last_rows(features, as_of, window_days, columns)
     return rows.loc[:, ["date", *columns]].dropna().reset_index(drop=True)
 
 
 def empty_columns(features: pd.DataFrame, as_of: date, window_days: int, columns: list[str]) -> list[str]:
     """The columns without a single value in the last ``window_days`` rows up to ``as_of``."""
-    _require(features, ["date", *columns], "features")
-    dates = pd.to_datetime(features["date"])
-    rows = features.loc[dates <= pd.Timestamp(as_of)].sort_values("date").tail(window_days)
+    rows = _last_rows(features, as_of, window_days, columns)
     return [column for column in columns if rows[column].isna().all()]
 
 

@@ -27,9 +27,8 @@ class ProcessLauncher:
     image = None
     placement = "local process"
 
-    def __init__(self, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.env = dict(env or {})
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def _log_path(self, instance_id: str) -> Path:
@@ -48,7 +47,6 @@ class ProcessLauncher:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **self.env},
             )
         self._children[child.pid] = child
         staging.rename(self._log_path(str(child.pid)))

@@ -12,10 +12,10 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mlops_pipeline.config.settings import PlatformSettings
 
 _MANIFEST_FIELD = b"mlops.manifest"
+T = TypeVar("T")
 
 
 class ObjectStoreError(RuntimeError):
@@ -148,16 +149,22 @@ class LocalObjectStore(ObjectStore):
 
     def _put(self, full_key: str, data: bytes) -> None:
         target = self._path(full_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp: str | None = None
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, a read-only folder: one line, nothing half-written
+                raise ObjectStoreError(
+                    f"object store ({self.root}): put {full_key} failed: {exc.strerror or exc}"
+                ) from None
             raise
 
     def _get(self, full_key: str) -> bytes:
@@ -238,43 +245,45 @@ class S3ObjectStore(ObjectStore):
         )
 
     def _get(self, full_key: str) -> bytes:
-        from botocore.exceptions import ClientError
+        def read() -> bytes:
+            return self.client().get_object(Bucket=self.bucket, Key=full_key)["Body"].read()
 
-        try:
-            response = self.client().get_object(Bucket=self.bucket, Key=full_key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                raise ObjectNotFoundError(f"object {full_key!r} not found in s3://{self.bucket}") from exc
-            raise ObjectStoreError(f"get s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
-        return response["Body"].read()
+        return self._call("get", full_key, read)
 
     def _exists(self, full_key: str) -> bool:
-        from botocore.exceptions import ClientError
-
         try:
-            self.client().head_object(Bucket=self.bucket, Key=full_key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return False
-            raise ObjectStoreError(f"head s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
+            self._call("head", full_key, lambda: self.client().head_object(Bucket=self.bucket, Key=full_key))
+        except ObjectNotFoundError:
+            return False
         return True
 
     def _delete(self, full_key: str) -> None:
         self._call("delete", full_key, lambda: self.client().delete_object(Bucket=self.bucket, Key=full_key))
 
     def _list(self, full_prefix: str) -> Iterator[str]:
-        paginator = self.client().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+        def every_key() -> list[str]:
+            paginator = self.client().get_paginator("list_objects_v2")
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=full_prefix)
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
-    def _call(self, verb: str, full_key: str, action) -> None:
+        yield from self._call("list", f"{full_prefix}*", every_key)
+
+    def _call(self, verb: str, full_key: str, action: Callable[[], T]) -> T:
+        """Run one S3 call (botocore retries it within its own bounds); a missing key raises
+        :class:`ObjectNotFoundError`, any other failure one line naming the store and endpoint."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            action()
-        except (ClientError, BotoCoreError) as exc:
-            raise ObjectStoreError(f"{verb} s3://{self.bucket}/{full_key} at {self._where()}: {exc}") from exc
+            return action()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFoundError(f"object {full_key!r} not found in s3://{self.bucket}") from None
+            cause = str(exc)
+        except BotoCoreError as exc:
+            cause = str(exc)
+        raise ObjectStoreError(
+            f"object store (S3 at {self._where()}): {verb} s3://{self.bucket}/{full_key} failed: {cause}"
+        ) from None
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"

@@ -1,9 +1,12 @@
 """A thin, typed layer over alpaca-py's ``TradingClient`` and ``StockHistoricalDataClient``.
 
 It adds what the SDK lacks: an HTTP timeout on every request, bounded retries with backoff for
-429 and 5xx answers only (the SDK's own fixed 3 s retries are switched off), and errors that
-carry Alpaca's status, code and message. Authentication failures name the environment variables
-that hold the keys, never the keys. alpaca-py is imported lazily (only when a client is built).
+429 and 5xx answers, timeouts and refused connections (the SDK's own fixed 3 s retries are
+switched off), an order submission that is safe to retry (before each new attempt the order is
+looked up by its ``client_order_id``, so an order accepted whose answer was lost is found, never
+placed twice), and errors that say "broker" and carry Alpaca's status, code and message.
+Authentication failures name the environment variables that hold the keys, never the keys.
+alpaca-py is imported lazily (only when a client is built).
 """
 
 from __future__ import annotations
@@ -98,30 +101,38 @@ class BrokerClient:
             client._session.headers.update(headers or {})
 
     def call(self, what: str, action: Callable[[], T]) -> T:
-        """Run one SDK call with bounded retries on 429/5xx; raise :class:`BrokerError` otherwise."""
-        import requests
-        from alpaca.common.exceptions import APIError
-
+        """Run one SDK call with bounded retries on 429/5xx, timeouts and refused connections;
+        raise :class:`BrokerError` otherwise."""
         attempt = 0
         while True:
             try:
-                return action()
-            except APIError as exc:
-                status, code, message = _error_parts(exc)
-                if status in RETRY_STATUSES and attempt < self.max_retries:
-                    attempt += 1
-                    self._sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-                    continue
-                if status in (401, 403) and code in (None, 40110000):
-                    raise BrokerCredentialsError(
-                        f"{what}: broker refused the keys (HTTP {status}: {message}); "
-                        f"check {self.credentials_hint}",
-                        status,
-                        code,
-                    ) from None
-                raise BrokerError(f"{what}: HTTP {status} code {code}: {message}", status, code) from None
-            except requests.RequestException as exc:
-                raise BrokerError(f"{what}: broker unreachable: {type(exc).__name__}: {exc}") from None
+                return self._once(what, action)
+            except BrokerError as exc:
+                if not _transient(exc) or attempt >= self.max_retries:
+                    raise _gave_up(exc, attempt) from None
+                attempt += 1
+                self._sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+
+    def _once(self, what: str, action: Callable[[], T]) -> T:
+        """One SDK call; every failure as :class:`BrokerError` (``status`` None: no answer)."""
+        import requests
+        from alpaca.common.exceptions import APIError
+
+        try:
+            return action()
+        except APIError as exc:
+            status, code, message = _error_parts(exc)
+            if status in (401, 403) and code in (None, 40110000):
+                raise BrokerCredentialsError(
+                    f"broker: {what}: broker refused the keys (HTTP {status}: {message}); "
+                    f"check {self.credentials_hint}",
+                    status,
+                    code,
+                ) from None
+            raise BrokerError(f"broker: {what}: HTTP {status} code {code}: {message}", status, code) from None
+        except requests.RequestException as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "unreachable"
+            raise BrokerError(f"broker: {what}: {kind}: {type(exc).__name__}: {exc}") from None
 
     def account(self) -> AccountSnapshot:
         account = self.call("get account", self.trading.get_account)
@@ -152,7 +163,12 @@ class BrokerClient:
         return {symbol: float(bar.close) for symbol, bar in bars.items()}
 
     def submit_market_order(self, symbol: str, qty: float, side: str, client_order_id: str) -> dict[str, Any]:
-        """A ``day`` market order; it executes in the next session when submitted while closed."""
+        """A ``day`` market order; it executes in the next session when submitted while closed.
+
+        A submission that got no answer or a 429/5xx may still have been accepted, so before each
+        new attempt the order is looked up by its ``client_order_id``: one found is returned, and
+        the order is placed again only when the broker does not know it.
+        """
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
 
@@ -163,8 +179,28 @@ class BrokerClient:
             time_in_force=TimeInForce.DAY,
             client_order_id=client_order_id,
         )
-        order = self.call(f"submit {client_order_id}", lambda: self.trading.submit_order(request))
-        return order.model_dump(mode="json")
+        what = f"submit {client_order_id}"
+        attempt = 0
+        while True:
+            try:
+                return self._once(what, lambda: self.trading.submit_order(request)).model_dump(mode="json")
+            except BrokerError as exc:
+                if not _transient(exc) or attempt >= self.max_retries:
+                    raise _gave_up(exc, attempt) from None
+            attempt += 1
+            self._sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+            placed = self.find_order_by_client_id(client_order_id)
+            if placed is not None:
+                return placed
+
+    def find_order_by_client_id(self, client_order_id: str) -> dict[str, Any] | None:
+        """The order with this ``client_order_id``, or None when the broker does not know it."""
+        try:
+            return self.order_by_client_id(client_order_id)
+        except BrokerError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
         order = self.call(
@@ -189,6 +225,18 @@ class BrokerClient:
             if len(page) < page_size:
                 return list(found.values())
             cursor = page[-1].submitted_at
+
+
+def _transient(error: BrokerError) -> bool:
+    """A failure worth another attempt: no answer (timeout, refused, dropped), 429 or 5xx."""
+    return error.status is None or error.status in RETRY_STATUSES
+
+
+def _gave_up(error: BrokerError, retries: int) -> BrokerError:
+    """``error``, saying how many attempts were made when it was retried."""
+    if retries == 0:
+        return error
+    return type(error)(f"{error.message} (gave up after {retries + 1} attempts)", error.status, error.code)
 
 
 def _apply_timeout(client: Any, timeout_s: float) -> None:

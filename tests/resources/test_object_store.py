@@ -75,7 +75,7 @@ def test_local_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         raise OSError("disk full")
 
     monkeypatch.setattr("mlops_pipeline.resources.object_store.os.replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ObjectStoreError, match=r"object store \(.*\): put k.bin failed: disk full"):
         store.put_bytes("k.bin", b"new contents")
     monkeypatch.undo()
     assert store.get_bytes("k.bin") == b"original"
@@ -87,7 +87,9 @@ def test_s3_unreachable_endpoint_fails_with_a_clear_error() -> None:
     store = S3ObjectStore(
         bucket="unreachable", endpoint_url="http://127.0.0.1:9", connect_timeout_s=0.5, max_attempts=1
     )
-    with pytest.raises(ObjectStoreError, match=r"put s3://unreachable/k at http://127.0.0.1:9"):
+    with pytest.raises(
+        ObjectStoreError, match=r"object store \(S3 at http://127.0.0.1:9\): put s3://unreachable/k failed"
+    ):
         store.put_bytes("k", b"x")
 
 

@@ -17,45 +17,74 @@ from _net import free_port
 _START_TIMEOUT_S = 90.0
 
 
+class MlflowServer:
+    """A tracking server (``--artifacts-destination`` a folder or ``s3://...``) that can be stopped
+    and started again on the same port and store, as an operator restarts one. Its log is
+    ``root/server.log``."""
+
+    def __init__(self, root: Path, artifacts_destination: str, env: Mapping[str, str] | None = None) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+        self._command += ["--port", str(self.port), "--workers", "1"]
+        self._command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+        self._command += ["--artifacts-destination", artifacts_destination]
+        self._extra_env = dict(env or {})
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "server.log"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers ``/health``."""
+        env = {
+            **os.environ,  # as it is when the server starts
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            **self._extra_env,
+        }
+        with self.log_path.open("a") as log:
+            self._process = subprocess.Popen(
+                self._command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"mlflow server did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop the whole process group (the server and its workers)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except ProcessLookupError:
+            process.wait()
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 @contextmanager
 def running_mlflow_server(
     root: Path, artifacts_destination: str, env: Mapping[str, str] | None = None
 ) -> Iterator[str]:
-    """Start a tracking server (``--artifacts-destination`` a folder or ``s3://...``), yield its URL,
-    and stop the whole process group afterwards. Its log is ``root/server.log``."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
-    command += ["--artifacts-destination", artifacts_destination]
-    server_env = {
-        **os.environ,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        **(env or {}),
-    }
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            command, env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
+    """Start a tracking server, yield its URL, and stop the whole process group afterwards."""
+    server = MlflowServer(root, artifacts_destination, env)
+    server.start()
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
+        yield server.url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.stop()

@@ -13,7 +13,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
 from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE
@@ -82,13 +83,24 @@ class RequestBudget:
             used = self._used(connection, day)
             if self.daily_limit is not None and used + n > self.daily_limit:
                 raise BudgetExhaustedError(
-                    f"{self.service} request budget exhausted: {used}/{self.daily_limit} used for {day} "
-                    "(it resets at midnight America/New_York)"
+                    f"{self.service} request budget exhausted: {used}/{self.daily_limit} used for {day}; "
+                    + self.reset_note()
                 )
             self._set_used(connection, day, used + n)
             slot = self._reserve_slot(connection, now)
         if slot > now:
             self._sleep(slot - now)
+
+    def resets_at(self) -> datetime:
+        """When the next budget day starts: the coming midnight in America/New_York."""
+        tomorrow = self.today() + timedelta(days=1)
+        return datetime.combine(tomorrow, clock_time(0), EXCHANGE_TIMEZONE)
+
+    def reset_note(self) -> str:
+        """``it resets at <time> (in N h M min)``, for the line that says a caller must wait."""
+        reset = self.resets_at()
+        left = max(int(reset.timestamp() - self._clock()), 0)
+        return f"it resets at {reset:%Y-%m-%d %H:%M %Z} (in {left // 3600} h {left % 3600 // 60} min)"
 
     def mark_exhausted(self) -> None:
         """Record today's budget as used up (e.g. after the service reported its daily quota reached)."""

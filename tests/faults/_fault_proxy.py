@@ -1,10 +1,11 @@
 """A small HTTP fault proxy on 127.0.0.1 for the fault-injection tests.
 
 It forwards every request to an upstream server (a sandbox, an S3 endpoint, ...) unless a rule
-matches it. A rule matches by method, path prefix and query parameters and, for its first
-``times`` matching requests, answers with a status and body of its own, waits ``delay_s`` before
-forwarding, forwards and then drops the response (the upstream acted, the client hears nothing),
-or calls ``before`` (a hook that may stop a server) before it forwards. Every request is logged.
+matches it. A rule matches by method, path prefix, query parameters and headers (e.g. one team's
+key) and, for its first ``times`` matching requests, answers with a status and body of its own,
+waits ``delay_s`` before forwarding, forwards and then drops the response (the upstream acted,
+the client hears nothing), or calls ``before`` (a hook that may stop a server) before it goes on.
+Every request is logged.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Rule:
     path: str
     method: str | None = None
     query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     status: int | None = None
     body: bytes = b""
     content_type: str = "application/json"
@@ -37,12 +39,17 @@ class Rule:
     times: int | None = 1
     hits: int = 0
 
-    def matches(self, method: str, path: str, query: dict[str, str]) -> bool:
+    def matches(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> bool:
         if self.times is not None and self.hits >= self.times:
             return False
         if self.method is not None and self.method != method:
             return False
-        return path.startswith(self.path) and all(query.get(k) == v for k, v in self.query.items())
+        wanted_headers = all(headers.get(k.lower()) == v for k, v in self.headers.items())
+        return (
+            path.startswith(self.path)
+            and wanted_headers
+            and all(query.get(k) == v for k, v in self.query.items())
+        )
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,10 @@ class FaultProxy:
         self._server.server_close()
         self._http.close()
 
-    def _match(self, method: str, path: str, query: dict[str, str]) -> Rule | None:
+    def _match(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if rule.matches(method, path, query):
+                if rule.matches(method, path, query, headers):
                     rule.hits += 1
                     self.seen.append(Seen(method, path, query, rule))
                     return rule
@@ -101,7 +108,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+        def log_message(self, format: str, *args: object) -> None:
             return
 
         def _handle(self) -> None:
@@ -109,7 +116,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             query = dict(parse_qsl(split.query, keep_blank_values=True))
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            rule = proxy._match(self.command, split.path, query)
+            lowered = {k.lower(): v for k, v in self.headers.items()}
+            rule = proxy._match(self.command, split.path, query, lowered)
             if rule is not None and rule.before is not None:
                 rule.before()
             if rule is not None and rule.delay_s:
@@ -140,6 +148,6 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(content)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle  # noqa: N815 (http.server names)
 
     return Handler

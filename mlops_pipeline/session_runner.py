@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from contextlib import ExitStack
@@ -43,6 +44,7 @@ _RECORDED_SETTINGS = (
     "dvc_remote_url",
     "serving_launcher",
 )
+_QUALIFIED_ERROR = re.compile(r"^(?:\w+\.)+\w+: ")  # "package.module.SomeError: " before a message
 HOST_TAG = "mlops/host"
 PID_TAG = "mlops/pid"
 
@@ -129,7 +131,7 @@ def _error_text(result: dg.ExecuteInProcessResult) -> str:
             while error.cause is not None:
                 error = error.cause
             message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-            return message[:200]
+            return _QUALIFIED_ERROR.sub("", message)[:200]
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed and evaluation.blocking:

@@ -141,7 +141,7 @@ def build_training_assets(
                 progress=context.log.info,
             )
         except (TrackingError, VersioningError, DatasetError, FoldError) as exc:
-            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
+            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from None  # the one line names the service
         if outcome.skipped:
             context.log.info(f"{ticker}: data {data_version} and config {outcome.config_hash} unchanged")
         metadata = {
@@ -193,7 +193,7 @@ def build_training_assets(
         try:
             outcome = run_gate(mlflow_tracking.tracker(), team, ticker, features, ludwig_path)
         except (TrackingError, PromotionError, DatasetError, FoldError) as exc:
-            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
+            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from None  # the one line names the service
         decision = outcome.decision
         metadata = {
             "model_name": outcome.model_name,

@@ -81,8 +81,10 @@ class FaultProxy:
         return rule
 
     def clear(self) -> None:
+        """Forget every rule and every request seen."""
         with self._lock:
             self.rules.clear()
+            self.seen.clear()
 
     def count(self, method: str, path: str) -> int:
         """Requests seen with this method whose path starts with ``path``."""
@@ -146,7 +148,10 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(content)))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(content)
+                try:
+                    self.wfile.write(content)
+                except ConnectionError:  # the client gave up waiting (a timeout rule)
+                    self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle  # noqa: N815 (http.server names)
 

@@ -207,6 +207,9 @@ def service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceW
             assert report.ok, [run for run in report.runs if run.status != "success"]
             yield world
         finally:
+            print(
+                "fault suite timings (s):", {name: round(value, 1) for name, value in world.timings.items()}
+            )
             from mlops_pipeline.serving.deployment import stop_deployment
             from mlops_pipeline.serving.launch import Deployment
 
@@ -258,22 +261,24 @@ def runs_left_started() -> list[str]:
 
 
 def stored_objects_read_back(store: ObjectStore) -> list[str]:
-    """Keys whose object does not read back whole (every parquet parses, every JSON decodes,
-    every manifest names its own session); empty when nothing is half-written."""
+    """Keys whose object does not read back whole, or whose manifest disagrees with its data (a
+    session's prices manifest names that session, the last row's date); empty when all is well."""
     import json
 
     bad = []
     for key in store.list_keys():
         try:
             if key.endswith(".parquet"):
-                _, manifest = store.get_parquet_with_manifest(key)
-                as_of = manifest.get("as_of")
-                if as_of is not None and key.rsplit("/", 1)[-1] != f"{as_of}.parquet" and "/market/" in key:
-                    bad.append(f"{key}: manifest as_of {as_of}")
+                frame, manifest = store.get_parquet_with_manifest(key)
+                if key.startswith("market/prices/"):
+                    session = key.rsplit("/", 1)[-1].removesuffix(".parquet")
+                    last = frame["date"].iloc[-1].date().isoformat()
+                    if not manifest.get("as_of") == last == session:
+                        bad.append(f"{key}: manifest as_of {manifest.get('as_of')}, last row {last}")
             elif key.endswith(".json"):
                 json.loads(store.get_text(key))
             else:
                 store.get_bytes(key)
-        except Exception as exc:
+        except Exception as exc:  # any failure to read back is the finding
             bad.append(f"{key}: {type(exc).__name__}: {exc}")
     return bad

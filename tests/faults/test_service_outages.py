@@ -33,7 +33,7 @@ from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.session_runner import SessionReport
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]  # the first test trains the world
 
 BROKER_SESSION = FIRST_SESSION  # both teams open their positions: orders to place
 S3_SESSION = date(2024, 3, 20)

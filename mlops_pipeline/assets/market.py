@@ -97,7 +97,8 @@ def build_market_assets(
             # Not a failure: the ticker waits for the next budget day; nothing stored is touched.
             reason = f"{ticker} waits for tomorrow's market-data budget: {exc}"
             if isinstance(exc, DailyQuotaExceededError):  # the service's own words say not when
-                reason += f"; {market_data.budget().reset_note()}"
+                reset = market_data.budget().reset_note()
+                reason = f"{ticker} waits for tomorrow's market-data budget ({reset}): {exc}"
             context.log.warning(reason)
             yield dg.AssetObservation(
                 asset_key=PRICES, partition=context.partition_key, metadata={WAITING: reason}

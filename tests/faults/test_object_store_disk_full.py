@@ -75,6 +75,7 @@ def test_full_disk_fails_the_partition_cleanly_and_a_rerun_completes(
             "MLOPS_ALPHAVANTAGE_BASE_URL": proxy.url,
             "MLOPS_ALPHAVANTAGE_MIN_INTERVAL_S": "0",
             "MLOPS_STORAGE_ROOT": str(small_disk),
+            "MLOPS_SANDBOX_URL": sandbox.base_url,  # the broker's sandbox: this one, not an embedded one
         }.items():
             monkeypatch.setenv(name, value)
         settings = load_settings()

@@ -29,6 +29,7 @@ from conftest import (
 
 from mlops_pipeline.assets.sessions import session_ticker_key
 from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.market.budget import RequestBudget
 from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.resources.market_data import market_data_from_settings
 from mlops_pipeline.session_runner import SessionReport
@@ -204,7 +205,8 @@ def test_alphavantage_throttled_then_daily_budget_exhausted(world: ServiceWorld)
     assert prices["date"].iloc[-1].date() == MARKET_DATA_SESSION == date.fromisoformat(manifest["as_of"])
     assert prices["close"].notna().all()
     assert not store.exists(prices_key("TSLA", MARKET_DATA_SESSION))  # the quota body is not data
-    budget = market_data_from_settings(load_settings()).budget()
+    resource = market_data_from_settings(load_settings())  # its key is resolved only inside a run
+    budget = RequestBudget(resource.budget_path, AV_KEY, daily_limit=resource.daily_budget)
     assert budget.remaining() == 0
 
     # Until the budget day ends, a rerun waits without asking.

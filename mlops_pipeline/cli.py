@@ -26,6 +26,7 @@ from mlops_pipeline.console import (
     console,
     err_console,
     fail,
+    labelled,
     settings_or_exit,
     teams_or_exit,
     usage_error,
@@ -184,7 +185,7 @@ def run(
     blocked: dict[str, ConfigError] = {}
     platform = _platform_or_exit(settings, sources, blocked)
     for name, error in blocked.items():
-        err_console.print(f"[bold red]team {name} blocked:[/] {error}")
+        err_console.print(labelled(f"team {name} blocked:", str(error)), soft_wrap=True)
     chosen = [name for name in (team or platform.teams) if name not in blocked]
     if not chosen:
         fail("no team left to run")

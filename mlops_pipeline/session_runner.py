@@ -22,6 +22,7 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from mlops_pipeline.assets.common import SETTINGS_TAG, WAITING
 from mlops_pipeline.assets.competition import LEADERBOARD
@@ -98,7 +99,7 @@ class SessionReport:
         }
         for run in self.runs:
             table.add_row(
-                run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
+                run.job, run.partition, Text(run.status, style=style[run.status]), f"{run.seconds:.1f}",
                 (run.run_id or "")[:8], run.note,
             )  # fmt: skip
         return table
@@ -353,7 +354,12 @@ def _run_steps(
     }
     market_outcome: dict[str, str] = {}  # ticker -> "waiting" | "failure"
     failed_jobs: set[tuple[str | None, str]] = set()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(label, total=len(steps))
         for step in steps:

@@ -5,16 +5,19 @@ shared market data per session and ticker, then each team's stages, then the lea
 (job, partition) is its own Dagster run on the configured instance, so the runs, their logs and the
 asset history appear in the UI afterwards. A ticker whose market data fails is skipped by every
 team; one team's failure never stops another team. Runs of a process that died (killed ``mlops
-run``) are marked failed when the next one starts.
+run``) are marked failed when the next one starts; a second ``mlops run`` of a session waits for
+the first (a file lock), and a team's serving step is not up to date while its server is dead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -157,6 +160,7 @@ class _Step:
     team: str | None
     assets: tuple[dg.AssetKey, ...]
     blocked_by: str | None = None  # a job of the same team whose failure makes this step pointless
+    live: bool = False  # it leaves a server running: up to date only while that server answers
 
 
 def plan_steps(
@@ -190,7 +194,8 @@ def plan_steps(
                     for ticker in team.tickers
                 ]
             else:
-                steps.append(_Step(job, session, None, name, assets, blocked_by))
+                live = stage.suffix == "serve"
+                steps.append(_Step(job, session, None, name, assets, blocked_by, live))
     if "rank" in stages:
         steps.append(_Step(LEADERBOARD_JOB, session, None, None, (LEADERBOARD,)))
     return steps
@@ -243,6 +248,19 @@ def up_to_date(graph: dg.AssetGraph, instance: dg.DagsterInstance, step: _Step) 
                 if upstream is not None and upstream > own:
                     return False
     return True
+
+
+def model_server_answers(settings: PlatformSettings, team: str) -> bool:
+    """Whether the team's recorded model server answers (a team without one has nothing to lose)."""
+    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
+    from mlops_pipeline.assets.team import team_store
+    from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.serving.launch import Deployment, is_ready
+
+    store = team_store(object_store_from_settings(settings), team)
+    if not store.exists(DEPLOYMENT_KEY):
+        return True
+    return is_ready(Deployment.from_json(store.get_text(DEPLOYMENT_KEY)).readiness_url)
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -315,13 +333,39 @@ def _run_sessions(
             label = f"session {day}"
             if len(days) > 1:
                 label += f" ({index + 1}/{len(days)}{_eta(started, index, len(days))})"
-            report = _run_steps(defs, instance, settings, day, steps, console, force, label)
+            with session_lock(settings, day, console):
+                report = _run_steps(defs, instance, settings, day, steps, console, force, label)
             if len(days) > 1:
                 waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
                 ok = report.total_count - report.failed_count - report.waiting_count
                 console.print(f"{day}: {ok}/{report.total_count} ok{waiting}")
             reports.append(report)
     return reports
+
+
+@contextmanager
+def session_lock(settings: PlatformSettings, day: date, console: Console) -> Iterator[None]:
+    """One ``mlops run`` of a session at a time on this home: a second one started meanwhile waits
+    for the first, then finds its steps up to date (one set of orders, one training, one server).
+    A file lock, released by the operating system when its holder dies."""
+    folder = settings.home_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"session-{day.isoformat()}.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            console.print(f"session {day} is being run by {holder}: waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"mlops pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _eta(started: float, done: int, total: int) -> str:
@@ -367,7 +411,10 @@ def _run_steps(
             progress.update(task, description=f"{label}: {step.job} [{step.partition}]")
             skip = _skip(step, market_outcome, failed_jobs)
             if skip is None and not force and up_to_date(graph, instance, step):
-                skip = ("up to date", "materialized after its inputs (--force runs it again)")
+                if step.live and step.team is not None and not model_server_answers(settings, step.team):
+                    console.print(f"team {step.team}: its model server does not answer: deploying again")
+                else:
+                    skip = ("up to date", "materialized after its inputs (--force runs it again)")
             if skip is not None:
                 report.runs.append(PartitionRun(step.job, label, skip[0], 0.0, None, skip[1]))
                 progress.advance(task)

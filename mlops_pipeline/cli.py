@@ -35,6 +35,7 @@ from mlops_pipeline.console import (
 from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.monitoring.cli import monitoring_app
 from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
+from mlops_pipeline.processes import alive
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
@@ -175,6 +176,7 @@ def run(
     """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError
     from mlops_pipeline.session_runner import SessionRunError, run_session
 
     settings = settings_or_exit()
@@ -206,7 +208,7 @@ def run(
             stages=tuple(item.value for item in stage) if stage else STAGES,
             force=force,
         )
-    except SessionRunError as exc:
+    except (SessionRunError, SandboxUnavailableError) as exc:
         fail(str(exc))
     console.print(report.render())
     for what, where in report.locations():
@@ -227,6 +229,7 @@ def compete(
     """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError
     from mlops_pipeline.session_runner import SessionRunError, replay
 
     settings = settings_or_exit()
@@ -240,7 +243,7 @@ def compete(
     ensure_home(settings)
     try:
         reports = replay(platform, first, last, chosen, console=console, force=force)
-    except SessionRunError as exc:
+    except (SessionRunError, SandboxUnavailableError) as exc:
         fail(str(exc))
     failed = [report for report in reports if not report.ok]
     console.print(f"replayed {len(reports)} session(s) from {first} to {last}")
@@ -319,7 +322,7 @@ def ui(
 ) -> None:
     """Start the Dagster webserver and daemon, and the evidently UI, on 127.0.0.1 (embedded instance)."""
     from mlops_pipeline.config.home import ensure_home
-    from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
 
     # SIGTERM stops the UI as Ctrl-C does, from the first moment (children are started below).
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -330,7 +333,10 @@ def ui(
     children: list[subprocess.Popen] = []
     with contextlib.ExitStack() as stack, contextlib.suppress(KeyboardInterrupt):
         if uses_sandbox(settings):
-            env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+            try:
+                env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+            except SandboxUnavailableError as exc:
+                fail(str(exc))
         # Stopped before the sandbox: the servers may still be talking to it.
         stack.callback(_stop_process_groups, children)
         if settings.evidently_url:
@@ -376,7 +382,7 @@ def _stop_process_groups(children: list[subprocess.Popen], timeout_s: float = UI
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and any(_group_alive(child.pid) for child in children):
+    while time.monotonic() < deadline and any(alive(child.pid, group=True) for child in children):
         for child in children:
             child.poll()  # reap the leader, so that its group can empty
         time.sleep(0.1)
@@ -384,16 +390,6 @@ def _stop_process_groups(children: list[subprocess.Popen], timeout_s: float = UI
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # Registration order is the order of `mlops --help`.

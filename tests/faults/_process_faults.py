@@ -179,7 +179,13 @@ class MlopsProcess:
                 os.kill(pid, signal.SIGCONT)
 
 
-def wait_until(what: str, condition: Callable[[], bool], run: MlopsProcess, timeout_s: float = 240.0) -> None:
+def wait_until(
+    what: str,
+    condition: Callable[[], bool],
+    run: MlopsProcess,
+    timeout_s: float = 240.0,
+    every_s: float = 0.1,
+) -> None:
     """Poll ``condition`` until true; fail (naming ``what`` and the run's output) when the run ends
     first or the time is up."""
     deadline = time.monotonic() + timeout_s
@@ -189,7 +195,7 @@ def wait_until(what: str, condition: Callable[[], bool], run: MlopsProcess, time
         if time.monotonic() > deadline:
             run.kill_tree()
             raise AssertionError(f"no {what} within {timeout_s:.0f} s:\n{run.output()}")
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 @contextlib.contextmanager
@@ -219,24 +225,18 @@ def instance_created(home: Path) -> bool:
     return (history / "runs.db").is_file() and (history / "runs" / "index.db").is_file()
 
 
-def step_started(home: Path, run: MlopsProcess, step_key: str) -> Callable[[], bool]:
-    def started() -> bool:
+def step_event(
+    home: Path, run: MlopsProcess, step_key: str, event: dg.DagsterEventType
+) -> Callable[[], bool]:
+    """Whether a run of ``run``'s process has logged ``event`` for ``step_key``."""
+
+    def logged() -> bool:
         if not instance_created(home):
             return False
         with instance_at(home) as instance:
-            return step_key in step_events(instance, run.pid, dg.DagsterEventType.STEP_START)
+            return step_key in step_events(instance, run.pid, event)
 
-    return started
-
-
-def step_succeeded(home: Path, run: MlopsProcess, step_key: str) -> Callable[[], bool]:
-    def succeeded() -> bool:
-        if not instance_created(home):
-            return False
-        with instance_at(home) as instance:
-            return step_key in step_events(instance, run.pid, dg.DagsterEventType.STEP_SUCCESS)
-
-    return succeeded
+    return logged
 
 
 def model_server_below(run: MlopsProcess) -> Callable[[], bool]:
@@ -287,7 +287,7 @@ def assert_store_reads_back(home: Path) -> int:
     from mlops_pipeline.resources.object_store import LocalObjectStore
     from mlops_pipeline.training.dataset import frame_fingerprint
 
-    store = LocalObjectStore(home / "objects")
+    store = LocalObjectStore(root=str(home / "objects"))
     keys = store.list_keys("")
     assert not [key for key in keys if key.endswith((".partial", ".tmp"))], keys  # no half-written object
     fingerprints: dict[str, str] = {}

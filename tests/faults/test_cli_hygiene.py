@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from mlops_pipeline.cli import app
 from mlops_pipeline.console import console, err_console
 
-pytestmark = pytest.mark.unit
 runner = CliRunner()
 HOSTILE = "[/tmp/x] [bold]y[/bold] [link=file:///etc]z"
 
@@ -67,3 +66,19 @@ def test_usage_errors_exit_2_runtime_failures_exit_1(project: Path, args: list[s
     result = runner.invoke(app, args)
     assert result.exit_code == code, result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.integration  # connects to a closed port on 127.0.0.1
+def test_an_unreachable_sandbox_is_a_one_line_runtime_failure(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _net import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLOPS_SANDBOX_URL", url)
+    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-03-27")
+    result = runner.invoke(app, ["run", "--date", "2024-03-27", "--stage", "market"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: MLOPS_SANDBOX_URL={url} does not answer on /_sandbox/health"
+    ]

@@ -34,8 +34,7 @@ from _process_faults import (
     model_server_below,
     order_at_broker,
     runs_of,
-    step_started,
-    step_succeeded,
+    step_event,
     stray_model_servers,
     wait_until,
 )
@@ -48,7 +47,7 @@ Trigger = Callable[[FaultHome, MlopsProcess], Callable[[], bool]]
 
 
 def _at_step(step_key: str) -> Trigger:
-    return lambda home, run: step_started(home.home, run, step_key)
+    return lambda home, run: step_event(home.home, run, step_key, dg.DagsterEventType.STEP_START)
 
 
 # point -> (what stops the run there, the step the next run must complete to be past it)
@@ -81,7 +80,8 @@ def _kill_the_model_server_before_predictions(home: FaultHome) -> tuple[int, Mlo
     """Run the session until its deployment is done, kill the model server (the run frozen
     meanwhile), let the run go on: its predictions must fail naming the model server."""
     run = home.run_session("server-killed.log")
-    wait_until("the serving deployment", step_succeeded(home.home, run, f"{TEAM}__serving"), run)
+    deployed = step_event(home.home, run, f"{TEAM}__serving", dg.DagsterEventType.STEP_SUCCESS)
+    wait_until("the serving deployment", deployed, run)
     run.freeze()
     record = home.home / "objects" / "teams" / TEAM / "serving" / "deployment.json"
     server = int(json.loads(record.read_text())["instance_id"])
@@ -104,7 +104,8 @@ def test_kill_9_at_every_point_of_a_session_then_rerun(fault_home: FaultHome) ->
             assert not (fault_home.home / "objects" / "teams" / TEAM / "predictions" / "MSFT").is_dir()
             assert broker_orders(fault_home.home) == []  # no prediction, no order
         run = fault_home.run_session(f"kill-{index}.log")
-        wait_until(point, trigger(fault_home, run), run)
+        # the order book is a quick read: poll it fast, to stop inside the orders step
+        wait_until(point, trigger(fault_home, run), run, every_s=0.01 if point == "order placement" else 0.1)
         if previous is not None:
             rows.append((previous[0], previous[1], _passed_after(fault_home, run, previous[1])))
             assert "STARTED" not in _statuses(fault_home, previous[2])  # marked failed at this start

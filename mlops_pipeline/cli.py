@@ -214,6 +214,9 @@ def run(
     for what, where in report.locations():
         console.print(f"  {what}: {where}")
     if not report.ok:
+        for failed in report.runs:
+            if failed.status in ("failure", "skipped"):
+                err_console.print(labelled(f"{failed.job} {failed.partition}:", failed.note), soft_wrap=True)
         fail(f"{report.failed_count} of {report.total_count} run(s) failed; see above")
     if blocked:
         fail(f"team(s) {', '.join(blocked)} blocked by their configuration; see above")

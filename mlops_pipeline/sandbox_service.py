@@ -22,7 +22,7 @@ from mlops_pipeline.config.settings import PlatformSettings
 
 logger = logging.getLogger(__name__)
 
-_STARTUP_TIMEOUT_S = 30.0
+_STARTUP_TIMEOUT_S = 90.0  # a busy host: its imports alone can take 20 s
 _REQUEST_TIMEOUT = httpx.Timeout(5.0)
 
 

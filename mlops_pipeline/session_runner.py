@@ -314,6 +314,9 @@ def _run_sessions(
     reports = []
     with ExitStack() as stack:
         settings = platform.settings
+        # Before the sandbox: a run that waits must not lean on the sandbox of the run it waits for.
+        for day in days:
+            stack.enter_context(session_lock(settings, day, console))
         if uses_sandbox(settings):
             settings = settings.model_copy(
                 update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
@@ -328,8 +331,7 @@ def _run_sessions(
             label = f"session {day}"
             if len(days) > 1:
                 label += f" ({index + 1}/{len(days)}{_eta(started, index, len(days))})"
-            with session_lock(settings, day, console):
-                report = _run_steps(defs, instance, settings, day, steps, console, force, label)
+            report = _run_steps(defs, instance, settings, day, steps, console, force, label)
             if len(days) > 1:
                 waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
                 ok = report.total_count - report.failed_count - report.waiting_count

@@ -217,9 +217,9 @@ def build_serving_assets(
             if not is_ready(deployment.readiness_url):
                 raise dg.Failure(
                     f"{model_name} on {as_of}: team {team.name}'s model server ({deployment.launcher} "
-                    f"{deployment.instance_id}, {deployment.endpoint_url}) does not answer; nothing was "
-                    "predicted. Run the session again (mlops run) to redeploy it"
-                ) from exc
+                    f"{deployment.instance_id}, {deployment.endpoint_url}) does not answer: nothing "
+                    "predicted; run the session again to redeploy it"
+                ) from None
             raise dg.Failure(f"{model_name} on {as_of}: model server: {exc}") from exc
         except PredictionError as exc:
             raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc

@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 from _process_faults import (
     NEXT_SESSION,
+    SESSION,
     TEAM,
     FaultHome,
     MlopsProcess,
@@ -100,7 +101,9 @@ def test_kill_9_at_every_point_of_a_session_then_rerun(fault_home: FaultHome) ->
             # scenario 6 on the way: the model server dies between deployment and predictions
             server, failed = _kill_the_model_server_before_predictions(fault_home)
             output = failed.output()
-            assert f"model server (process {server}" in output and "does not answer" in output, output
+            cause = f"red_predict MSFT: red-MSFT on {SESSION}: team red's model server (process {server}, "
+            lines = [line for line in output.splitlines() if line.startswith(cause)]
+            assert len(lines) == 1 and "does not answer: nothing predicted" in lines[0], output
             assert not (fault_home.home / "objects" / "teams" / TEAM / "predictions" / "MSFT").is_dir()
             assert broker_orders(fault_home.home) == []  # no prediction, no order
         run = fault_home.run_session(f"kill-{index}.log")

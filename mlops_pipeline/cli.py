@@ -372,7 +372,7 @@ def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-UI_STOP_TIMEOUT_S = 8.0
+UI_STOP_TIMEOUT_S = 6.0
 
 
 def _stop_process_groups(children: list[subprocess.Popen], timeout_s: float = UI_STOP_TIMEOUT_S) -> None:

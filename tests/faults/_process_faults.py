@@ -26,6 +26,8 @@ import dagster as dg
 import pytest
 from _net import free_port
 
+from mlops_pipeline.processes import alive
+
 SESSION = date(2024, 3, 27)  # the sandbox's today: the session whose orders go to the broker
 NEXT_SESSION = date(2024, 3, 28)
 TEAM, TICKER = "red", "MSFT"
@@ -65,10 +67,7 @@ def platform_env(home: Path, project: Path, sandbox_port: int, today: date = SES
         for name, value in os.environ.items()
         if not name.startswith(("MLOPS_", "ALPHAVANTAGE_", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"))
     }
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
+    env.update(  # AWS_* come from the test's isolated environment (tests/conftest.py)
         MLOPS_HOME=str(home),
         MLOPS_PROJECT_DIR=str(project),
         DAGSTER_HOME=str(home / "dagster"),
@@ -107,14 +106,6 @@ def cmdline(pid: int) -> bytes:
         return b""
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 @dataclass
 class MlopsProcess:
     """One ``mlops`` command as its own process group, its output in a file."""
@@ -143,7 +134,7 @@ class MlopsProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait(self, timeout_s: float = 240.0) -> int:
+    def wait(self, timeout_s: float = 600.0) -> int:
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -134,7 +134,11 @@ def _error_text(result: dg.ExecuteInProcessResult) -> str:
             while error.cause is not None:
                 error = error.cause
             message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-            return message[:200]
+            # "dagster._core.definitions.events.Failure: why" -> "why": the cause, not its class
+            qualified, _, cause = message.partition(": ")
+            if error.cls_name == "Failure" and qualified.endswith(".Failure") and cause:
+                message = cause
+            return message[:300]
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed and evaluation.blocking:

@@ -357,7 +357,7 @@ def session_lock(settings: PlatformSettings, day: date, console: Console) -> Ite
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            console.print(f"session {day} is being run by {holder}: waiting for it to finish")
+            console.print(f"session {day} is being run by {holder}: waiting for it to finish", soft_wrap=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +27,7 @@ from mlops_pipeline.console import (
     console,
     err_console,
     fail,
+    labelled,
     settings_or_exit,
     teams_or_exit,
     usage_error,
@@ -33,6 +35,7 @@ from mlops_pipeline.console import (
 from mlops_pipeline.market.cli import market_app
 from mlops_pipeline.monitoring.cli import monitoring_app
 from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
+from mlops_pipeline.processes import alive
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
@@ -173,6 +176,7 @@ def run(
     """Run one session's partitions: shared market data, then each team's stages, then the leaderboard."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError
     from mlops_pipeline.session_runner import SessionRunError, run_session
 
     settings = settings_or_exit()
@@ -184,7 +188,7 @@ def run(
     blocked: dict[str, ConfigError] = {}
     platform = _platform_or_exit(settings, sources, blocked)
     for name, error in blocked.items():
-        err_console.print(f"[bold red]team {name} blocked:[/] {error}")
+        err_console.print(labelled(f"team {name} blocked:", str(error)), soft_wrap=True)
     chosen = [name for name in (team or platform.teams) if name not in blocked]
     if not chosen:
         fail("no team left to run")
@@ -204,12 +208,15 @@ def run(
             stages=tuple(item.value for item in stage) if stage else STAGES,
             force=force,
         )
-    except SessionRunError as exc:
+    except (SessionRunError, SandboxUnavailableError) as exc:
         fail(str(exc))
     console.print(report.render())
     for what, where in report.locations():
         console.print(f"  {what}: {where}")
     if not report.ok:
+        for failed in report.runs:
+            if failed.status in ("failure", "skipped"):
+                err_console.print(labelled(f"{failed.job} {failed.partition}:", failed.note), soft_wrap=True)
         fail(f"{report.failed_count} of {report.total_count} run(s) failed; see above")
     if blocked:
         fail(f"team(s) {', '.join(blocked)} blocked by their configuration; see above")
@@ -225,6 +232,7 @@ def compete(
     """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError
     from mlops_pipeline.session_runner import SessionRunError, replay
 
     settings = settings_or_exit()
@@ -238,7 +246,7 @@ def compete(
     ensure_home(settings)
     try:
         reports = replay(platform, first, last, chosen, console=console, force=force)
-    except SessionRunError as exc:
+    except (SessionRunError, SandboxUnavailableError) as exc:
         fail(str(exc))
     failed = [report for report in reports if not report.ok]
     console.print(f"replayed {len(reports)} session(s) from {first} to {last}")
@@ -317,15 +325,23 @@ def ui(
 ) -> None:
     """Start the Dagster webserver and daemon, and the evidently UI, on 127.0.0.1 (embedded instance)."""
     from mlops_pipeline.config.home import ensure_home
-    from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
 
+    # SIGTERM stops the UI as Ctrl-C does, from the first moment (children are started below).
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     settings = settings_or_exit()
     teams_or_exit(settings)
     ensure_home(settings)
     env = dict(os.environ)
-    with contextlib.ExitStack() as stack:
+    children: list[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack, contextlib.suppress(KeyboardInterrupt):
         if uses_sandbox(settings):
-            env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+            try:
+                env["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+            except SandboxUnavailableError as exc:
+                fail(str(exc))
+        # Stopped before the sandbox: the servers may still be talking to it.
+        stack.callback(_stop_process_groups, children)
         if settings.evidently_url:
             console.print(f"evidently UI: {settings.evidently_ui_url}  (MLOPS_EVIDENTLY_URL)")
         else:
@@ -335,45 +351,48 @@ def ui(
             # the links in the runs' metadata point at this UI, unless set explicitly
             env.setdefault("MLOPS_EVIDENTLY_UI_URL", evidently_url)
             console.print(f"evidently UI: {evidently_url}  (workspace: {workspace})")
-            evidently = subprocess.Popen(
-                [
-                    sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace),
-                    "--host", "127.0.0.1", "--port", str(evidently_port),
-                ],
-                env=env,
-                start_new_session=True,
-            )  # fmt: skip
-            stack.callback(_stop_child, evidently)
+            evidently = [
+                sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace),
+                "--host", "127.0.0.1", "--port", str(evidently_port),
+            ]  # fmt: skip
+            children.append(subprocess.Popen(evidently, env=env, start_new_session=True))
         console.print(f"Dagster UI: http://127.0.0.1:{port}  (instance: {settings.dagster_home_path})")
         command = [
             sys.executable, "-m", "dagster", "dev",
             "-m", "mlops_pipeline.definitions", "-h", "127.0.0.1", "-p", str(port),
         ]  # fmt: skip
-        # Its own process group, so that a stuck shutdown can take the webserver, daemon and code
-        # server down with it.
+        # Its own process group (webserver, daemon, code server, its gRPC server, the runs it
+        # launches), so that stopping reaches every one of them.
         dagster = subprocess.Popen(command, env=env, start_new_session=True)
-        stack.callback(_stop_child, dagster)
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        with contextlib.suppress(KeyboardInterrupt):
-            dagster.wait()
+        children.append(dagster)
+        dagster.wait()
 
 
 def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop_child(process: subprocess.Popen) -> None:
-    """SIGTERM lets `dagster dev` stop its webserver, daemon and code server cleanly; whatever of
-    its process group still runs after 30 s is killed."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+UI_STOP_TIMEOUT_S = 6.0
+
+
+def _stop_process_groups(children: list[subprocess.Popen], timeout_s: float = UI_STOP_TIMEOUT_S) -> None:
+    """SIGTERM to each child's whole process group at once (`dagster dev` and its webserver,
+    daemon and code servers stop cleanly on it); whatever still runs after ``timeout_s`` is killed.
+    Interrupts are ignored meanwhile: a second Ctrl-C does not leave children behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(alive(child.pid, group=True) for child in children):
+        for child in children:
+            child.poll()  # reap the leader, so that its group can empty
+        time.sleep(0.1)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
 
 
 # Registration order is the order of `mlops --help`.

@@ -10,15 +10,17 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from mlops_pipeline.config.errors import ConfigError
     from mlops_pipeline.config.settings import PlatformSettings
     from mlops_pipeline.config.teams import TeamConfig
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# No markup anywhere: paths, team names, settings and exception messages print as they are; styles
+# are given as ``Text`` spans (see ``labelled``).
+console = Console(highlight=False, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 RUNTIME_FAILURE = 1
 USAGE_ERROR = 2  # bad options or input: a date that is no session, an unknown team, an invalid file
@@ -27,10 +29,15 @@ USAGE_ERROR = 2  # bad options or input: a date that is no session, an unknown t
 def fail(message: str, code: int = RUNTIME_FAILURE) -> NoReturn:
     """Print a one-line reason (plus detail lines, if any) to stderr and exit with ``code``."""
     first, _, rest = message.partition("\n")
-    err_console.print(f"[bold red]error:[/] {escape(first)}", soft_wrap=True)
+    err_console.print(labelled("error:", first), soft_wrap=True)
     if rest:
-        err_console.print(escape(rest), soft_wrap=True)
+        err_console.print(rest, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def labelled(label: str, text: str, style: str = "bold red") -> Text:
+    """``label`` in ``style``, then ``text`` as it is (never read as markup)."""
+    return Text.assemble((label, style), " ", text)
 
 
 def usage_error(message: str) -> NoReturn:

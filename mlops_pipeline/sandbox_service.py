@@ -8,6 +8,7 @@ otherwise started as a child process for the duration of the ``with`` block.
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from mlops_pipeline.config.settings import PlatformSettings
 
 logger = logging.getLogger(__name__)
 
-_STARTUP_TIMEOUT_S = 30.0
+_STARTUP_TIMEOUT_S = 90.0  # a busy host: its imports alone can take 20 s
 _REQUEST_TIMEOUT = httpx.Timeout(5.0)
 
 
@@ -69,7 +70,12 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         if settings.sandbox_recorded_only:
             command.append("--recorded-only")
     logger.info("no market sandbox configured: starting the embedded one at %s", url)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
     try:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while not sandbox_answers(url):
@@ -89,6 +95,15 @@ def ensure_sandbox(settings: PlatformSettings) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the sandbox's process before it starts: SIGTERM when the process that started it dies, even
+    by SIGKILL, so that a killed run never leaves its sandbox holding the port (Linux)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _check_same_market(url: str, settings: PlatformSettings) -> None:

@@ -5,17 +5,20 @@ shared market data per session and ticker, then each team's stages, then the lea
 (job, partition) is its own Dagster run on the configured instance, so the runs, their logs and the
 asset history appear in the UI afterwards. A ticker whose market data fails is skipped by every
 team; one team's failure never stops another team. Runs of a process that died (killed ``mlops
-run``) are marked failed when the next one starts.
+run``) are marked failed when the next one starts; a second ``mlops run`` of a session waits for
+the first (a file lock), and a team's serving step is not up to date while its server is dead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import socket
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -23,6 +26,7 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from mlops_pipeline.assets.common import SETTINGS_TAG, WAITING
 from mlops_pipeline.assets.competition import LEADERBOARD
@@ -32,6 +36,7 @@ from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_definitions
 from mlops_pipeline.market.calendar import trading_days
+from mlops_pipeline.processes import alive
 from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 from mlops_pipeline.stages import STAGES, TEAM_STAGES, team_job_name
 
@@ -100,7 +105,7 @@ class SessionReport:
         }
         for run in self.runs:
             table.add_row(
-                run.job, run.partition, f"[{style[run.status]}]{run.status}[/]", f"{run.seconds:.1f}",
+                run.job, run.partition, Text(run.status, style=style[run.status]), f"{run.seconds:.1f}",
                 (run.run_id or "")[:8], run.note,
             )  # fmt: skip
         return table
@@ -131,7 +136,7 @@ def _error_text(result: dg.ExecuteInProcessResult) -> str:
             while error.cause is not None:
                 error = error.cause
             message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-            return _QUALIFIED_ERROR.sub("", message)[:200]
+            return _QUALIFIED_ERROR.sub("", message)[:300]
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed and evaluation.blocking:
@@ -158,6 +163,7 @@ class _Step:
     team: str | None
     assets: tuple[dg.AssetKey, ...]
     blocked_by: str | None = None  # a job of the same team whose failure makes this step pointless
+    live: bool = False  # it leaves a server running: up to date only while that server answers
 
 
 def plan_steps(
@@ -191,7 +197,8 @@ def plan_steps(
                     for ticker in team.tickers
                 ]
             else:
-                steps.append(_Step(job, session, None, name, assets, blocked_by))
+                live = stage.suffix == "serve"
+                steps.append(_Step(job, session, None, name, assets, blocked_by, live))
     if "rank" in stages:
         steps.append(_Step(LEADERBOARD_JOB, session, None, None, (LEADERBOARD,)))
     return steps
@@ -246,29 +253,36 @@ def up_to_date(graph: dg.AssetGraph, instance: dg.DagsterInstance, step: _Step) 
     return True
 
 
+def model_server_answers(settings: PlatformSettings, team: str) -> bool:
+    """Whether the team's recorded model server answers (a team without one has nothing to lose)."""
+    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
+    from mlops_pipeline.assets.team import team_store
+    from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.serving.launch import Deployment, is_ready
+
+    store = team_store(object_store_from_settings(settings), team)
+    if not store.exists(DEPLOYMENT_KEY):
+        return True
+    return is_ready(Deployment.from_json(store.get_text(DEPLOYMENT_KEY)).readiness_url)
+
+
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the runs a dead ``mlops`` process on this host left STARTED; their run ids."""
+    """Mark failed the runs a dead ``mlops`` process on this host left STARTED, and free the pool
+    slots they held; their run ids."""
     host = socket.gethostname()
     orphans = []
     for run in instance.get_runs(
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
     ):
         pid = run.tags.get(PID_TAG)
-        if run.tags.get(HOST_TAG) != host or pid is None or _alive(int(pid)):
+        if run.tags.get(HOST_TAG) != host or pid is None or alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone")
+        # Its pool slots (the AlphaVantage stream) are held until freed: nothing else could claim them.
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         orphans.append(run.run_id)
     return orphans
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_session(
@@ -302,6 +316,9 @@ def _run_sessions(
     reports = []
     with ExitStack() as stack:
         settings = platform.settings
+        # Before the sandbox: a run that waits must not lean on the sandbox of the run it waits for.
+        for day in days:
+            stack.enter_context(session_lock(settings, day, console))
         if uses_sandbox(settings):
             settings = settings.model_copy(
                 update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
@@ -323,6 +340,31 @@ def _run_sessions(
                 console.print(f"{day}: {ok}/{report.total_count} ok{waiting}")
             reports.append(report)
     return reports
+
+
+@contextmanager
+def session_lock(settings: PlatformSettings, day: date, console: Console) -> Iterator[None]:
+    """One ``mlops run`` of a session at a time on this home: a second one started meanwhile waits
+    for the first, then finds its steps up to date (one set of orders, one training, one server).
+    A file lock, released by the operating system when its holder dies."""
+    folder = settings.home_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f"session-{day.isoformat()}.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            console.print(f"session {day} is being run by {holder}: waiting for it to finish", soft_wrap=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"mlops pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _eta(started: float, done: int, total: int) -> str:
@@ -355,7 +397,12 @@ def _run_steps(
     }
     market_outcome: dict[str, str] = {}  # ticker -> "waiting" | "failure"
     failed_jobs: set[tuple[str | None, str]] = set()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(label, total=len(steps))
         for step in steps:
@@ -363,7 +410,10 @@ def _run_steps(
             progress.update(task, description=f"{label}: {step.job} [{step.partition}]")
             skip = _skip(step, market_outcome, failed_jobs)
             if skip is None and not force and up_to_date(graph, instance, step):
-                skip = ("up to date", "materialized after its inputs (--force runs it again)")
+                if step.live and step.team is not None and not model_server_answers(settings, step.team):
+                    console.print(f"team {step.team}: its model server does not answer: deploying again")
+                else:
+                    skip = ("up to date", "materialized after its inputs (--force runs it again)")
             if skip is not None:
                 report.runs.append(PartitionRun(step.job, label, skip[0], 0.0, None, skip[1]))
                 progress.advance(task)

@@ -11,7 +11,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.home import ALPHAVANTAGE_POOL, ensure_home
 from mlops_pipeline.config.platform import Platform, load_platform
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.defs_builder import build_definitions
@@ -313,6 +313,12 @@ def test_runs_of_a_dead_process_are_marked_failed(settings: PlatformSettings, pl
                 dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=job.name),
             )
         )  # fmt: skip
+    # the dead run held the AlphaVantage pool's only slot: nothing could fetch until it is freed
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(ALPHAVANTAGE_POOL)
+    storage.claim_concurrency_slot(ALPHAVANTAGE_POOL, orphan.run_id, "market__prices")
+    assert storage.get_concurrency_info(ALPHAVANTAGE_POOL).active_run_ids == {orphan.run_id}
     assert fail_orphaned_runs(instance) == [orphan.run_id]
+    assert storage.get_concurrency_info(ALPHAVANTAGE_POOL).active_slot_count == 0
     assert instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED

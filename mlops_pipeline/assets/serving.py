@@ -64,29 +64,42 @@ def build_serving_assets(
     def serving(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
-        from mlops_pipeline.serving.deployment import DockerPlacement, NoChampionError, deploy_team
+        from mlops_pipeline.serving.deployment import (
+            DockerPlacement,
+            NoChampionError,
+            deploy_team,
+            deployment_lock,
+            stop_strays,
+        )
         from mlops_pipeline.serving.launch import Deployment, LaunchError
 
         session = session_of(context)
         store = team_store(object_store, team.name)
-        previous = (
-            Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
-        )
         try:
-            deployment, changed, missing = deploy_team(
-                team.name,
-                list(team.tickers),
-                mode=settings.serving_launcher,
-                tracking_uri=tracking_uri,
-                work_dir=work_dir,
-                base_image=settings.serving_base_image,
-                image_cache_dir=settings.home_dir / "serving" / "image",
-                bundles_dir=settings.serving_bundles_path,
-                placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
-                previous=previous,
-                publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
-                progress=context.log.info,
-            )
+            with deployment_lock(work_dir, team.name):
+                previous = (
+                    Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
+                    if store.exists(DEPLOYMENT_KEY)
+                    else None
+                )
+                deployment, changed, missing = deploy_team(
+                    team.name,
+                    list(team.tickers),
+                    mode=settings.serving_launcher,
+                    tracking_uri=tracking_uri,
+                    work_dir=work_dir,
+                    base_image=settings.serving_base_image,
+                    image_cache_dir=settings.home_dir / "serving" / "image",
+                    bundles_dir=settings.serving_bundles_path,
+                    placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
+                    previous=previous,
+                    publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
+                    progress=context.log.info,
+                )
+                for pid in stop_strays(work_dir, team.name, keep=deployment.instance_id):
+                    context.log.warning(
+                        f"stopped model server {pid}: started by a run that died, never recorded"
+                    )
         except NoChampionError as exc:
             context.log.warning(f"nothing to serve yet: {exc}")
             return
@@ -129,7 +142,7 @@ def build_serving_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
         from mlops_pipeline.serving.client import ServingClientError, invoke
-        from mlops_pipeline.serving.launch import Deployment
+        from mlops_pipeline.serving.launch import Deployment, is_ready
         from mlops_pipeline.serving.predictions import (
             PredictionError,
             prediction_record,
@@ -200,7 +213,15 @@ def build_serving_assets(
                 model_name=model_name,
                 latency_ms=latency_ms,
             )
-        except (ServingClientError, PredictionError) as exc:
+        except ServingClientError as exc:
+            if not is_ready(deployment.readiness_url):
+                raise dg.Failure(
+                    f"{model_name} on {as_of}: team {team.name}'s model server ({deployment.launcher} "
+                    f"{deployment.instance_id}, {deployment.endpoint_url}) does not answer: nothing "
+                    "predicted; run the session again to redeploy it"
+                ) from None
+            raise dg.Failure(f"{model_name} on {as_of}: model server: {exc}") from exc
+        except PredictionError as exc:
             raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc
         uri = store_prediction(store, ticker, record)
         yield dg.MaterializeResult(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops_pipeline.console import console, err_console, fail, settings_or_exit, usage_error
+from mlops_pipeline.console import console, err_console, fail, labelled, settings_or_exit, usage_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +47,6 @@ def import_command(
 
     A file that fails is not stored, the others are; the exit code is then 1.
     """
-    from rich.markup import escape
 
     from mlops_pipeline.market.importing import PriceImportError, import_prices
     from mlops_pipeline.resources.object_store import object_store_from_settings
@@ -64,7 +63,7 @@ def import_command(
     for outcome in outcomes:
         if not outcome.ok:
             err_console.print(
-                f"[bold red]{outcome.symbol}: not imported:[/] {escape(str(outcome.error))}", soft_wrap=True
+                labelled(f"{outcome.symbol}: not imported:", str(outcome.error)), soft_wrap=True
             )
             continue
         line = (
@@ -73,7 +72,7 @@ def import_command(
         )
         if outcome.dropped_after_until:
             line += f", {outcome.dropped_after_until} row(s) after {outcome.last_date} dropped"
-        console.print(escape(line), soft_wrap=True)
+        console.print(line, soft_wrap=True)
     recorded = _record_in_dagster(settings, [outcome for outcome in outcomes if outcome.ok])
     if recorded:
         console.print(f"recorded as market/prices materializations: {', '.join(recorded)}", soft_wrap=True)
@@ -81,7 +80,7 @@ def import_command(
     summary = f"imported {len(outcomes) - len(failed)} of {len(outcomes)} symbol(s) from {directory}"
     if failed:
         summary += f"; failed: {', '.join(failed)}"
-    console.print(escape(summary), soft_wrap=True)
+    console.print(summary, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
@@ -140,7 +139,6 @@ def record_command(
 
     A symbol that fails is not written, the others are; the exit code is then 1.
     """
-    from rich.markup import escape
 
     from mlops_pipeline.market.importing import PriceImportError, symbol_for
     from mlops_pipeline.market.recording import RecordingError, write_recording
@@ -165,12 +163,12 @@ def record_command(
                 raise RecordingError(history)
             rows = write_recording(history, path)  # refuses what the sandbox could not serve back
         except RecordingError as error:
-            err_console.print(f"[bold red]{symbol}: not recorded:[/] {escape(str(error))}", soft_wrap=True)
+            err_console.print(labelled(f"{symbol}: not recorded:", str(error)), soft_wrap=True)
             failed.append(symbol)
             continue
         first, last = history["date"].iloc[0].date(), history["date"].iloc[-1].date()
-        console.print(escape(f"{symbol}: {rows} sessions {first}..{last} -> {path}"), soft_wrap=True)
-    console.print(escape(f"recorded {len(wanted) - len(failed)} of {len(wanted)} symbol(s) to {out}"))
+        console.print(f"{symbol}: {rows} sessions {first}..{last} -> {path}", soft_wrap=True)
+    console.print(f"recorded {len(wanted) - len(failed)} of {len(wanted)} symbol(s) to {out}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

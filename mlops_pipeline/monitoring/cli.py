@@ -32,7 +32,6 @@ def export_command(
     ] = None,
 ) -> None:
     """Write the evidently report of one team, ticker and session as a self-contained HTML file."""
-    from rich.markup import escape
 
     from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.monitoring.publish import MonitoringExportError, export_html
@@ -56,4 +55,4 @@ def export_command(
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(html, encoding="utf-8")
     partial.replace(target)
-    console.print(escape(f"{target} ({len(html.encode('utf-8')):,} bytes)"), soft_wrap=True)
+    console.print(f"{target} ({len(html.encode('utf-8')):,} bytes)", soft_wrap=True)

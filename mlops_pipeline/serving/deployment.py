@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +99,44 @@ def stop_deployment(deployment: Deployment) -> None:
     client, _ = docker_client()
     if client is not None:
         DockerLauncher(client, deployment.image or "", {}).stop(deployment.instance_id)
+
+
+@contextmanager
+def deployment_lock(work_dir: Path, team: str, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold the team's deployment lock: one deployment of a team at a time across processes (two
+    runs of one session launched at once deploy one server, the second finds it serving). The lock
+    is a file lock, released by the operating system when its holder dies."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with (work_dir / "deploy.lock").open("a") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LaunchError(
+                        f"team {team}: another deployment has held {work_dir / 'deploy.lock'} for "
+                        f"{timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def stop_strays(work_dir: Path, team: str, keep: str) -> list[str]:
+    """Stop the team's local model servers other than ``keep`` (servers a killed run started but
+    never recorded); call it holding :func:`deployment_lock`. Their PIDs."""
+    launcher = ProcessLauncher(work_dir / "logs")
+    strays = []
+    for log in sorted(launcher.log_dir.glob("server-*.log")):
+        pid = log.stem.removeprefix("server-")
+        if pid != keep and pid.isdigit() and launcher.serves_team(pid, team):
+            launcher.stop(pid)
+            strays.append(pid)
+    return strays
 
 
 def retire(previous: Deployment, current: Launcher) -> None:

@@ -64,6 +64,16 @@ class ProcessLauncher:
         except OSError:
             return False
 
+    def serves_team(self, instance_id: str, team: str) -> bool:
+        """Whether the process is running and is a model server of ``team``'s models."""
+        try:
+            command = Path(f"/proc/{int(instance_id)}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return SERVER_MODULE.encode() in command and any(
+            arg.startswith(f"{team}-".encode()) for arg in command
+        )
+
     def logs(self, instance_id: str) -> str:
         path = self._log_path(instance_id)
         if not path.is_file():

@@ -287,22 +287,21 @@ def stop(
     team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
 ) -> None:
     """Stop the teams' model servers (started by <team>/serving); the next run deploys again."""
-    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
-    from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.resources.object_store import object_store_from_settings
     from mlops_pipeline.serving.deployment import stop_deployment
     from mlops_pipeline.serving.launch import Deployment
+    from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, team_store
 
     settings = settings_or_exit()
     store = object_store_from_settings(settings)
     for name in teams_or_exit(settings, only=team):
         scoped = team_store(store, name)
-        if not scoped.exists(DEPLOYMENT_KEY):
+        deployment = Deployment.stored(scoped, LIVE_DEPLOYMENT_KEY)
+        if deployment is None:
             console.print(f"{name}: no model server")
             continue
-        deployment = Deployment.from_json(scoped.get_text(DEPLOYMENT_KEY))
         stop_deployment(deployment)
-        scoped.delete(DEPLOYMENT_KEY)
+        scoped.delete(LIVE_DEPLOYMENT_KEY)
         console.print(
             f"{name}: stopped {deployment.launcher} {deployment.instance_id} ({deployment.endpoint_url})"
         )

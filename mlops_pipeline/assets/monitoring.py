@@ -17,13 +17,13 @@ from mlops_pipeline.assets.sessions import (
     split_session_ticker,
     ticker_of,
 )
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import team_store
 
 MONITORING_REPORT = "monitoring_report"
 TRIGGER_TAG = "mlops/trigger"

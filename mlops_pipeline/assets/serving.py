@@ -9,7 +9,6 @@ gate and records the deployment under ``serving/deployments/<session>.json`` (pl
 import math
 import os
 from collections.abc import Iterator
-from datetime import date
 
 import dagster as dg
 
@@ -17,21 +16,14 @@ from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.calendar import next_trading_day
 from mlops_pipeline.market.features import FEATURE_COLUMNS
 from mlops_pipeline.market.store import read_features
+from mlops_pipeline.model_registry import registered_model_name
 from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
-
-DEPLOYMENT_KEY = "serving/deployment.json"
-
-
-def session_deployment_key(session: date) -> str:
-    """The deployment that served ``session``'s predictions."""
-    return f"serving/deployments/{session.isoformat()}.json"
-
+from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, session_deployment_key, team_store
 
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
@@ -69,9 +61,7 @@ def build_serving_assets(
 
         session = session_of(context)
         store = team_store(object_store, team.name)
-        previous = (
-            Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
-        )
+        previous = Deployment.stored(store, LIVE_DEPLOYMENT_KEY)
         try:
             deployment, changed, missing = deploy_team(
                 team.name,
@@ -84,7 +74,7 @@ def build_serving_assets(
                 bundles_dir=settings.serving_bundles_path,
                 placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
                 previous=previous,
-                publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
+                publish=lambda new: store.put_text(LIVE_DEPLOYMENT_KEY, new.to_json()),
                 progress=context.log.info,
             )
         except NoChampionError as exc:
@@ -146,7 +136,7 @@ def build_serving_assets(
                 f"team {team.name} had no model server on {as_of} (no champion yet): no prediction"
             )
             return
-        model_name = f"{team.name}-{ticker}"
+        model_name = registered_model_name(team.name, ticker)
         if model_name not in deployment.models:
             context.log.warning(
                 f"{model_name} has no champion (no model has passed the promotion gate yet): no prediction"
@@ -165,7 +155,7 @@ def build_serving_assets(
                 }
             )
             return
-        live = Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
+        live = Deployment.stored(store, LIVE_DEPLOYMENT_KEY)
         served = (live.models.get(model_name) or {}).get("version") if live else None
         wanted = deployment.models[model_name].get("version")
         if str(served) != str(wanted):

@@ -12,16 +12,18 @@ from collections.abc import Iterator
 import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
-from mlops_pipeline.assets.common import WAITING, json_metadata
+from mlops_pipeline.assets.common import WAITING
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
-from mlops_pipeline.assets.team import dataset_key, team_store
+from mlops_pipeline.assets.team import checked_market_inputs
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features, read_prices
+from mlops_pipeline.market.store import read_features
+from mlops_pipeline.model_registry import TrackingError
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.champion import PromotionError, run_gate
 from mlops_pipeline.training.dataset import DatasetError, frame_fingerprint
 from mlops_pipeline.training.folds import FoldError, history_shortfall
@@ -35,7 +37,6 @@ from mlops_pipeline.training.retrain_policy import (
     previous_training,
     retrain_decision,
 )
-from mlops_pipeline.training.tracking import TrackingError
 from mlops_pipeline.training.versioning import VersioningError
 
 
@@ -74,16 +75,7 @@ def build_training_assets(
                 f"no training dataset for {team.name}/{ticker} on {as_of}: materialize training_dataset first"
             )
         dataset, manifest = store.get_parquet_with_manifest(key)
-        features, features_manifest = read_features(object_store, ticker, as_of)
-        _, prices_manifest = read_prices(object_store, ticker, as_of)
-        failed = sorted(
-            {*features_manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])}
-        )
-        if failed or features is None:
-            raise dg.Failure(
-                f"market data for {ticker} failed checks {failed or ['missing features']}: no training",
-                metadata={"failed_checks": json_metadata(failed)},
-            )
+        features = checked_market_inputs(object_store, ticker, as_of, "no training").features
         try:
             ludwig = load_ludwig_config(ludwig_path)
         except ConfigError as exc:

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
+from mlops_pipeline.commands.competition import leaderboard_command, teams_diff_command
+from mlops_pipeline.commands.market import market_app
+from mlops_pipeline.commands.model import model_app, reproduce
+from mlops_pipeline.commands.monitoring import monitoring_app
 from mlops_pipeline.console import (
     RUNTIME_FAILURE,
     console,
@@ -30,13 +33,10 @@ from mlops_pipeline.console import (
     teams_or_exit,
     usage_error,
 )
-from mlops_pipeline.market.cli import market_app
-from mlops_pipeline.monitoring.cli import monitoring_app
 from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
-from mlops_pipeline.training.cli import model_app, reproduce
 
 if TYPE_CHECKING:
     from mlops_pipeline.config.errors import ConfigError

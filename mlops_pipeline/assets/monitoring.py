@@ -84,13 +84,13 @@ def build_monitoring_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
+        from mlops_pipeline.config.ludwig import load_ludwig_config
         from mlops_pipeline.monitoring.champion import ChampionError, ChampionRegistry
         from mlops_pipeline.monitoring.publish import publish_report
         from mlops_pipeline.monitoring.report import ReportRequest, build_report
         from mlops_pipeline.monitoring.windows import MonitoringInputError, window_sessions
         from mlops_pipeline.monitoring.workspace import WorkspaceError, workspace_from_settings
         from mlops_pipeline.serving.predictions import read_predictions
-        from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
         ticker, as_of = ticker_of(context), session_of(context)
         features, _ = read_features(object_store, ticker, as_of)

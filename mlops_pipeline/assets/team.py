@@ -11,12 +11,12 @@ from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import MarketInputs, read_market_inputs
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
 
 def checked_market_inputs(

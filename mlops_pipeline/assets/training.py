@@ -16,6 +16,7 @@ from mlops_pipeline.assets.common import WAITING
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.assets.team import checked_market_inputs
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
@@ -27,7 +28,6 @@ from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.champion import PromotionError, run_gate
 from mlops_pipeline.training.dataset import DatasetError, frame_fingerprint
 from mlops_pipeline.training.folds import FoldError, history_shortfall
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 from mlops_pipeline.training.pipeline import train_ticker, training_config_hash
 from mlops_pipeline.training.retrain_policy import (
     COVERED_UNTIL_TAG,

@@ -12,10 +12,10 @@ from _mlflow_server import running_mlflow_server
 from _net import free_port
 from _training_data import put_market_data
 
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.model_registry import HttpLimits, TrackingError
 from mlops_pipeline.training.champion import run_gate
 from mlops_pipeline.training.dataset import build_training_dataset, frame_fingerprint
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 from mlops_pipeline.training.pipeline import train_ticker
 from mlops_pipeline.training.reproduce import reproduce_run
 from mlops_pipeline.training.tracking import Tracker

@@ -92,6 +92,9 @@ class MlflowRegistry:
         if self._client is None:
             from mlflow import MlflowClient
 
+            if self.tracking_uri.startswith("sqlite:///"):  # the embedded store's folder, on first use
+                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client
 

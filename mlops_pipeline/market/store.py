@@ -86,12 +86,3 @@ def latest_prices(
         return None, {}, None
     frame, manifest = read_prices(store, ticker, sessions[-1])
     return frame, manifest, sessions[-1]
-
-
-def latest_features(store: Objects, ticker: str) -> tuple[pd.DataFrame | None, dict[str, Any], date | None]:
-    """The newest feature snapshot of ``ticker``, its manifest and its session."""
-    sessions = stored_sessions(store, FEATURES_PREFIX, ticker)
-    if not sessions:
-        return None, {}, None
-    frame, manifest = read_features(store, ticker, sessions[-1])
-    return frame, manifest, sessions[-1]

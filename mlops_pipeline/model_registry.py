@@ -80,9 +80,10 @@ def _missing(exc: Exception) -> bool:
 
 
 class MlflowRegistry:
-    """MLflow access for one tracking URI (SQLite in embedded mode, or a tracking server)."""
+    """MLflow access for one tracking URI (SQLite in embedded mode, or a tracking server); ``None``
+    is MLflow's default (``MLFLOW_TRACKING_URI``)."""
 
-    def __init__(self, tracking_uri: str, limits: HttpLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, tracking_uri: str | None, limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self.tracking_uri = tracking_uri
         self.limits = limits
         self._client = None
@@ -92,7 +93,8 @@ class MlflowRegistry:
         if self._client is None:
             from mlflow import MlflowClient
 
-            if self.tracking_uri.startswith("sqlite:///"):  # the embedded store's folder, on first use
+            # the embedded store's folder is made on first use, not when the code location loads
+            if self.tracking_uri and self.tracking_uri.startswith("sqlite:///"):
                 Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -110,6 +112,8 @@ class MlflowRegistry:
             raise TrackingError(f"MLflow at {self.where()}: {what} failed: {exc}") from exc
 
     def where(self) -> str:
+        if self.tracking_uri is None:
+            return "the default tracking URI"
         return re.sub(r"//[^/@]*@", "//", self.tracking_uri)  # never show user:password@
 
     # -- runs ------------------------------------------------------------------------------

@@ -150,7 +150,6 @@ def fetch_bundle(model: ResolvedModel, tracking_uri: str | None, workdir: Path) 
         if is_bundle(local):
             return local
         return export_bundle(find_ludwig_dir(local), workdir / "bundle")
-    assert tracking_uri is not None
     registry = MlflowRegistry(tracking_uri)
     workdir.mkdir(parents=True, exist_ok=True)
     try:

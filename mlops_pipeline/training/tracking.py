@@ -47,6 +47,8 @@ class RunRecord:
 class Tracker(MlflowRegistry):
     """The registry plus what training writes: experiments, runs, versions and audited alias moves."""
 
+    tracking_uri: str  # always a concrete URI: experiments and run links are made from it
+
     def __init__(
         self, tracking_uri: str, artifact_root: str | None = None, limits: HttpLimits = DEFAULT_LIMITS
     ) -> None:

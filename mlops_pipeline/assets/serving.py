@@ -18,6 +18,7 @@ from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.model_registry import registered_model_name
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, session_deployment_key, team_store
 
@@ -113,7 +114,7 @@ def build_serving_assets(
     ) -> Iterator[dg.MaterializeResult]:
         from mlops_pipeline.serving.client import ServingClientError
         from mlops_pipeline.serving.predictions import PredictionError
-        from mlops_pipeline.serving.session_prediction import Kept, NoModel, Refused, predict_session
+        from mlops_pipeline.serving.session_prediction import Kept, predict_session
 
         ticker, as_of = ticker_of(context), session_of(context)
         store = team_store(object_store, team.name)
@@ -121,7 +122,7 @@ def build_serving_assets(
             step = predict_session(team.name, ticker, as_of, object_store, store, os.environ.get(TOKEN_ENV))
         except (ServingClientError, PredictionError) as exc:
             raise dg.Failure(f"{registered_model_name(team.name, ticker)} on {as_of}: {exc}") from exc
-        if isinstance(step, NoModel):
+        if isinstance(step, Skipped):
             context.log.warning(step.reason)
             return
         if isinstance(step, Refused):

@@ -21,6 +21,7 @@ from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.model_registry import TrackingError
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
@@ -28,7 +29,7 @@ from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.champion import GateOutcome, PromotionError, run_gate
 from mlops_pipeline.training.dataset import DatasetError
 from mlops_pipeline.training.folds import FoldError
-from mlops_pipeline.training.session_model import NotRetrained, Refused, Trained, Waiting, session_model
+from mlops_pipeline.training.session_model import NotRetrained, Trained, session_model
 from mlops_pipeline.training.versioning import VersioningError
 
 
@@ -81,7 +82,7 @@ def build_training_assets(
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
         if isinstance(step, Refused):
             raise dg.Failure(f"team {team.name}, {ticker}: {step.reason}")
-        if isinstance(step, Waiting):
+        if isinstance(step, Skipped):
             context.log.warning(step.reason)
             yield dg.AssetObservation(
                 asset_key=model_key, partition=context.partition_key, metadata={WAITING: step.reason}

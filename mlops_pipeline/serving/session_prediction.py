@@ -17,22 +17,11 @@ from mlops_pipeline.market.features import FEATURE_COLUMNS
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.model_registry import registered_model_name
 from mlops_pipeline.objects import ObjectNotFoundError, Objects
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.serving.client import invoke
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.predictions import prediction_record, store_prediction, stored_prediction
 from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, session_deployment_key
-
-
-@dataclass(frozen=True)
-class NoModel:
-    """Nothing to ask: the session had no model server, or it did not serve the ticker's model."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -50,7 +39,7 @@ class Predicted:
     uri: str
 
 
-SessionPrediction = NoModel | Refused | Kept | Predicted
+SessionPrediction = Skipped | Refused | Kept | Predicted  # Skipped: no model server or champion to ask
 
 
 def _json_value(value: object) -> object:
@@ -67,10 +56,10 @@ def predict_session(
     try:
         deployment = Deployment.from_json(store.get_text(session_deployment_key(as_of)))
     except ObjectNotFoundError:
-        return NoModel(f"team {team} had no model server on {as_of} (no champion yet): no prediction")
+        return Skipped(f"team {team} had no model server on {as_of} (no champion yet): no prediction")
     model_name = registered_model_name(team, ticker)
     if model_name not in deployment.models:
-        return NoModel(
+        return Skipped(
             f"{model_name} has no champion (no model has passed the promotion gate yet): no prediction"
         )
     done = stored_prediction(store, ticker, as_of)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.training.dataset import frame_fingerprint
 from mlops_pipeline.training.folds import history_shortfall
 from mlops_pipeline.training.pipeline import TrainingOutcome, train_ticker, training_config_hash
@@ -28,20 +29,6 @@ from mlops_pipeline.training.retrain_policy import (
 )
 from mlops_pipeline.training.tracking import Tracker
 from mlops_pipeline.training.versioning import DvcStore
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The inputs cannot give a model (e.g. a dataset built for another Ludwig config)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """The history is still too short to evaluate a model: nothing is trained yet."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -61,7 +48,7 @@ class Trained:
     retrain_reason: str
 
 
-SessionModel = Refused | Waiting | NotRetrained | Trained
+SessionModel = Refused | Skipped | NotRetrained | Trained  # Skipped: the history is still too short
 
 
 def session_model(
@@ -86,7 +73,7 @@ def session_model(
         )
     shortfall = history_shortfall(len(dataset), team.evaluation, as_of)
     if shortfall is not None:
-        return Waiting(f"team {team.name}, {ticker}: {shortfall}")
+        return Skipped(f"team {team.name}, {ticker}: {shortfall}")
     latest = tracker.latest_trained_run(team.name, ticker)
     decision = retrain_decision(
         cron=team.retrain.cron,

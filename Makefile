@@ -17,7 +17,7 @@ help:
 	@echo "make demo    run the last session offline on the embedded defaults, print where outputs are"
 	@echo "make test    run every test tier (installs PostgreSQL/Chromium/docker-compose if root)"
 	@echo "make test-fast  the unit tier only: no services needed, a minute or two"
-	@echo "make lint    ruff check + format check"
+	@echo "make lint    ruff check + format check + import contracts + secret scan"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench   benchmarks (results in benchmarks/results/)"
 
@@ -56,6 +56,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	BIN=$(BIN) bash .ci/secret-scan.sh
 
 format: setup

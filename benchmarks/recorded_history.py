@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_pipeline.competition.backtest import run_backtest
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.teams import EvaluationSpec, TeamConfig, load_teams
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.recording import load_recordings, write_recording
@@ -39,7 +40,6 @@ from mlops_pipeline.market.reference_history import SP500_SYMBOL, sp500_history
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.recorded import RecordedMarket
 from mlops_pipeline.training.dataset import build_training_dataset
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 from mlops_pipeline.training.walk_forward import cross_validate_predictions, evaluation_frame
 
 ROOT = Path(__file__).resolve().parents[1]

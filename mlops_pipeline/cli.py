@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from mlops_pipeline.competition.cli import leaderboard_command, teams_diff_command
+from mlops_pipeline.commands.competition import leaderboard_command, teams_diff_command
+from mlops_pipeline.commands.market import market_app
+from mlops_pipeline.commands.model import model_app, reproduce
+from mlops_pipeline.commands.monitoring import monitoring_app
 from mlops_pipeline.console import (
     RUNTIME_FAILURE,
     console,
@@ -32,14 +35,11 @@ from mlops_pipeline.console import (
     teams_or_exit,
     usage_error,
 )
-from mlops_pipeline.market.cli import market_app
-from mlops_pipeline.monitoring.cli import monitoring_app
 from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
 from mlops_pipeline.processes import alive
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
-from mlops_pipeline.training.cli import model_app, reproduce
 
 if TYPE_CHECKING:
     from mlops_pipeline.config.errors import ConfigError
@@ -295,22 +295,21 @@ def stop(
     team: Annotated[list[str] | None, typer.Option("--team", help="Only this team (repeatable)")] = None,
 ) -> None:
     """Stop the teams' model servers (started by <team>/serving); the next run deploys again."""
-    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
-    from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.resources.object_store import object_store_from_settings
     from mlops_pipeline.serving.deployment import stop_deployment
     from mlops_pipeline.serving.launch import Deployment
+    from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, team_store
 
     settings = settings_or_exit()
     store = object_store_from_settings(settings)
     for name in teams_or_exit(settings, only=team):
         scoped = team_store(store, name)
-        if not scoped.exists(DEPLOYMENT_KEY):
+        deployment = Deployment.stored(scoped, LIVE_DEPLOYMENT_KEY)
+        if deployment is None:
             console.print(f"{name}: no model server")
             continue
-        deployment = Deployment.from_json(scoped.get_text(DEPLOYMENT_KEY))
         stop_deployment(deployment)
-        scoped.delete(DEPLOYMENT_KEY)
+        scoped.delete(LIVE_DEPLOYMENT_KEY)
         console.print(
             f"{name}: stopped {deployment.launcher} {deployment.instance_id} ({deployment.endpoint_url})"
         )

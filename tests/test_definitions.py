@@ -160,18 +160,19 @@ def test_a_broken_overlay_fails_the_whole_load(project: Path) -> None:
 
 
 @pytest.mark.integration  # a fresh interpreter
-def test_code_location_loads_without_heavy_imports(project: Path, isolated_env: Path) -> None:
+def test_code_location_loads_without_heavy_imports_or_side_effects(project: Path, isolated_env: Path) -> None:
     probe = (
-        "import sys, mlops_pipeline.definitions as d;"
+        "import os, sys, mlops_pipeline.definitions as d;"
         "heavy=[m for m in ('ludwig','torch','evidently','mlflow','transformers') if m in sys.modules];"
         "job=d.defs.resolve_job_def('rank_teams');"
         "print(len(d.defs.resolve_asset_graph().get_all_asset_keys()), heavy,"
-        " job.partitions_def.get_last_partition_key())"
+        " job.partitions_def.get_last_partition_key(), os.environ.get('DAGSTER_HOME'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.strip() == f"{3 + 2 * len(TEAM_ASSETS)} [] {LAST_SESSION}"
+    assert out.stdout.strip() == f"{3 + 2 * len(TEAM_ASSETS)} [] {LAST_SESSION} None"
+    assert not isolated_env.exists()  # loading wrote nothing: the CLI prepares the home
 
 
 @pytest.mark.integration  # the dagster CLI in a subprocess

@@ -13,7 +13,6 @@ import pandas as pd
 from mlops_pipeline.assets.automation import per_team_stage
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.sessions import session_of
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.competition.backtest import BacktestError, BacktestResult, run_backtest
 from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
 from mlops_pipeline.competition.charts import data_uri, equity_drawdown_png
@@ -24,8 +23,6 @@ from mlops_pipeline.competition.leaderboard import (
     render_markdown,
 )
 from mlops_pipeline.competition.team_inputs import (
-    BACKTEST_CHART_KEY,
-    BACKTEST_DAILY_KEY,
     LEADERBOARD_HTML_KEY,
     LEADERBOARD_TABLE_KEY,
     leaderboard_sessions,
@@ -35,6 +32,7 @@ from mlops_pipeline.competition.team_inputs import (
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY, team_store
 
 LEADERBOARD = dg.AssetKey(["leaderboard"])
 LEAKAGE_CHECK = "no_probable_leakage"

@@ -4,6 +4,7 @@ when the team opted in."""
 
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -17,13 +18,16 @@ from mlops_pipeline.assets.sessions import (
     split_session_ticker,
     ticker_of,
 )
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import team_store
+
+if TYPE_CHECKING:  # evidently is imported in the asset body only
+    from mlops_pipeline.monitoring.session import SessionMonitoring
 
 MONITORING_REPORT = "monitoring_report"
 TRIGGER_TAG = "mlops/trigger"
@@ -51,7 +55,6 @@ def build_monitoring_assets(
     key = monitoring_report_key(team.name)
     partitions = session_ticker_partitions(sessions, team.tickers)
     ludwig_path = settings.ludwig_configs_path / team.model.ludwig_config
-    tracking_uri = str(settings.mlflow_tracking_uri)
     spec = team.monitoring
 
     @dg.asset(
@@ -84,13 +87,10 @@ def build_monitoring_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
-        from mlops_pipeline.monitoring.champion import ChampionError, ChampionRegistry
-        from mlops_pipeline.monitoring.publish import publish_report
-        from mlops_pipeline.monitoring.report import ReportRequest, build_report
-        from mlops_pipeline.monitoring.windows import MonitoringInputError, window_sessions
-        from mlops_pipeline.monitoring.workspace import WorkspaceError, workspace_from_settings
-        from mlops_pipeline.serving.predictions import read_predictions
-        from mlops_pipeline.training.ludwig_config import load_ludwig_config
+        from mlops_pipeline.monitoring.champion import ChampionError
+        from mlops_pipeline.monitoring.session import monitor_session
+        from mlops_pipeline.monitoring.windows import MonitoringInputError
+        from mlops_pipeline.monitoring.workspace import WorkspaceError
 
         ticker, as_of = ticker_of(context), session_of(context)
         features, _ = read_features(object_store, ticker, as_of)
@@ -98,73 +98,17 @@ def build_monitoring_assets(
             raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
         store = team_store(object_store, team.name)
         try:
-            # only the predictions the report scores: those made in its window
-            window = window_sessions(features, as_of, spec.window_days)
-            predictions = read_predictions(store, ticker, since=window[0].date() if window else None)
-            ludwig = load_ludwig_config(ludwig_path)
-            registry = ChampionRegistry(tracking_uri)
-            kind = "direction" if ludwig.output_features[0] == "target_next_direction" else "regression"
-            champion = registry.find(team.name, ticker, kind)
-            report = build_report(
-                ReportRequest(
-                    team=team.name,
-                    ticker=ticker,
-                    as_of=as_of,
-                    features=features,
-                    predictions=predictions,
-                    champion=champion,
-                    input_features=ludwig.input_features,
-                    output_feature=ludwig.output_features[0],
-                    monitoring=spec,
-                    retrain=team.retrain,
-                )
-            )
-        except (ConfigError, ChampionError, MonitoringInputError) as exc:
+            done = monitor_session(team, ticker, as_of, features, store, ludwig_path, settings)
+        except (ConfigError, ChampionError, MonitoringInputError, WorkspaceError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
-
-        try:
-            published = publish_report(workspace_from_settings(settings), store, report, list(team.tickers))
-        except WorkspaceError as exc:
-            raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
-        links: dict[str, dg.MetadataValue] = {"dashboard": dg.MetadataValue.url(published.dashboard_url)}
-        if published.snapshot_url:
-            links["snapshot"] = dg.MetadataValue.url(published.snapshot_url)
-
-        numbers = report.numbers()
-        mlflow_logged = "no champion"
-        if report.champion is not None:
-            logged = registry.log_metrics(report.champion.run_id, as_of, numbers)
-            mlflow_logged = f"{len(logged)} metric(s) at step {as_of.strftime('%Y%m%d')}"
-        context.log.info(f"{ticker} {as_of}: {report.status}; {published.message}; {report.recommendation}")
-
+        report = done.report
+        context.log.info(
+            f"{ticker} {as_of}: {report.status}; {done.published.message}; {report.recommendation}"
+        )
         verdicts = {DRIFT_CHECK: report.drift_verdict, PERFORMANCE_CHECK: report.performance_verdict}
         severities = {DRIFT_CHECK: spec.drift_severity, PERFORMANCE_CHECK: "WARN"}
         return dg.MaterializeResult(
-            metadata={
-                **numbers,
-                "drifted_features": len(report.drift.drifted_features),
-                "n_predictions": report.performance.n_predictions,
-                "missing_predictions": len(report.performance.missing_days),
-                "as_of": as_of.isoformat(),
-                "status": report.status,
-                "retrain_recommended": report.retrain_recommended,
-                "retrain_recommendation": report.recommendation,
-                "drifted_feature_names": json_metadata(report.drift.drifted_features),
-                "missing_days": json_metadata(report.performance.missing_days),
-                "notes": json_metadata(
-                    [note for note in (report.drift.note, report.performance.note) if note]
-                ),
-                "champion": report.champion.model_name + " v" + report.champion.version
-                if report.champion
-                else "none",
-                "mlflow": mlflow_logged,
-                "report_seconds": round(report.elapsed_s, 3),
-                "snapshot_bytes": published.snapshot_bytes,
-                "snapshot_id": published.snapshot_id or "none",
-                "evidently_project": published.project_id,
-                "evidently": published.message,
-                **links,
-            },
+            metadata=_report_metadata(done, as_of),
             check_results=[
                 dg.AssetCheckResult(
                     asset_key=key,
@@ -179,6 +123,37 @@ def build_monitoring_assets(
         )
 
     return [monitoring_report]
+
+
+def _report_metadata(done: "SessionMonitoring", as_of: date) -> dict[str, object]:
+    """The report's numbers, status and notes, and where it was published and logged."""
+    report, published = done.report, done.published
+    links: dict[str, dg.MetadataValue] = {"dashboard": dg.MetadataValue.url(published.dashboard_url)}
+    if published.snapshot_url:
+        links["snapshot"] = dg.MetadataValue.url(published.snapshot_url)
+    return {
+        **report.numbers(),
+        "drifted_features": len(report.drift.drifted_features),
+        "n_predictions": report.performance.n_predictions,
+        "missing_predictions": len(report.performance.missing_days),
+        "as_of": as_of.isoformat(),
+        "status": report.status,
+        "retrain_recommended": report.retrain_recommended,
+        "retrain_recommendation": report.recommendation,
+        "drifted_feature_names": json_metadata(report.drift.drifted_features),
+        "missing_days": json_metadata(report.performance.missing_days),
+        "notes": json_metadata([note for note in (report.drift.note, report.performance.note) if note]),
+        "champion": report.champion.model_name + " v" + report.champion.version
+        if report.champion
+        else "none",
+        "mlflow": done.mlflow_logged,
+        "report_seconds": round(report.elapsed_s, 3),
+        "snapshot_bytes": published.snapshot_bytes,
+        "snapshot_id": published.snapshot_id or "none",
+        "evidently_project": published.project_id,
+        "evidently": published.message,
+        **links,
+    }
 
 
 def build_retrain_sensor(

@@ -6,10 +6,8 @@ gate and records the deployment under ``serving/deployments/<session>.json`` (pl
 ``serving/deployment.json``); that session's predictions call the endpoint recorded for it.
 """
 
-import math
 import os
 from collections.abc import Iterator
-from datetime import date
 
 import dagster as dg
 
@@ -17,29 +15,17 @@ from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.calendar import next_trading_day
-from mlops_pipeline.market.features import FEATURE_COLUMNS
-from mlops_pipeline.market.store import read_features
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
-
-DEPLOYMENT_KEY = "serving/deployment.json"
-
-
-def session_deployment_key(session: date) -> str:
-    """The deployment that served ``session``'s predictions."""
-    return f"serving/deployments/{session.isoformat()}.json"
-
+from mlops_pipeline.model_registry import registered_model_name
+from mlops_pipeline.outcomes import Refused, Skipped
+from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, session_deployment_key, team_store
 
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
 
 
-def _json_value(value: object) -> object:
-    """A feature value as JSON: numpy scalars as Python numbers, NaN as null (the server names it)."""
-    value = value.item() if hasattr(value, "item") else value
-    return None if isinstance(value, float) and math.isnan(value) else value
+PREDICTED = ("predicted_return", "predicted_close", "prob_up", "predicted_direction")
 
 
 def build_serving_assets(
@@ -77,11 +63,7 @@ def build_serving_assets(
         store = team_store(object_store, team.name)
         try:
             with deployment_lock(work_dir, team.name):
-                previous = (
-                    Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
-                    if store.exists(DEPLOYMENT_KEY)
-                    else None
-                )
+                previous = Deployment.stored(store, LIVE_DEPLOYMENT_KEY)
                 deployment, changed, missing = deploy_team(
                     team.name,
                     list(team.tickers),
@@ -93,7 +75,7 @@ def build_serving_assets(
                     bundles_dir=settings.serving_bundles_path,
                     placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
                     previous=previous,
-                    publish=lambda new: store.put_text(DEPLOYMENT_KEY, new.to_json()),
+                    publish=lambda new: store.put_text(LIVE_DEPLOYMENT_KEY, new.to_json()),
                     progress=context.log.info,
                 )
                 for pid in stop_strays(work_dir, team.name, keep=deployment.instance_id):
@@ -141,102 +123,46 @@ def build_serving_assets(
     def predictions(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
-        from mlops_pipeline.serving.client import ServingClientError, invoke
-        from mlops_pipeline.serving.launch import Deployment, is_ready
-        from mlops_pipeline.serving.predictions import (
-            PredictionError,
-            prediction_record,
-            store_prediction,
-            stored_prediction,
-        )
+        from mlops_pipeline.serving.client import ServingClientError
+        from mlops_pipeline.serving.predictions import PredictionError
+        from mlops_pipeline.serving.session_prediction import Kept, predict_session
 
         ticker, as_of = ticker_of(context), session_of(context)
         store = team_store(object_store, team.name)
         try:
-            deployment = Deployment.from_json(store.get_text(session_deployment_key(as_of)))
-        except ObjectNotFoundError:
-            context.log.warning(
-                f"team {team.name} had no model server on {as_of} (no champion yet): no prediction"
-            )
+            step = predict_session(team.name, ticker, as_of, object_store, store, os.environ.get(TOKEN_ENV))
+        except (ServingClientError, PredictionError) as exc:
+            raise dg.Failure(f"{registered_model_name(team.name, ticker)} on {as_of}: {exc}") from exc
+        if isinstance(step, Skipped):
+            context.log.warning(step.reason)
             return
-        model_name = f"{team.name}-{ticker}"
-        if model_name not in deployment.models:
-            context.log.warning(
-                f"{model_name} has no champion (no model has passed the promotion gate yet): no prediction"
-            )
-            return
-        done = stored_prediction(store, ticker, as_of)
-        if done is not None:
+        if isinstance(step, Refused):
+            raise dg.Failure(step.reason)
+        record = step.record
+        if isinstance(step, Kept):
             # A prediction is a record of what was known and traded on: a rerun keeps it.
-            context.log.info(f"{model_name} {as_of}: already predicted by version {done['model_version']}")
+            context.log.info(
+                f"{step.model_name} {as_of}: already predicted by version {record['model_version']}"
+            )
             yield dg.MaterializeResult(
                 metadata={
                     "as_of": str(as_of),
                     "kept_existing": True,
-                    "model_version": str(done["model_version"]),
-                    "predicted_direction": int(done["predicted_direction"]),
+                    "model_version": str(record["model_version"]),
+                    "predicted_direction": int(record["predicted_direction"]),
                 }
             )
             return
-        live = Deployment.from_json(store.get_text(DEPLOYMENT_KEY)) if store.exists(DEPLOYMENT_KEY) else None
-        served = (live.models.get(model_name) or {}).get("version") if live else None
-        wanted = deployment.models[model_name].get("version")
-        if str(served) != str(wanted):
-            # The server only answers with what it serves now: a later model must never predict a
-            # past session.
-            raise dg.Failure(
-                f"{model_name} on {as_of}: that session's deployment served version {wanted}, the model "
-                f"server now serves {served or 'nothing'}; a later model never predicts a past session"
-            )
-        features, _ = read_features(object_store, ticker, as_of)
-        if features is None:
-            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
-        rows = features[features["date"].dt.date == as_of]
-        if rows.empty:
-            raise dg.Failure(
-                f"no feature row for {ticker} on {as_of} (latest {features['date'].max().date()})"
-            )
-        row = rows.iloc[-1]
-        record_in = {column: _json_value(row[column]) for column in FEATURE_COLUMNS if column in row.index}
-        try:
-            outputs, latency_ms = invoke(
-                deployment.endpoint_url, model_name, [record_in], token=os.environ.get(TOKEN_ENV)
-            )
-            record = prediction_record(
-                team=team.name,
-                ticker=ticker,
-                as_of=as_of,
-                target_date=next_trading_day(as_of),
-                output=outputs[0],
-                close=float(row["close"]),
-                model=deployment.models[model_name],
-                model_name=model_name,
-                latency_ms=latency_ms,
-            )
-        except ServingClientError as exc:
-            if not is_ready(deployment.readiness_url):
-                raise dg.Failure(
-                    f"{model_name} on {as_of}: team {team.name}'s model server ({deployment.launcher} "
-                    f"{deployment.instance_id}, {deployment.endpoint_url}) does not answer: nothing "
-                    "predicted; run the session again to redeploy it"
-                ) from None
-            raise dg.Failure(f"{model_name} on {as_of}: model server: {exc}") from exc
-        except PredictionError as exc:
-            raise dg.Failure(f"{model_name} on {as_of}: {exc}") from exc
-        uri = store_prediction(store, ticker, record)
         yield dg.MaterializeResult(
             metadata={
                 "as_of": str(as_of),
                 "target_date": str(record["target_date"].date()),
-                "predicted_return": record["predicted_return"],
-                "predicted_close": record["predicted_close"],
-                "prob_up": record["prob_up"],
-                "predicted_direction": record["predicted_direction"],
-                "model_name": model_name,
+                **{name: record[name] for name in PREDICTED},
+                "model_name": step.model_name,
                 "model_version": record["model_version"],
                 "run_id": str(record["run_id"]),
                 "latency_ms": record["latency_ms"],
-                "uri": dg.MetadataValue.path(uri),
+                "uri": dg.MetadataValue.path(step.uri),
             },
         )
 

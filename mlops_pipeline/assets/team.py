@@ -11,21 +11,28 @@ from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.market import FEATURES
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features, read_prices
+from mlops_pipeline.market.store import MarketInputs, read_market_inputs
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
 
-def team_store(object_store: ObjectStore, team: str) -> ObjectStore:
-    """The team's own part of the object store; writes outside ``teams/<team>/`` are refused."""
-    return object_store.scoped(f"teams/{team}")
-
-
-def dataset_key(ticker: str, session: date) -> str:
-    """The team-store key of a ticker's training dataset built on ``session``."""
-    return f"datasets/{ticker}/{session.isoformat()}.parquet"
+def checked_market_inputs(
+    object_store: ObjectStore, ticker: str, session: date, blocked: str
+) -> MarketInputs:
+    """The session's market data of ``ticker``; a failure when it is missing or failed a blocking
+    check (``blocked`` says what that stops)."""
+    inputs = read_market_inputs(object_store, ticker, session)
+    if inputs.features is None:
+        raise dg.Failure(f"no features for {ticker} on {session}: materialize market/features first")
+    if inputs.failed_checks:
+        raise dg.Failure(
+            f"market data for {ticker} failed checks {inputs.failed_checks}: {blocked}",
+            metadata={"failed_checks": json_metadata(inputs.failed_checks)},
+        )
+    return inputs
 
 
 def build_team_assets(
@@ -54,17 +61,10 @@ def build_team_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
         ticker, as_of = ticker_of(context), session_of(context)
-        features, manifest = read_features(object_store, ticker, as_of)
-        _, prices_manifest = read_prices(object_store, ticker, as_of)
-        if features is None:
-            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
-        failed = sorted({*manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])})
-        if failed:
-            raise dg.Failure(
-                f"market data for {ticker} failed checks {failed}: training data blocked",
-                metadata={"failed_checks": json_metadata(failed)},
-            )
-        if manifest.get("prices_version") != prices_manifest.get("data_version"):
+        inputs = checked_market_inputs(object_store, ticker, as_of, "training data blocked")
+        features, manifest = inputs.features, inputs.features_manifest
+        assert features is not None
+        if not inputs.features_current:
             raise dg.Failure(f"features for {ticker} are older than its prices: materialize market/features")
         try:
             ludwig = load_ludwig_config(ludwig_path)

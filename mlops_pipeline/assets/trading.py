@@ -15,11 +15,11 @@ import dagster as dg
 from mlops_pipeline.assets.automation import PER_TEAM_STAGE
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.sessions import PREVIOUS_SESSION, session_of
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.broker import BrokerResource
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import team_store
 from mlops_pipeline.trading.broker_client import BrokerError
 from mlops_pipeline.trading.daily import latest_traded_session, place_daily_orders, reconcile
 from mlops_pipeline.trading.predictions import PredictionsError

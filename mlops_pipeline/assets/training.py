@@ -12,30 +12,24 @@ from collections.abc import Iterator
 import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
-from mlops_pipeline.assets.common import WAITING, json_metadata
+from mlops_pipeline.assets.common import WAITING
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
-from mlops_pipeline.assets.team import dataset_key, team_store
+from mlops_pipeline.assets.team import checked_market_inputs
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features, read_prices
+from mlops_pipeline.market.store import read_features
+from mlops_pipeline.model_registry import TrackingError
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
-from mlops_pipeline.training.champion import PromotionError, run_gate
-from mlops_pipeline.training.dataset import DatasetError, frame_fingerprint
-from mlops_pipeline.training.folds import FoldError, history_shortfall
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
-from mlops_pipeline.training.pipeline import train_ticker, training_config_hash
-from mlops_pipeline.training.retrain_policy import (
-    COVERED_UNTIL_TAG,
-    FORCE,
-    RETRAIN_TAG,
-    covered_until,
-    previous_training,
-    retrain_decision,
-)
-from mlops_pipeline.training.tracking import TrackingError
+from mlops_pipeline.team_store import dataset_key, team_store
+from mlops_pipeline.training.champion import GateOutcome, PromotionError, run_gate
+from mlops_pipeline.training.dataset import DatasetError
+from mlops_pipeline.training.folds import FoldError
+from mlops_pipeline.training.session_model import NotRetrained, Trained, session_model
 from mlops_pipeline.training.versioning import VersioningError
 
 
@@ -67,110 +61,38 @@ def build_training_assets(
         dvc_versioning: DvcVersioningResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         ticker, as_of = ticker_of(context), session_of(context)
-        store = team_store(object_store, team.name)
-        key = dataset_key(ticker, as_of)
+        store, key = team_store(object_store, team.name), dataset_key(ticker, as_of)
         if not store.exists(key):
             raise dg.Failure(
                 f"no training dataset for {team.name}/{ticker} on {as_of}: materialize training_dataset first"
             )
         dataset, manifest = store.get_parquet_with_manifest(key)
-        features, features_manifest = read_features(object_store, ticker, as_of)
-        _, prices_manifest = read_prices(object_store, ticker, as_of)
-        failed = sorted(
-            {*features_manifest.get("failed_checks", []), *prices_manifest.get("failed_checks", [])}
-        )
-        if failed or features is None:
-            raise dg.Failure(
-                f"market data for {ticker} failed checks {failed or ['missing features']}: no training",
-                metadata={"failed_checks": json_metadata(failed)},
-            )
+        features = checked_market_inputs(object_store, ticker, as_of, "no training").features
+        assert features is not None
         try:
             ludwig = load_ludwig_config(ludwig_path)
         except ConfigError as exc:
             raise dg.Failure(f"team {team.name}: invalid Ludwig config:\n{exc}") from exc
-        if manifest.get("ludwig_config") != team.model.ludwig_config:
-            raise dg.Failure(
-                f"dataset {key} was built for {manifest.get('ludwig_config')!r}, the team now uses "
-                f"{team.model.ludwig_config!r}: materialize training_dataset again"
-            )
-        data_version = str(manifest.get("data_version") or frame_fingerprint(dataset))
-        shortfall = history_shortfall(len(dataset), team.evaluation, as_of)
-        if shortfall is not None:
-            reason = f"team {team.name}, {ticker}: {shortfall}"
-            context.log.warning(reason)
-            yield dg.AssetObservation(
-                asset_key=model_key, partition=context.partition_key, metadata={WAITING: reason}
-            )
-            return
-        tracker = mlflow_tracking.tracker()
-        run_tags = dict(context.run.tags)
         try:
-            latest = tracker.latest_trained_run(team.name, ticker)
-            decision = retrain_decision(
-                cron=team.retrain.cron,
-                timezone=team.schedule.timezone,
-                previous=previous_training(latest.data.tags, latest.data.params) if latest else None,
-                config_hash=training_config_hash(team, ludwig),
-                as_of=as_of,
-                forced=run_tags.get(RETRAIN_TAG) == FORCE,
-            )
-            if not decision.due:
-                assert latest is not None
-                context.log.info(f"{ticker}: not retrained: {decision.reason}")
-                yield dg.MaterializeResult(
-                    metadata={
-                        **team_metadata,
-                        "retrained": False,
-                        "skip_reason": decision.reason,
-                        "run_id": latest.info.run_id,
-                        "model_version": latest.data.tags.get("model_version", ""),
-                    },
-                    data_version=dg.DataVersion(latest.info.run_id),
-                )
-                return
-            outcome = train_ticker(
-                team,
-                ticker,
-                dataset,
-                data_version,
-                features,
-                ludwig,
-                tracker,
-                dvc_versioning.store(),
-                run_tags={COVERED_UNTIL_TAG: covered_until(as_of, run_tags).isoformat()},
-                progress=context.log.info,
-            )
+            step = session_model(
+                team, ticker, as_of, dataset, manifest, features, ludwig, mlflow_tracking.tracker(),
+                dvc_versioning.store, dict(context.run.tags), context.log.info,
+            )  # fmt: skip
         except (TrackingError, VersioningError, DatasetError, FoldError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from None  # the one line names the service
-        if outcome.skipped:
-            context.log.info(f"{ticker}: data {data_version} and config {outcome.config_hash} unchanged")
-        metadata = {
-            **team_metadata,
-            "retrained": not outcome.skipped,
-            "retrain_reason": decision.reason,
-            "skip_reason": f"data {data_version} and config {outcome.config_hash} unchanged since run "
-            f"{outcome.run_id}"
-            if outcome.skipped
-            else "none",
-            "run_id": outcome.run_id,
-            "run_url": dg.MetadataValue.url(outcome.run_url)
-            if outcome.run_url.startswith("http")
-            else outcome.run_url,
-            "model_version": outcome.model_version,
-            "model_version_number": int(outcome.model_version),
-            "data_version": data_version,
-            "config_hash": outcome.config_hash,
-            "dvc_dataset_md5": outcome.dataset_md5,
-            "dvc_model_md5": outcome.model_md5,
-            **_numeric(outcome.metrics),
-            **{
-                f"seconds_{name.removesuffix('_s')}": round(value, 3)
-                for name, value in outcome.timings.items()
-            },
-        }
-        if not outcome.skipped:
-            metadata["dvc_pushed_files"] = outcome.pushed_files
-        yield dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(outcome.run_id))
+        if isinstance(step, Refused):
+            raise dg.Failure(f"team {team.name}, {ticker}: {step.reason}")
+        if isinstance(step, Skipped):
+            context.log.warning(step.reason)
+            yield dg.AssetObservation(
+                asset_key=model_key, partition=context.partition_key, metadata={WAITING: step.reason}
+            )
+            return
+        context.log.info(f"{ticker}: {_model_note(step)}")
+        run_id = step.run_id if isinstance(step, NotRetrained) else step.outcome.run_id
+        yield dg.MaterializeResult(
+            metadata={**team_metadata, **_model_metadata(step)}, data_version=dg.DataVersion(run_id)
+        )
 
     @dg.asset(
         key=[team.name, "champion"],
@@ -194,36 +116,86 @@ def build_training_assets(
             outcome = run_gate(mlflow_tracking.tracker(), team, ticker, features, ludwig_path)
         except (TrackingError, PromotionError, DatasetError, FoldError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from None  # the one line names the service
-        decision = outcome.decision
-        metadata = {
-            "model_name": outcome.model_name,
-            "challenger_version": outcome.challenger_version,
-            "champion_before": outcome.champion_before or "none",
-            "champion": outcome.champion_after or "none",
-            "promoted": bool(decision and decision.promote),
-            "reason": decision.reason if decision else outcome.note,
-            "champion_scores": outcome.note,
-        }
-        if decision is not None:
-            metadata.update(
-                {
-                    "metric": decision.metric,
-                    **_numeric(
-                        {
-                            "challenger_score": decision.challenger_score,
-                            "champion_score": decision.champion_score,
-                            "challenger_skill_vs_naive": decision.challenger_skill,
-                            "required_skill_vs_naive": decision.required_skill,
-                        }
-                    ),
-                }
-            )
+        metadata = _gate_metadata(outcome)
         context.log.info(f"{outcome.model_name}: {metadata['reason']}")
         return dg.MaterializeResult(
             metadata=metadata, data_version=dg.DataVersion(str(outcome.champion_after or "none"))
         )
 
     return [model, champion]
+
+
+def _gate_metadata(outcome: GateOutcome) -> dict[str, object]:
+    """The promotion decision as metadata: the versions before and after, the scores and the rule."""
+    decision = outcome.decision
+    metadata: dict[str, object] = {
+        "model_name": outcome.model_name,
+        "challenger_version": outcome.challenger_version,
+        "champion_before": outcome.champion_before or "none",
+        "champion": outcome.champion_after or "none",
+        "promoted": bool(decision and decision.promote),
+        "reason": decision.reason if decision else outcome.note,
+        "champion_scores": outcome.note,
+    }
+    if decision is not None:
+        metadata.update(
+            {
+                "metric": decision.metric,
+                **_numeric(
+                    {
+                        "challenger_score": decision.challenger_score,
+                        "champion_score": decision.champion_score,
+                        "challenger_skill_vs_naive": decision.challenger_skill,
+                        "required_skill_vs_naive": decision.required_skill,
+                    }
+                ),
+            }
+        )
+    return metadata
+
+
+def _model_note(step: NotRetrained | Trained) -> str:
+    if isinstance(step, NotRetrained):
+        return f"not retrained: {step.reason}"
+    outcome = step.outcome
+    if outcome.skipped:
+        return f"data {outcome.data_version} and config {outcome.config_hash} unchanged"
+    return f"trained run {outcome.run_id} (version {outcome.model_version}): {step.retrain_reason}"
+
+
+def _model_metadata(step: NotRetrained | Trained) -> dict[str, object]:
+    """What the session's model asset records: the kept model, or the training and its numbers."""
+    if isinstance(step, NotRetrained):
+        return {
+            "retrained": False,
+            "skip_reason": step.reason,
+            "run_id": step.run_id,
+            "model_version": step.model_version,
+        }
+    outcome = step.outcome
+    metadata: dict[str, object] = {
+        "retrained": not outcome.skipped,
+        "retrain_reason": step.retrain_reason,
+        "skip_reason": f"data {outcome.data_version} and config {outcome.config_hash} unchanged since run "
+        f"{outcome.run_id}"
+        if outcome.skipped
+        else "none",
+        "run_id": outcome.run_id,
+        "run_url": dg.MetadataValue.url(outcome.run_url)
+        if outcome.run_url.startswith("http")
+        else outcome.run_url,
+        "model_version": outcome.model_version,
+        "model_version_number": int(outcome.model_version),
+        "data_version": outcome.data_version,
+        "config_hash": outcome.config_hash,
+        "dvc_dataset_md5": outcome.dataset_md5,
+        "dvc_model_md5": outcome.model_md5,
+        **_numeric(outcome.metrics),
+        **{f"seconds_{name.removesuffix('_s')}": round(value, 3) for name, value in outcome.timings.items()},
+    }
+    if not outcome.skipped:
+        metadata["dvc_pushed_files"] = outcome.pushed_files
+    return metadata
 
 
 def _numeric(values: dict[str, float | None]) -> dict[str, float]:

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-CHAMPION_ALIAS = "champion"
-OOS_ARTIFACT = "evaluation/oos_predictions.parquet"
+from mlops_pipeline.model_registry import (
+    CHAMPION,
+    OOS_ARTIFACT,
+    MlflowRegistry,
+    TrackingError,
+    registered_model_name,
+)
 
 
 class ChampionNotFoundError(LookupError):
@@ -31,34 +36,23 @@ class ChampionPredictions:
     below_naive: bool = False
 
 
-def registered_model_name(team: str, ticker: str) -> str:
-    return f"{team}-{ticker}"
-
-
 def load_champion_oos(tracking_uri: str, team: str, ticker: str) -> ChampionPredictions:
     """Download and read the champion's OOS predictions; rows of other tickers are dropped."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     name = registered_model_name(team, ticker)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException as exc:
-        # A missing model is RESOURCE_DOES_NOT_EXIST; a model without the alias, INVALID_PARAMETER_VALUE.
-        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-            raise ChampionNotFoundError(f"no {CHAMPION_ALIAS!r} alias on registered model {name!r}") from exc
-        raise
+    registry = MlflowRegistry(tracking_uri)
+    version = registry.alias_version(name, CHAMPION)
+    if version is None:
+        raise ChampionNotFoundError(f"no {CHAMPION!r} alias on registered model {name!r}")
     if not version.run_id:
         raise ChampionNotFoundError(f"{name} version {version.version} has no MLflow run")
     with tempfile.TemporaryDirectory() as folder:
         try:
-            local = client.download_artifacts(version.run_id, OOS_ARTIFACT, folder)
-        except (MlflowException, OSError) as exc:
+            local = registry.download(version.run_id, OOS_ARTIFACT, Path(folder))
+        except TrackingError as exc:
             raise ChampionNotFoundError(
                 f"{name} version {version.version} (run {version.run_id}) has no artifact {OOS_ARTIFACT}"
             ) from exc
-        frame = pd.read_parquet(Path(local))
+        frame = pd.read_parquet(local)
     frame = frame[frame["ticker"] == ticker] if "ticker" in frame.columns else frame.assign(ticker=ticker)
     return ChampionPredictions(
         ticker,

@@ -7,19 +7,14 @@ from datetime import date
 import pandas as pd
 
 from mlops_pipeline.competition.leaderboard import TeamStanding
-from mlops_pipeline.resources.object_store import (
+from mlops_pipeline.objects import (
     ObjectNotFoundError,
-    ObjectStore,
+    Objects,
     ObjectStoreError,
     parquet_sessions,
 )
+from mlops_pipeline.team_store import BACKTEST_DAILY_KEY, EQUITY_KEY, MONITORING_SUMMARY_KEY
 
-# team store (teams/<team>/...)
-EQUITY_KEY = "journal/equity.parquet"
-MONITORING_SUMMARY_KEY = "monitoring/summary.parquet"
-BACKTEST_DAILY_KEY = "backtest/daily.parquet"
-BACKTEST_CHART_KEY = "backtest/equity_drawdown.png"
-# shared store
 LEADERBOARD_TABLE_KEY = "competition/leaderboard.parquet"
 LEADERBOARD_HTML_KEY = "competition/leaderboard.html"
 LEADERBOARDS_PREFIX = "competition/leaderboards"
@@ -30,12 +25,12 @@ def session_leaderboard_key(session: date, suffix: str = "parquet") -> str:
     return f"{LEADERBOARDS_PREFIX}/{session.isoformat()}.{suffix}"
 
 
-def leaderboard_sessions(store: ObjectStore) -> list[date]:
+def leaderboard_sessions(store: Objects) -> list[date]:
     """The sessions with a stored leaderboard, oldest first."""
     return parquet_sessions(store, LEADERBOARDS_PREFIX)
 
 
-def _read(store: ObjectStore, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:
+def _read(store: Objects, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:
     try:
         frame, manifest = store.get_parquet_with_manifest(key)
     except ObjectNotFoundError:
@@ -46,7 +41,7 @@ def _read(store: ObjectStore, key: str, notes: list[str]) -> tuple[pd.DataFrame 
     return frame, manifest
 
 
-def read_standing(team_store: ObjectStore, team: str) -> TeamStanding:
+def read_standing(team_store: Objects, team: str) -> TeamStanding:
     """A team's journal equity, backtest summary and monitoring summary; absent ones stay ``None``."""
     notes: list[str] = []
     equity, _ = _read(team_store, EQUITY_KEY, notes)

@@ -82,7 +82,7 @@ class ModelSpec(StrictModel):
 
 def _check_ludwig_config(path: Path) -> None:
     """Validate the Ludwig config against Ludwig's schema (a cached export; ludwig is not imported)."""
-    from mlops_pipeline.training.ludwig_config import load_ludwig_config
+    from mlops_pipeline.config.ludwig import load_ludwig_config
 
     try:
         load_ludwig_config(path)

@@ -41,7 +41,7 @@ from mlops_pipeline.market.ingest import extend_adjusted_history
 from mlops_pipeline.market.schema import conform_price_frame
 from mlops_pipeline.market.store import latest_prices, prices_key
 from mlops_pipeline.market.tickers import TICKER_PATTERN
-from mlops_pipeline.resources.object_store import ObjectStore, ObjectStoreError
+from mlops_pipeline.objects import Objects, ObjectStoreError
 from mlops_pipeline.training.dataset import frame_fingerprint
 
 SYMBOL_PATTERN = re.compile(TICKER_PATTERN)
@@ -217,7 +217,7 @@ def describe_check(outcome: CheckOutcome) -> str:
 
 
 def import_symbol(
-    store: ObjectStore,
+    store: Objects,
     symbol: str,
     path: Path,
     *,
@@ -283,7 +283,7 @@ def import_symbol(
 
 
 def import_prices(
-    store: ObjectStore,
+    store: Objects,
     directory: Path,
     *,
     symbols: Sequence[str] | None = None,

@@ -8,12 +8,13 @@ materialized in any order and side by side.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectStore, parquet_sessions
+from mlops_pipeline.objects import Objects, parquet_sessions
 
 PRICES_PREFIX = "market/prices"
 FEATURES_PREFIX = "market/features"
@@ -27,31 +28,56 @@ def features_key(ticker: str, session: date) -> str:
     return f"{FEATURES_PREFIX}/{ticker}/{session.isoformat()}.parquet"
 
 
-def stored_sessions(store: ObjectStore, prefix: str, ticker: str) -> list[date]:
+def stored_sessions(store: Objects, prefix: str, ticker: str) -> list[date]:
     """The sessions with a stored snapshot of ``ticker`` under ``prefix``, oldest first."""
     return parquet_sessions(store, f"{prefix}/{ticker}")
 
 
-def _read(store: ObjectStore, key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+def _read(store: Objects, key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     if not store.exists(key):
         return None, {}
     return store.get_parquet_with_manifest(key)
 
 
-def read_prices(store: ObjectStore, ticker: str, session: date) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+def read_prices(store: Objects, ticker: str, session: date) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The price history of ``ticker`` stored for ``session`` and its manifest, or ``(None, {})``."""
     return _read(store, prices_key(ticker, session))
 
 
-def read_features(
-    store: ObjectStore, ticker: str, session: date
-) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+def read_features(store: Objects, ticker: str, session: date) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The feature table of ``ticker`` stored for ``session`` and its manifest, or ``(None, {})``."""
     return _read(store, features_key(ticker, session))
 
 
+@dataclass(frozen=True)
+class MarketInputs:
+    """A ticker's features of one session and the manifests of the data they came from."""
+
+    features: pd.DataFrame | None
+    features_manifest: dict[str, Any]
+    prices_manifest: dict[str, Any]
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """The blocking checks the session's prices or features failed, sorted."""
+        return sorted(
+            {*self.features_manifest.get("failed_checks", []), *self.prices_manifest.get("failed_checks", [])}
+        )
+
+    @property
+    def features_current(self) -> bool:
+        """Whether the features were computed from the prices now stored for the session."""
+        return self.features_manifest.get("prices_version") == self.prices_manifest.get("data_version")
+
+
+def read_market_inputs(store: Objects, ticker: str, session: date) -> MarketInputs:
+    features, features_manifest = read_features(store, ticker, session)
+    _, prices_manifest = read_prices(store, ticker, session)
+    return MarketInputs(features, features_manifest, prices_manifest)
+
+
 def latest_prices(
-    store: ObjectStore, ticker: str, until: date | None = None
+    store: Objects, ticker: str, until: date | None = None
 ) -> tuple[pd.DataFrame | None, dict[str, Any], date | None]:
     """The newest price snapshot of ``ticker`` on or before ``until`` (default: any), its manifest
     and its session; ``(None, {}, None)`` when there is none."""
@@ -59,15 +85,4 @@ def latest_prices(
     if not sessions:
         return None, {}, None
     frame, manifest = read_prices(store, ticker, sessions[-1])
-    return frame, manifest, sessions[-1]
-
-
-def latest_features(
-    store: ObjectStore, ticker: str
-) -> tuple[pd.DataFrame | None, dict[str, Any], date | None]:
-    """The newest feature snapshot of ``ticker``, its manifest and its session."""
-    sessions = stored_sessions(store, FEATURES_PREFIX, ticker)
-    if not sessions:
-        return None, {}, None
-    frame, manifest = read_features(store, ticker, sessions[-1])
     return frame, manifest, sessions[-1]

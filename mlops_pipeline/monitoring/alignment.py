@@ -15,15 +15,8 @@ import numpy as np
 import pandas as pd
 
 from mlops_pipeline.monitoring.windows import MonitoringInputError
+from mlops_pipeline.team_store import PREDICTION_VALUES
 
-PREDICTION_COLUMNS: list[str] = [
-    "as_of_date",
-    "target_date",
-    "predicted_return",
-    "predicted_close",
-    "prob_up",
-    "predicted_direction",
-]
 ALIGNED_COLUMNS: list[str] = [
     "as_of_date",
     "target_date",
@@ -71,14 +64,14 @@ def align_predictions(
     if predictions is None or predictions.empty:
         empty = pd.DataFrame({column: pd.Series(dtype="float64") for column in ALIGNED_COLUMNS})
         return AlignedPredictions(empty, _days(expected), _days(expected), [], [])
-    missing_columns = [column for column in PREDICTION_COLUMNS if column not in predictions.columns]
+    missing_columns = [column for column in PREDICTION_VALUES if column not in predictions.columns]
     if missing_columns:
         raise MonitoringInputError(f"predictions: missing column(s) {', '.join(missing_columns)}")
     for column in ("date", "close", "log_return_1"):
         if column not in features.columns:
             raise MonitoringInputError(f"features: missing column {column!r}")
 
-    preds = predictions.loc[:, PREDICTION_COLUMNS].copy()
+    preds = predictions.loc[:, PREDICTION_VALUES].copy()
     preds["as_of_date"] = _normalized_dates(preds["as_of_date"], "predictions", "as_of_date")
     preds["target_date"] = _normalized_dates(preds["target_date"], "predictions", "target_date")
     preds = preds.drop_duplicates("as_of_date", keep="last")

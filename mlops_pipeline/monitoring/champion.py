@@ -8,31 +8,29 @@ mlflow is imported inside the methods only.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from mlops_pipeline.model_registry import (
+    CHAMPION,
+    OOS_ARTIFACT,
+    MlflowRegistry,
+    TrackingError,
+    registered_model_name,
+)
 from mlops_pipeline.monitoring.performance import evaluation_error
 from mlops_pipeline.monitoring.results import Champion, ModelKind
 
-CHAMPION_ALIAS = "champion"
 FIRST_DATE_PARAM = "data.first_date"
 LAST_DATE_PARAM = "data.last_date"
-OOS_ARTIFACT = "evaluation/oos_predictions.parquet"
 METRIC_PREFIX = "monitoring."
-# Bounded waiting on a tracking server: mlflow reads these when it makes HTTP requests.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3"}
 
 
 class ChampionError(RuntimeError):
     """The champion's run lacks what monitoring needs; the message names the model and the field."""
-
-
-def registered_model_name(team: str, ticker: str) -> str:
-    return f"{team}-{ticker}"
 
 
 def date_step(day: date) -> int:
@@ -44,28 +42,19 @@ class ChampionRegistry:
     """Read-only access to champions, plus metric logging onto the champion's run."""
 
     def __init__(self, tracking_uri: str) -> None:
-        for name, value in HTTP_DEFAULTS.items():
-            os.environ.setdefault(name, value)
-        from mlflow.tracking import MlflowClient
-
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._registry = MlflowRegistry(tracking_uri)
 
     def find(self, team: str, ticker: str, kind: ModelKind) -> Champion | None:
         """The champion of ``<team>-<ticker>``, or ``None`` when the model or the alias does not exist."""
-        from mlflow.exceptions import MlflowException
-
         name = registered_model_name(team, ticker)
-        try:
-            version = self._client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-        except MlflowException as exc:
-            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                return None
-            raise
+        version = self._registry.alias_version(name, CHAMPION)
+        if version is None:
+            return None
         if not version.run_id:
             raise ChampionError(
                 f"model {name} version {version.version}: no run_id (cannot find its data window)"
             )
-        params = self._client.get_run(version.run_id).data.params
+        params = self._registry.get_run(version.run_id).data.params
         window = []
         for param in (FIRST_DATE_PARAM, LAST_DATE_PARAM):
             raw = params.get(param)
@@ -86,15 +75,12 @@ class ChampionRegistry:
         )
 
     def _evaluation_error(self, run_id: str, kind: ModelKind) -> float | None:
-        from mlflow.exceptions import MlflowException
-
-        listed = {item.path for item in self._client.list_artifacts(run_id, str(Path(OOS_ARTIFACT).parent))}
-        if OOS_ARTIFACT not in listed:
+        if OOS_ARTIFACT not in self._registry.artifact_paths(run_id, str(Path(OOS_ARTIFACT).parent)):
             return None
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                local = self._client.download_artifacts(run_id, OOS_ARTIFACT, tmp)
-            except MlflowException:
+                local = self._registry.download(run_id, OOS_ARTIFACT, Path(tmp))
+            except TrackingError:
                 return None
             return evaluation_error(pd.read_parquet(local), kind)
 
@@ -111,10 +97,12 @@ class ChampionRegistry:
         batch = []
         for name, value in sorted(metrics.items()):
             key = f"{METRIC_PREFIX}{name}"
-            history = self._client.get_metric_history(run_id, key)
+            history = self._registry.call(
+                f"metric history {key}", lambda key=key: self._registry.client.get_metric_history(run_id, key)
+            )
             if any(point.step == step and point.value == value for point in history):
                 continue
             batch.append(Metric(key=key, value=float(value), timestamp=timestamp, step=step))
         if batch:
-            self._client.log_batch(run_id, metrics=batch)
+            self._registry.call("log metrics", lambda: self._registry.client.log_batch(run_id, metrics=batch))
         return [metric.key for metric in batch]

@@ -17,11 +17,11 @@ from mlops_pipeline.monitoring.report import MonitoringReport
 from mlops_pipeline.monitoring.storage import (
     read_summary_record,
     rebuild_summary,
-    reference_marker_key,
     store_summary_record,
 )
 from mlops_pipeline.monitoring.workspace import MonitoringWorkspace
-from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.objects import Objects
+from mlops_pipeline.team_store import reference_marker_key
 
 
 class MonitoringExportError(RuntimeError):
@@ -52,7 +52,7 @@ def snapshot_size(report: MonitoringReport) -> int:
 
 
 def _reference_dataset(
-    workspace: MonitoringWorkspace, store: ObjectStore, project: str, report: MonitoringReport
+    workspace: MonitoringWorkspace, store: Objects, project: str, report: MonitoringReport
 ) -> str | None:
     champion, reference = report.champion, report.reference
     if champion is None or reference is None or reference.empty:
@@ -74,7 +74,7 @@ def _reference_dataset(
 
 
 def publish_report(
-    workspace: MonitoringWorkspace, store: ObjectStore, report: MonitoringReport, tickers: list[str]
+    workspace: MonitoringWorkspace, store: Objects, report: MonitoringReport, tickers: list[str]
 ) -> Published:
     """Store ``report`` in the team's project and record it for the date (see the module doc)."""
     previous = read_summary_record(store, report.ticker, report.as_of)
@@ -107,7 +107,7 @@ def publish_report(
     )
 
 
-def export_html(workspace: MonitoringWorkspace, store: ObjectStore, team: str, ticker: str, day: date) -> str:
+def export_html(workspace: MonitoringWorkspace, store: Objects, team: str, ticker: str, day: date) -> str:
     """evidently's HTML of the snapshot stored for ``team`` / ``ticker`` / ``day``."""
     record = read_summary_record(store, ticker, day)
     if record is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ModelKind = Literal["regression", "direction"]
@@ -114,8 +114,3 @@ class CheckVerdict:
     evaluated: bool
     description: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def as_record(value: Any) -> dict[str, Any]:
-    """A dataclass as a JSON-friendly dict."""
-    return asdict(value)

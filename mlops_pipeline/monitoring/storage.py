@@ -16,65 +16,43 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectStore
-
-ROOT = "monitoring"
-SUMMARY_KEY = f"{ROOT}/summary.parquet"
-SUMMARY_COLUMNS: list[str] = [
-    "date",
-    "ticker",
-    "drift_share",
-    "drifted_features",
-    "mae",
-    "rmse",
-    "mape",
-    "directional_accuracy",
-    "naive_mae",
-    "n_predictions",
-    "status",
-]
+from mlops_pipeline.objects import Objects
+from mlops_pipeline.team_store import (
+    MONITORING_PREFIX,
+    MONITORING_SUMMARY_COLUMNS,
+    MONITORING_SUMMARY_KEY,
+    monitoring_record_key,
+)
 
 
-def report_dir(ticker: str, day: date) -> str:
-    return f"{ROOT}/{ticker}/{day.isoformat()}"
-
-
-def summary_record_key(ticker: str, day: date) -> str:
-    return f"{report_dir(ticker, day)}/summary.json"
-
-
-def read_summary_record(store: ObjectStore, ticker: str, day: date) -> dict[str, Any] | None:
+def read_summary_record(store: Objects, ticker: str, day: date) -> dict[str, Any] | None:
     """The date's stored record (numbers, status and its snapshot's ids), if monitoring ran."""
-    key = summary_record_key(ticker, day)
+    key = monitoring_record_key(ticker, day)
     return json.loads(store.get_text(key)) if store.exists(key) else None
 
 
-def reference_marker_key(ticker: str, model_version: str) -> str:
-    return f"{ROOT}/{ticker}/reference-{model_version}.json"
-
-
-def store_summary_record(store: ObjectStore, ticker: str, day: date, record: dict[str, Any]) -> str:
+def store_summary_record(store: Objects, ticker: str, day: date, record: dict[str, Any]) -> str:
     """The date's latest numbers (one JSON object; a re-run replaces it)."""
-    key = summary_record_key(ticker, day)
+    key = monitoring_record_key(ticker, day)
     store.put_text(key, json.dumps(record, sort_keys=True, default=str))
     return key
 
 
-def _records(store: ObjectStore) -> list[dict[str, Any]]:
+def _records(store: Objects) -> list[dict[str, Any]]:
     records = []
-    for key in store.list_keys(ROOT):
+    for key in store.list_keys(MONITORING_PREFIX):
         if key.endswith("/summary.json"):
             records.append(json.loads(store.get_text(key)))
     return records
 
 
-def rebuild_summary(store: ObjectStore) -> pd.DataFrame:
+def rebuild_summary(store: Objects) -> pd.DataFrame:
     """Rewrite ``monitoring/summary.parquet``: one row per (date, ticker), oldest first."""
     frame = pd.DataFrame(_records(store))
-    for column in SUMMARY_COLUMNS:
+    for column in MONITORING_SUMMARY_COLUMNS:
         if column not in frame.columns:
             frame[column] = pd.Series(dtype="object")
-    frame = frame.loc[:, SUMMARY_COLUMNS]
+    frame = frame.loc[:, MONITORING_SUMMARY_COLUMNS]
     frame["date"] = pd.to_datetime(frame["date"])
     for column in ("drift_share", "mae", "rmse", "mape", "directional_accuracy", "naive_mae"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -83,5 +61,5 @@ def rebuild_summary(store: ObjectStore) -> pd.DataFrame:
     frame["ticker"] = frame["ticker"].astype("string")
     frame["status"] = frame["status"].astype("string")
     frame = frame.sort_values(["date", "ticker"]).reset_index(drop=True)
-    store.put_parquet(SUMMARY_KEY, frame, {"rows": len(frame)})
+    store.put_parquet(MONITORING_SUMMARY_KEY, frame, {"rows": len(frame)})
     return frame

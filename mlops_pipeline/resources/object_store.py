@@ -13,12 +13,13 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
+
+from mlops_pipeline.objects import ObjectNotFoundError, ObjectStoreError, normalize_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,29 +30,9 @@ _MANIFEST_FIELD = b"mlops.manifest"
 T = TypeVar("T")
 
 
-class ObjectStoreError(RuntimeError):
-    """A store operation failed; the message names the key and the store."""
-
-
-class ObjectNotFoundError(ObjectStoreError, KeyError):
-    """The key does not exist."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-def normalize_key(key: str) -> str:
-    """Validate a relative object key and return it normalized (no ``..``, no leading ``/``)."""
-    if not key or key.startswith("/") or "\\" in key:
-        raise ObjectStoreError(f"invalid object key {key!r}: use a relative '/'-separated path")
-    parts = key.rstrip("/").split("/")
-    if any(part in {"..", ".", ""} for part in parts):
-        raise ObjectStoreError(f"invalid object key {key!r}: empty, '.' and '..' segments are not allowed")
-    return "/".join(parts)
-
-
 class ObjectStore(dg.ConfigurableResource):
-    """Common interface and helpers; use :class:`LocalObjectStore` or :class:`S3ObjectStore`."""
+    """The :class:`~mlops_pipeline.objects.Objects` protocol as a Dagster resource; use
+    :class:`LocalObjectStore` or :class:`S3ObjectStore`."""
 
     prefix: str = Field(default="", description="Every key is stored under this prefix")
 
@@ -287,21 +268,6 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
-
-
-def parquet_sessions(store: ObjectStore, prefix: str) -> list[date]:
-    """The dates that name ``<prefix>/<YYYY-MM-DD>.parquet`` objects (one per session), oldest first;
-    other names are ignored."""
-    sessions = []
-    for key in store.list_keys(f"{prefix.rstrip('/')}/"):
-        name = key.rsplit("/", 1)[-1]
-        if not name.endswith(".parquet"):
-            continue
-        try:
-            sessions.append(date.fromisoformat(name.removesuffix(".parquet")))
-        except ValueError:
-            continue
-    return sorted(sessions)
 
 
 def object_store_from_settings(settings: PlatformSettings) -> ObjectStore:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry
 from mlops_pipeline.serving.schema import ModelSchema
 
 MANIFEST = "serving.json"
@@ -80,21 +81,19 @@ def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def ensure_run_bundle(tracking_uri: str, run_id: str, model_artifact_path: str = "model") -> bool:
+def ensure_run_bundle(tracking_uri: str, run_id: str) -> bool:
     """Export the run's Ludwig model and log it as the run artifact ``inference``, unless present.
 
     Returns whether a bundle was exported (False: the run already had one, nothing was done).
     """
-    import mlflow
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    if any(item.path == f"{RUN_ARTIFACT}/{MANIFEST}" for item in client.list_artifacts(run_id, RUN_ARTIFACT)):
+    registry = MlflowRegistry(tracking_uri)
+    if f"{RUN_ARTIFACT}/{MANIFEST}" in registry.artifact_paths(run_id, RUN_ARTIFACT):
         return False
     with tempfile.TemporaryDirectory(prefix="mlops-export-") as tmp:
-        downloaded = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=model_artifact_path, dst_path=tmp, tracking_uri=tracking_uri
+        downloaded = registry.download(run_id, MODEL_ARTIFACT, Path(tmp))
+        bundle = export_bundle(find_ludwig_dir(downloaded), Path(tmp) / RUN_ARTIFACT)
+        registry.call(
+            f"log {RUN_ARTIFACT} of run {run_id}",
+            lambda: registry.client.log_artifacts(run_id, str(bundle), RUN_ARTIFACT),
         )
-        bundle = export_bundle(find_ludwig_dir(Path(downloaded)), Path(tmp) / RUN_ARTIFACT)
-        client.log_artifacts(run_id, str(bundle), RUN_ARTIFACT)
     return True

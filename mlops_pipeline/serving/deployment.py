@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_pipeline.model_registry import CHAMPION, registered_model_name
 from mlops_pipeline.serving.launch import Deployment, Launcher, LaunchError, deploy
 from mlops_pipeline.serving.launch_docker import DockerLauncher, docker_client, runtime_env
 from mlops_pipeline.serving.launch_process import ProcessLauncher
@@ -20,11 +21,9 @@ from mlops_pipeline.serving.sources import (
     stage_bundle,
 )
 
-CHAMPION_ALIAS = "champion"
-
 
 def champion_ref(team: str, ticker: str) -> str:
-    return f"models:/{team}-{ticker}@{CHAMPION_ALIAS}"
+    return f"models:/{registered_model_name(team, ticker)}@{CHAMPION}"
 
 
 def resolve_champions(

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from mlops_pipeline.objects import Objects
 from mlops_pipeline.serving.sources import ResolvedModel
 from mlops_pipeline.serving.version import code_version
 
@@ -54,6 +55,11 @@ class Deployment:
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         return cls(**json.loads(text))
+
+    @classmethod
+    def stored(cls, store: Objects, key: str) -> Deployment | None:
+        """The deployment stored under ``key``, or ``None`` when there is none."""
+        return cls.from_json(store.get_text(key)) if store.exists(key) else None
 
 
 @dataclass(frozen=True)

@@ -13,39 +13,20 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore, parquet_sessions
-
-PREDICTION_COLUMNS = [
-    "team",
-    "ticker",
-    "as_of_date",
-    "target_date",
-    "predicted_return",
-    "predicted_close",
-    "prob_up",
-    "predicted_direction",
-    "model_name",
-    "model_version",
-    "run_id",
-    "latency_ms",
-    "created_at",
-]
+from mlops_pipeline.objects import ObjectNotFoundError, Objects, parquet_sessions
+from mlops_pipeline.team_store import PREDICTION_COLUMNS, prediction_key, predictions_prefix
 
 
 class PredictionError(ValueError):
     """A served answer does not hold a prediction this platform understands."""
 
 
-def prediction_key(ticker: str, as_of: date) -> str:
-    return f"predictions/{ticker}/{as_of.isoformat()}.parquet"
-
-
-def prediction_sessions(store: ObjectStore, ticker: str) -> list[date]:
+def prediction_sessions(store: Objects, ticker: str) -> list[date]:
     """The sessions with a stored prediction of ``ticker``, oldest first (from the keys alone)."""
-    return parquet_sessions(store, f"predictions/{ticker}")
+    return parquet_sessions(store, predictions_prefix(ticker))
 
 
-def read_predictions(store: ObjectStore, ticker: str, since: date | None = None) -> pd.DataFrame | None:
+def read_predictions(store: Objects, ticker: str, since: date | None = None) -> pd.DataFrame | None:
     """The stored predictions of ``ticker`` (made on ``since`` or later), oldest first; ``None`` when
     there is none."""
     sessions = [day for day in prediction_sessions(store, ticker) if since is None or day >= since]
@@ -112,7 +93,7 @@ def prediction_record(
     }
 
 
-def stored_prediction(store: ObjectStore, ticker: str, as_of: date) -> pd.Series | None:
+def stored_prediction(store: Objects, ticker: str, as_of: date) -> pd.Series | None:
     """The stored prediction of ``ticker`` made on ``as_of``, if there is one."""
     try:
         return store.get_parquet(prediction_key(ticker, as_of)).iloc[-1]
@@ -120,7 +101,7 @@ def stored_prediction(store: ObjectStore, ticker: str, as_of: date) -> pd.Series
         return None
 
 
-def store_prediction(store: ObjectStore, ticker: str, record: dict[str, Any]) -> str:
+def store_prediction(store: Objects, ticker: str, record: dict[str, Any]) -> str:
     """Store the record as the prediction of its ``as_of_date`` (a re-run replaces it); its URI."""
     as_of = pd.Timestamp(record["as_of_date"]).date()
     row = pd.DataFrame([record], columns=PREDICTION_COLUMNS)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry, TrackingError, registered_model_name
 from mlops_pipeline.serving.bundle import (
     RUN_ARTIFACT,
     BundleError,
@@ -106,20 +107,22 @@ def resolve(ref: ModelRef, tracking_uri: str | None) -> ResolvedModel:
         if origin.is_file():  # a staged bundle: served under its given name, reported as registered
             return ResolvedModel(**{**json.loads(origin.read_text()), "name": ref.name})
         return ResolvedModel(ref.name, str(ref.path))
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri)
+    registry = MlflowRegistry(tracking_uri)
     try:
         if ref.registered_name is not None:
             if ref.alias is not None:
-                version = client.get_model_version_by_alias(ref.registered_name, ref.alias)
+                version = registry.alias_version(ref.registered_name, ref.alias)
+                if version is None:
+                    raise ModelSourceError(
+                        f"cannot resolve {ref.raw!r} at {tracking_uri}: "
+                        f"no alias {ref.alias!r} on registered model {ref.registered_name!r}"
+                    )
             else:
-                version = client.get_model_version(ref.registered_name, str(ref.version))
+                version = registry.version(ref.registered_name, str(ref.version))
             aliases = sorted(
                 alias
-                for alias, number in client.get_registered_model(ref.registered_name).aliases.items()
-                if str(number) == str(version.version)
+                for alias, number in registry.aliases(ref.registered_name).items()
+                if number == str(version.version)
             )
             assert ref.name is not None
             return ResolvedModel(
@@ -131,11 +134,12 @@ def resolve(ref: ModelRef, tracking_uri: str | None) -> ResolvedModel:
                 registered_name=ref.registered_name,
             )
         assert ref.run_id is not None
-        run = client.get_run(ref.run_id)
-    except MlflowException as exc:
-        raise ModelSourceError(f"cannot resolve {ref.raw!r} at {tracking_uri}: {exc.message}") from exc
+        run = registry.get_run(ref.run_id)
+    except TrackingError as exc:
+        raise ModelSourceError(f"cannot resolve {ref.raw!r}: {exc}") from exc
     tags = run.data.tags
-    default_name = f"{tags['team']}-{tags['ticker']}" if {"team", "ticker"} <= tags.keys() else ref.run_id
+    team, ticker = tags.get("team"), tags.get("ticker")
+    default_name = registered_model_name(team, ticker) if team and ticker else ref.run_id
     return ResolvedModel(ref.name or default_name, f"runs:/{ref.run_id}/model", run_id=ref.run_id)
 
 
@@ -146,22 +150,13 @@ def fetch_bundle(model: ResolvedModel, tracking_uri: str | None, workdir: Path) 
         if is_bundle(local):
             return local
         return export_bundle(find_ludwig_dir(local), workdir / "bundle")
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
+    registry = MlflowRegistry(tracking_uri)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=model.run_id,
-                artifact_path=RUN_ARTIFACT,
-                dst_path=str(workdir),
-                tracking_uri=tracking_uri,
-            )
-        )
+        downloaded = registry.download(model.run_id, RUN_ARTIFACT, workdir)
         if is_bundle(downloaded):
             return downloaded
-    except (MlflowException, OSError):
+    except TrackingError:
         pass  # no bundle logged yet: export one from the Ludwig model below
     try:
         import ludwig  # noqa: F401
@@ -170,11 +165,7 @@ def fetch_bundle(model: ResolvedModel, tracking_uri: str | None, workdir: Path) 
             f"{model.name}: run {model.run_id} has no '{RUN_ARTIFACT}' artifact and ludwig is not "
             "installed here to export one; deploy through the serving asset, which exports it"
         ) from exc
-    downloaded = Path(
-        mlflow.artifacts.download_artifacts(
-            run_id=model.run_id, artifact_path="model", dst_path=str(workdir), tracking_uri=tracking_uri
-        )
-    )
+    downloaded = registry.download(model.run_id, MODEL_ARTIFACT, workdir)
     return export_bundle(find_ludwig_dir(downloaded), workdir / "bundle")
 
 

@@ -18,13 +18,11 @@ import pandas as pd
 
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.calendar import EXCHANGE_TIMEZONE, last_completed_trading_day
-from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.objects import Objects
+from mlops_pipeline.team_store import EQUITY_KEY, ORDERS_KEY, POSITIONS_KEY
 from mlops_pipeline.trading.broker_client import AccountSnapshot, BrokerClient, ClockSnapshot
 from mlops_pipeline.trading.execution import Submission, submit_intents
 from mlops_pipeline.trading.journal import (
-    EQUITY_KEY,
-    ORDERS_KEY,
-    POSITIONS_KEY,
     equity_frame,
     order_frame,
     position_frame,
@@ -92,7 +90,7 @@ class OrdersReport:
 def place_daily_orders(
     team: TeamConfig,
     client: BrokerClient,
-    store: ObjectStore,
+    store: Objects,
     trading_date: date,
     environ: Mapping[str, str],
 ) -> OrdersReport:
@@ -126,7 +124,7 @@ def place_daily_orders(
     return report
 
 
-def latest_traded_session(store: ObjectStore, team: str) -> date | None:
+def latest_traded_session(store: Objects, team: str) -> date | None:
     """The latest session the team's account has acted on: its journaled orders or, for a session
     that placed none, its journaled equity (re-running an earlier session must not trade or journal
     against the account's later state)."""
@@ -170,7 +168,7 @@ class ReconciliationReport:
 
 
 def reconcile(
-    team: TeamConfig, client: BrokerClient, store: ObjectStore, trading_date: date
+    team: TeamConfig, client: BrokerClient, store: Objects, trading_date: date
 ) -> ReconciliationReport:
     """Pull orders (of the last :data:`ORDERS_LOOKBACK_DAYS`), positions and equity into the journal."""
     account = client.account()

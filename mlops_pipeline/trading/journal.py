@@ -15,23 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
+from mlops_pipeline.objects import ObjectNotFoundError, Objects
+from mlops_pipeline.team_store import EQUITY_COLUMNS, ORDER_COLUMNS, POSITION_COLUMNS
 from mlops_pipeline.trading.broker_client import AccountSnapshot
 
-ORDERS_KEY = "journal/orders.parquet"
-POSITIONS_KEY = "journal/positions.parquet"
-EQUITY_KEY = "journal/equity.parquet"
-
-ORDER_COLUMNS = (
-    "order_id", "client_order_id", "symbol", "side", "type", "time_in_force", "qty", "notional",
-    "filled_qty", "filled_avg_price", "status", "submitted_at", "filled_at", "canceled_at", "failed_at",
-    "updated_at", "reconciled_on",
-)  # fmt: skip
-POSITION_COLUMNS = (
-    "date", "symbol", "qty", "avg_entry_price", "current_price", "market_value", "cost_basis",
-    "unrealized_pl",
-)  # fmt: skip
-EQUITY_COLUMNS = ("date", "equity", "cash", "long_market_value", "return_since_start")
 PROBLEM_STATUSES = frozenset({"rejected", "canceled", "expired"})
 _NUMERIC_ORDER_FIELDS = ("qty", "notional", "filled_qty", "filled_avg_price")
 _TIME_ORDER_FIELDS = ("submitted_at", "filled_at", "canceled_at", "failed_at", "updated_at")
@@ -112,7 +99,7 @@ def replace_day(previous: pd.DataFrame | None, new: pd.DataFrame, day: date) -> 
     return upsert(previous, new, ["date", "symbol"])
 
 
-def read_journal(store: ObjectStore, key: str) -> pd.DataFrame | None:
+def read_journal(store: Objects, key: str) -> pd.DataFrame | None:
     try:
         return store.get_parquet(key)
     except ObjectNotFoundError:

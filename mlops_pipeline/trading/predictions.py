@@ -11,8 +11,9 @@ from datetime import date
 
 import pandas as pd
 
-from mlops_pipeline.resources.object_store import ObjectNotFoundError, ObjectStore
-from mlops_pipeline.serving.predictions import prediction_key, prediction_sessions
+from mlops_pipeline.objects import ObjectNotFoundError, Objects
+from mlops_pipeline.serving.predictions import prediction_sessions
+from mlops_pipeline.team_store import prediction_key, predictions_prefix
 from mlops_pipeline.trading.model import Signal, SkippedIntent
 
 REQUIRED_COLUMNS = ("ticker", "as_of_date", "predicted_return", "prob_up")
@@ -52,7 +53,7 @@ def _number(value: object) -> float:
 
 
 def load_signals(
-    store: ObjectStore, tickers: list[str], trading_date: date
+    store: Objects, tickers: list[str], trading_date: date
 ) -> tuple[list[Signal], list[SkippedIntent]]:
     """Signals of ``trading_date`` for ``tickers``; missing and stale tickers are skipped with a reason."""
     signals: list[Signal] = []
@@ -66,7 +67,7 @@ def load_signals(
             reason = (
                 f"stale predictions: newest as_of_date {stored[-1]}, need {trading_date}"
                 if stored
-                else f"no predictions (nothing under predictions/{ticker}/)"
+                else f"no predictions (nothing under {predictions_prefix(ticker)}/)"
             )
             skipped.append(SkippedIntent(ticker, reason))
             continue

@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.model_registry import CHALLENGER, CHAMPION, registered_model_name
 from mlops_pipeline.training.dataset import build_training_dataset
-from mlops_pipeline.training.ludwig_config import LudwigConfigFile
 from mlops_pipeline.training.promotion import GateDecision, decide
-from mlops_pipeline.training.tracking import (
-    CHALLENGER,
-    CHAMPION,
-    LUDWIG_CONFIG_ARTIFACT,
-    Tracker,
-    registered_model_name,
-)
+from mlops_pipeline.training.tracking import LUDWIG_CONFIG_ARTIFACT, Tracker
 from mlops_pipeline.training.walk_forward import cross_validate, evaluation_frame
 
 

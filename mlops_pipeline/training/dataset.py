@@ -6,8 +6,8 @@ import hashlib
 
 import pandas as pd
 
+from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.market.features import drop_warmup
-from mlops_pipeline.training.ludwig_config import LudwigConfigFile
 
 
 class DatasetError(ValueError):

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.training.folds import Fold
-from mlops_pipeline.training.ludwig_config import LudwigConfigFile
 from mlops_pipeline.training.ludwig_runner import SEED
 from mlops_pipeline.training.plots import predicted_vs_actual_png
 from mlops_pipeline.training.tracking import Tracker, TrainingLog, log_training_run

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import EvaluationSpec
-from mlops_pipeline.training.ludwig_config import LudwigConfigFile
 from mlops_pipeline.training.tracking import DVC_ARTIFACT_DIR, LUDWIG_CONFIG_ARTIFACT, Tracker
 from mlops_pipeline.training.versioning import DATASET_FILE, MODEL_DIR, DvcPointers, DvcStore
 from mlops_pipeline.training.walk_forward import rescore

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import tempfile
 import time
 import warnings
@@ -19,32 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
+from mlops_pipeline.model_registry import (
+    CHALLENGER,
+    DEFAULT_LIMITS,
+    MODEL_ARTIFACT,
+    HttpLimits,
+    MlflowRegistry,
+    TrackingError,
+    registered_model_name,
+)
+
 AUDIT_PREFIX = "audit."
-OOS_ARTIFACT = "evaluation/oos_predictions.parquet"
 LUDWIG_CONFIG_ARTIFACT = "ludwig/config.json"
 DVC_ARTIFACT_DIR = "dvc"
-MODEL_ARTIFACT = "model"
-T = TypeVar("T")
-# Bounded retries of every MLflow HTTP call (MLflow's defaults retry for minutes).
-HTTP_LIMITS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
-
-class TrackingError(RuntimeError):
-    """MLflow could not be reached or refused a call; the registry was left as it was."""
-
-
-def registered_model_name(team: str, ticker: str) -> str:
-    return f"{team}-{ticker}"
 
 
 @dataclass(frozen=True)
@@ -55,36 +44,16 @@ class RunRecord:
     metrics: dict[str, float]
 
 
-class Tracker:
-    """MLflow access for one tracking URI (SQLite in embedded mode, or a tracking server)."""
+class Tracker(MlflowRegistry):
+    """The registry plus what training writes: experiments, runs, versions and audited alias moves."""
 
-    def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
-        for name, value in HTTP_LIMITS.items():
-            os.environ.setdefault(name, value)
-        self.tracking_uri = tracking_uri
+    tracking_uri: str  # always a concrete URI: experiments and run links are made from it
+
+    def __init__(
+        self, tracking_uri: str, artifact_root: str | None = None, limits: HttpLimits = DEFAULT_LIMITS
+    ) -> None:
+        super().__init__(tracking_uri, limits)
         self.artifact_root = artifact_root
-        self._client = None
-
-    @property
-    def client(self):
-        if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        return self._client
-
-    def call(self, what: str, action: Callable[[], T]) -> T:
-        """Run an MLflow call; any failure becomes a :class:`TrackingError` naming the server."""
-        from mlflow.exceptions import MlflowException
-        from requests.exceptions import RequestException
-
-        try:
-            return action()
-        except (MlflowException, RequestException, OSError) as exc:
-            raise TrackingError(f"MLflow at {self._where()}: {what} failed: {exc}") from exc
-
-    def _where(self) -> str:
-        return re.sub(r"//[^/@]*@", "//", self.tracking_uri)  # never show user:password@
 
     # -- experiments and runs ------------------------------------------------------------
     def experiment_id(self, team: str) -> str:
@@ -108,49 +77,14 @@ class Tracker:
 
     def find_trained_run(self, team: str, ticker: str, data_version: str, config_hash: str):
         """The newest finished run with a registered model for exactly this data and config."""
-        experiment = self.experiment_id(team)
-        query = (
-            f"tags.team = '{team}' and tags.ticker = '{ticker}' and tags.data_version = '{data_version}' "
-            f"and tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED' "
-            "and tags.model_version != ''"
-        )
-        runs = self.call(
-            "search runs",
-            lambda: self.client.search_runs([experiment], query, order_by=["attributes.start_time DESC"]),
-        )
+        tags = {"team": team, "ticker": ticker, "data_version": data_version, "config_hash": config_hash}
+        runs = self.find_runs(self.experiment_id(team), tags)
         return runs[0] if runs else None
 
     def latest_trained_run(self, team: str, ticker: str):
         """The newest finished run of ``team``/``ticker`` that registered a model, if any."""
-        experiment = self.experiment_id(team)
-        query = (
-            f"tags.team = '{team}' and tags.ticker = '{ticker}' and attributes.status = 'FINISHED' "
-            "and tags.model_version != ''"
-        )
-        runs = self.call(
-            "search runs",
-            lambda: self.client.search_runs(
-                [experiment], query, order_by=["attributes.start_time DESC"], max_results=1
-            ),
-        )
+        runs = self.find_runs(self.experiment_id(team), {"team": team, "ticker": ticker}, max_results=1)
         return runs[0] if runs else None
-
-    def get_run(self, run_id: str):
-        return self.call(f"get run {run_id}", lambda: self.client.get_run(run_id))
-
-    def download(self, run_id: str, artifact_path: str, destination: Path) -> Path:
-        from mlflow.artifacts import download_artifacts
-
-        local = self.call(
-            f"download {artifact_path} of run {run_id}",
-            lambda: download_artifacts(
-                run_id=run_id,
-                artifact_path=artifact_path,
-                dst_path=str(destination),
-                tracking_uri=self.tracking_uri,
-            ),
-        )
-        return Path(local)
 
     # -- registry ------------------------------------------------------------------------
     def register(self, name: str, run, tags: dict[str, str]) -> str:
@@ -172,20 +106,6 @@ class Tracker:
 
     def delete_version(self, name: str, version: str) -> None:
         self.call(f"delete {name} v{version}", lambda: self.client.delete_model_version(name, version))
-
-    def aliases(self, name: str) -> dict[str, str]:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(name)
-        except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
-                return {}
-            raise TrackingError(f"MLflow at {self._where()}: get {name} failed: {exc}") from exc
-        return {alias: str(version) for alias, version in model.aliases.items()}
-
-    def version(self, name: str, version: str):
-        return self.call(f"get {name} v{version}", lambda: self.client.get_model_version(name, version))
 
     def versions(self, name: str) -> list:
         found = self.call(f"list {name}", lambda: self.client.search_model_versions(f"name = '{name}'"))

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import EvaluationSpec
 from mlops_pipeline.training import ludwig_runner
 from mlops_pipeline.training.dataset import DatasetError
 from mlops_pipeline.training.folds import Fold, walk_forward_folds
-from mlops_pipeline.training.ludwig_config import LudwigConfigFile
 from mlops_pipeline.training.metrics import forecast_metrics, mean_metrics
 
 # Columns the metrics need besides the model's own: today's close, the realised next-session

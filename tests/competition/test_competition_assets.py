@@ -18,16 +18,12 @@ from mlops_pipeline.assets.competition import (
     build_leaderboard_assets,
 )
 from mlops_pipeline.assets.sessions import nyse_sessions
-from mlops_pipeline.competition.team_inputs import (
-    BACKTEST_CHART_KEY,
-    BACKTEST_DAILY_KEY,
-    LEADERBOARD_HTML_KEY,
-    LEADERBOARD_TABLE_KEY,
-)
+from mlops_pipeline.competition.team_inputs import LEADERBOARD_HTML_KEY, LEADERBOARD_TABLE_KEY
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY
 
 SESSIONS = nyse_sessions(date(2024, 1, 2), date(2024, 3, 27))
 

@@ -18,9 +18,10 @@ from mlops_pipeline.competition.leaderboard import (
     render_markdown,
     render_terminal,
 )
-from mlops_pipeline.competition.team_inputs import BACKTEST_DAILY_KEY, EQUITY_KEY, read_standing
+from mlops_pipeline.competition.team_inputs import read_standing
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.resources.object_store import LocalObjectStore
+from mlops_pipeline.team_store import BACKTEST_DAILY_KEY, EQUITY_KEY
 
 
 def _equity(values: list[float]) -> pd.DataFrame:

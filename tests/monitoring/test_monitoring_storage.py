@@ -3,14 +3,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from mlops_pipeline.monitoring.storage import (
-    SUMMARY_COLUMNS,
-    SUMMARY_KEY,
-    read_summary_record,
-    rebuild_summary,
-    store_summary_record,
-)
+from mlops_pipeline.monitoring.storage import read_summary_record, rebuild_summary, store_summary_record
 from mlops_pipeline.resources.object_store import LocalObjectStore
+from mlops_pipeline.team_store import MONITORING_SUMMARY_COLUMNS as SUMMARY_COLUMNS
+from mlops_pipeline.team_store import MONITORING_SUMMARY_KEY as SUMMARY_KEY
 
 DAY = date(2024, 7, 10)
 

@@ -14,9 +14,10 @@ from _monitoring_frames import crafted_report
 from mlops_pipeline.monitoring.dashboard import build_dashboard, project_id
 from mlops_pipeline.monitoring.publish import MonitoringExportError, export_html, publish_report
 from mlops_pipeline.monitoring.report import MonitoringReport
-from mlops_pipeline.monitoring.storage import SUMMARY_KEY, read_summary_record
+from mlops_pipeline.monitoring.storage import read_summary_record
 from mlops_pipeline.monitoring.workspace import LocalWorkspace
 from mlops_pipeline.resources.object_store import LocalObjectStore, ObjectStore
+from mlops_pipeline.team_store import MONITORING_SUMMARY_KEY
 
 UI = "http://127.0.0.1:8000"
 TICKERS = ["AAPL", "MSFT"]
@@ -99,7 +100,7 @@ def test_reports_become_snapshots_a_rerun_replaces_its_session_and_dashboards_ha
 
     record = read_summary_record(store, "AAPL", date(2024, 7, 10))
     assert record is not None and record["snapshot_id"] == rerun.snapshot_id
-    assert len(store.get_parquet(SUMMARY_KEY)) == 2
+    assert len(store.get_parquet(MONITORING_SUMMARY_KEY)) == 2
 
     # The reference window is stored once, as a dataset of the project.
     assert first.reference_dataset is not None and rerun.reference_dataset == first.reference_dataset

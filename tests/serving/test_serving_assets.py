@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 from _serving_models import Registry, feature_frame
 
-from mlops_pipeline.assets.serving import DEPLOYMENT_KEY, build_serving_assets, session_deployment_key
+from mlops_pipeline.assets.serving import build_serving_assets
 from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
-from mlops_pipeline.assets.team import team_store
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.market.features import FEATURE_TABLE_COLUMNS
@@ -23,12 +22,17 @@ from mlops_pipeline.resources.object_store import LocalObjectStore, object_store
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.launch_process import ProcessLauncher
 from mlops_pipeline.serving.predictions import (
-    PREDICTION_COLUMNS,
     interpret,
-    prediction_key,
     read_predictions,
     store_prediction,
     stored_prediction,
+)
+from mlops_pipeline.team_store import (
+    LIVE_DEPLOYMENT_KEY,
+    PREDICTION_COLUMNS,
+    prediction_key,
+    session_deployment_key,
+    team_store,
 )
 
 AS_OF = date(2024, 7, 3)  # a Wednesday before the July 4th holiday: the target is Friday the 5th
@@ -99,7 +103,7 @@ def test_serving_then_predictions_assets(project, registry: Registry, monkeypatc
 
     deployed = dg.materialize([serving], resources=resources, partition_key=AS_OF.isoformat())
     store = team_store(object_store, "red")
-    deployment = Deployment.from_json(store.get_text(DEPLOYMENT_KEY))
+    deployment = Deployment.from_json(store.get_text(LIVE_DEPLOYMENT_KEY))
     try:
         # the session's own record of the deployment that serves its predictions
         assert store.get_text(session_deployment_key(AS_OF)) == deployment.to_json()
@@ -151,7 +155,7 @@ def test_a_later_model_never_predicts_a_past_session(project) -> None:  # type: 
         return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
 
     store.put_text(session_deployment_key(AS_OF), deployment("1"))
-    store.put_text(DEPLOYMENT_KEY, deployment("2"))  # a later session promoted version 2
+    store.put_text(LIVE_DEPLOYMENT_KEY, deployment("2"))  # a later session promoted version 2
     object_store.put_parquet(features_key("AAPL", AS_OF), _features(40), {"data_version": "test"})
     result = dg.materialize(
         [predictions],

@@ -9,14 +9,14 @@ import yaml
 from _training_data import put_market_data
 
 from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
-from mlops_pipeline.assets.team import dataset_key, team_store
 from mlops_pipeline.assets.training import build_training_assets
+from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.market.store import features_key
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.dataset import build_training_dataset
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 
 SESSION = date(2025, 6, 30)
 SESSIONS = nyse_sessions(date(2025, 6, 2), date(2025, 7, 1))

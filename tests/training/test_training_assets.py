@@ -12,15 +12,16 @@ from _training_data import put_market_data
 from typer.testing import CliRunner
 
 from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
-from mlops_pipeline.assets.team import build_team_assets, dataset_key, team_store
+from mlops_pipeline.assets.team import build_team_assets
 from mlops_pipeline.assets.training import build_training_assets
+from mlops_pipeline.commands.model import model_app, reproduce
 from mlops_pipeline.config.teams import PromotionPolicy
+from mlops_pipeline.model_registry import OOS_ARTIFACT
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
-from mlops_pipeline.training.cli import model_app, reproduce
+from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
-from mlops_pipeline.training.tracking import OOS_ARTIFACT
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.ludwig import load_ludwig_config
+from mlops_pipeline.config.ludwig_schema import PACKAGED_SCHEMAS, installed_ludwig_version, schema_file_name
 from mlops_pipeline.config.teams import load_teams
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
-from mlops_pipeline.training.ludwig_schema import PACKAGED_SCHEMAS, installed_ludwig_version, schema_file_name
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "ludwig_configs"
 

@@ -12,12 +12,13 @@ from _mlflow_server import running_mlflow_server
 from _net import free_port
 from _training_data import put_market_data
 
+from mlops_pipeline.config.ludwig import load_ludwig_config
+from mlops_pipeline.model_registry import HttpLimits, TrackingError
 from mlops_pipeline.training.champion import run_gate
 from mlops_pipeline.training.dataset import build_training_dataset, frame_fingerprint
-from mlops_pipeline.training.ludwig_config import load_ludwig_config
 from mlops_pipeline.training.pipeline import train_ticker
 from mlops_pipeline.training.reproduce import reproduce_run
-from mlops_pipeline.training.tracking import Tracker, TrackingError
+from mlops_pipeline.training.tracking import Tracker
 from mlops_pipeline.training.versioning import DvcStore
 
 pytestmark = pytest.mark.integration  # servers on 127.0.0.1
@@ -80,9 +81,7 @@ def test_training_on_a_tracking_server_with_s3(
     assert len(reproduction.recomputed) > 20
 
 
-def test_unreachable_tracking_server_fails_without_training(small_team, monkeypatch, tmp_path: Path):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+def test_unreachable_tracking_server_fails_without_training(small_team, tmp_path: Path):
     settings, team = small_team
     features = put_market_data(settings, "AAPL", date(2025, 6, 30))
     ludwig = load_ludwig_config(settings.ludwig_configs_path / team.model.ludwig_config)
@@ -90,5 +89,6 @@ def test_unreachable_tracking_server_fails_without_training(small_team, monkeypa
     url = f"http://127.0.0.1:{free_port()}"
     dvc = DvcStore(tmp_path / "dvc", str(tmp_path / "remote"))
     with pytest.raises(TrackingError, match=r"MLflow at http://127.0.0.1:\d+: experiment 'green' failed"):
-        train_ticker(team, "AAPL", dataset, "v1", features, ludwig, Tracker(url), dvc)
+        tracker = Tracker(url, limits=HttpLimits(max_retries=1, timeout_s=2))
+        train_ticker(team, "AAPL", dataset, "v1", features, ludwig, tracker, dvc)
     assert not (tmp_path / "dvc").exists()  # nothing trained or versioned

@@ -33,10 +33,10 @@ def export_command(
 ) -> None:
     """Write the evidently report of one team, ticker and session as a self-contained HTML file."""
 
-    from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.monitoring.publish import MonitoringExportError, export_html
     from mlops_pipeline.monitoring.workspace import WorkspaceError, workspace_from_settings
     from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.team_store import team_store
 
     settings = settings_or_exit()
     config = teams_or_exit(settings, only=[team])[team]

@@ -41,7 +41,7 @@ def _actor() -> str:
 @model_app.command("list")
 def list_versions(team: TeamOption, ticker: TickerOption) -> None:
     """Versions of <team>-<TICKER> with their aliases and headline metrics, then the alias audit trail."""
-    from mlops_pipeline.training.tracking import TrackingError, registered_model_name
+    from mlops_pipeline.model_registry import TrackingError, registered_model_name
 
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
@@ -88,7 +88,7 @@ def promote(
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit trail")] = "manual promotion",
 ) -> None:
     """Point champion at a version (default: the current challenger), bypassing the gate."""
-    from mlops_pipeline.training.tracking import CHALLENGER, CHAMPION, TrackingError, registered_model_name
+    from mlops_pipeline.model_registry import CHALLENGER, CHAMPION, TrackingError, registered_model_name
 
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
@@ -112,7 +112,7 @@ def rollback(
     reason: Annotated[str, typer.Option("--reason", help="Recorded in the audit trail")] = "rollback",
 ) -> None:
     """Point champion back at the version it held before its last move (or at --version)."""
-    from mlops_pipeline.training.tracking import CHAMPION, TrackingError, registered_model_name
+    from mlops_pipeline.model_registry import CHAMPION, TrackingError, registered_model_name
 
     tracker, name = _tracker(), registered_model_name(team, ticker.upper())
     try:
@@ -133,10 +133,10 @@ def reproduce(
     run_id: Annotated[str, typer.Option("--run-id", help="MLflow run id of a training run")],
 ) -> None:
     """Pull the run's dataset and models via DVC, re-score them and compare with the logged metrics."""
+    from mlops_pipeline.model_registry import TrackingError
     from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
     from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
     from mlops_pipeline.training.reproduce import ReproductionError, reproduce_run
-    from mlops_pipeline.training.tracking import TrackingError
     from mlops_pipeline.training.versioning import VersioningError
 
     settings = settings_or_exit()

@@ -7,7 +7,7 @@ version, and any other installed version is exported on first use into
 ``model:`` block would be silently ignored), so top-level keys are also checked against the
 sections Ludwig reads.
 
-``python -m mlops_pipeline.training.ludwig_schema OUT.json.gz`` writes the export.
+``python -m mlops_pipeline.config.ludwig_schema OUT.json.gz`` writes the export.
 """
 
 from __future__ import annotations

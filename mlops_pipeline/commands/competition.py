@@ -27,7 +27,6 @@ def leaderboard_command(
     """Rank the teams: paper equity and return, backtest statistics, prediction quality."""
     from datetime import UTC, datetime
 
-    from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.competition.leaderboard import (
         TeamStanding,
         chosen_rank_metric,
@@ -38,6 +37,7 @@ def leaderboard_command(
     from mlops_pipeline.competition.team_inputs import read_standing
     from mlops_pipeline.config.errors import ConfigError
     from mlops_pipeline.resources.object_store import object_store_from_settings
+    from mlops_pipeline.team_store import team_store
 
     settings = settings_or_exit()
     errors: dict[str, ConfigError] = {}

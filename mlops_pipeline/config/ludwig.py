@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.config.errors import ConfigError, ConfigIssue
+from mlops_pipeline.config.ludwig_schema import validation_issues
 from mlops_pipeline.config.overlay import read_yaml_mapping
 from mlops_pipeline.market.features import FEATURE_COLUMNS, TARGET_COLUMNS
-from mlops_pipeline.training.ludwig_schema import validation_issues
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,24 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DAGSTER_HOME=/opt/dagster/home MLOPS_PROJECT_DIR=/opt/mlops
+    DAGSTER_HOME=/opt/dagster/home MLOPS_PROJECT_DIR=/opt/mlops PATH=/opt/venv/bin:$PATH
 
 WORKDIR /opt/mlops
-# Same three steps as `make setup`: CPU torch, the project, ludwig without its dependencies.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install "torch==2.13.0" --index-url "${TORCH_INDEX_URL}"
+# Exactly the tested versions: requirements.lock (hashes checked, nothing resolved), as `make setup`
+# installs them. torch is its CPU build, from PyTorch's CPU index; for an offline build, serve a
+# wheelhouse (`pip download --no-deps -r requirements.lock -d wheels`) and pass
+# --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=http://127.0.0.1:<port>/ (with --network host).
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG PIP_FIND_LINKS=
+ARG PIP_NO_INDEX=0
+COPY requirements.lock ./
+RUN python3 -m venv /opt/venv \
+    && pip install --no-deps --require-hashes -r requirements.lock \
+    && rm -rf /opt/venv/lib/python3.11/site-packages/torch/include
 COPY pyproject.toml README.md ./
 COPY mlops_pipeline ./mlops_pipeline
-RUN pip install . && pip install --no-deps "ludwig==0.11.0"
+RUN pip install --no-deps --no-build-isolation .
 COPY teams ./teams
 COPY ludwig_configs ./ludwig_configs
 COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/

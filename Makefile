@@ -5,12 +5,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pytest-xdist workers for make test (measured on 2 cores: 20-21 min with two workers, 32 min with
 # none); TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto
 
-.PHONY: setup system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring clean-state help
+.PHONY: setup lock system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -18,6 +19,7 @@ help:
 	@echo "make test    run every test tier (installs PostgreSQL/Chromium/docker-compose if root)"
 	@echo "make test-fast  the unit tier only: no services needed, a minute or two"
 	@echo "make lint    ruff check + format check + import contracts + secret scan"
+	@echo "make lock    refresh requirements.lock from pyproject.toml"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
 	@echo "make bench   benchmarks (results in benchmarks/results/)"
 
@@ -25,15 +27,13 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# Order matters (see README, "Installation"): CPU torch first, then the project, then ludwig
-# without its dependencies (its rich pin conflicts with evidently; its real deps are in pyproject).
-$(STAMP): pyproject.toml | $(BIN)/python
-	@echo "setup 1/3: CPU torch (the largest download; minutes on a fresh machine)"
-	@$(BIN)/pip install --quiet torch==2.13.0
-	@echo "setup 2/3: the platform and its dependencies (pyproject.toml, with dev tools)"
-	@$(BIN)/pip install --quiet -e ".[dev]"
-	@echo "setup 3/3: ludwig without its dependencies (its pins conflict; pyproject lists the real ones)"
-	@$(BIN)/pip install --quiet --no-deps ludwig==0.11.0
+# Every dependency comes from the lock, exactly (versions and hashes, ludwig included), installed
+# without resolution; then the platform itself. `make lock` refreshes the lock from pyproject.toml.
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	@echo "setup 1/2: the locked dependencies ($(LOCK); CPU torch is the largest download: minutes on a fresh machine)"
+	@$(BIN)/pip install --quiet --no-deps --require-hashes -r $(LOCK)
+	@echo "setup 2/2: the platform itself (editable; its dependencies came from the lock)"
+	@$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 	@echo "setup done: .venv is ready"
 
@@ -41,6 +41,12 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/mlops run
+
+# Resolve pyproject.toml into requirements.lock and the images' subsets, keeping locked versions
+# that still fit (`make lock LOCK_ARGS=--upgrade`: the newest its ranges allow); review the diff,
+# then `make setup`.
+lock: setup
+	$(BIN)/python deploy/lock.py $(LOCK_ARGS)
 
 system-deps:
 	@bash .ci/system-deps.sh

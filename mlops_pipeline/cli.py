@@ -37,6 +37,7 @@ from mlops_pipeline.console import (
 )
 from mlops_pipeline.monitoring.defaults import DEFAULT_EVIDENTLY_PORT
 from mlops_pipeline.processes import alive
+from mlops_pipeline.s3.cli import storage_app
 from mlops_pipeline.sandbox.cli import sandbox_app
 from mlops_pipeline.serving.cli import serve
 from mlops_pipeline.stages import STAGES
@@ -405,6 +406,7 @@ teams_app.command("diff")(teams_diff_command)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(market_app, name="market")
 app.add_typer(monitoring_app, name="monitoring")
+app.add_typer(storage_app, name="storage")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import httpx
 import pytest
 from _mlflow_server import running_mlflow_server
@@ -177,9 +178,11 @@ def test_premium_key_session_and_replay_on_production_paths(
         monkeypatch.setenv("MLOPS_DVC_REMOTE_URL", "s3://prod-dvc/store")
         monkeypatch.setenv("MLOPS_DVC_REMOTE_ENDPOINT_URL", moto_endpoint)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-        s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-        for bucket in ("prod-objects", "prod-dvc"):  # as the compose stack's bucket init does
-            s3.create_bucket(Bucket=bucket)
+        initialized = json.loads(_invoke("storage", "init", "--json"))  # as compose's storage-init does
+        assert {row["bucket"]: row["created"] for row in initialized} == {
+            "prod-objects": True,
+            "prod-dvc": True,
+        }
         docker = _docker_or_none()
         if docker is not None:
             monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "docker")
@@ -210,6 +213,15 @@ def test_premium_key_session_and_replay_on_production_paths(
         # Only the broker's last completed session trades; earlier sessions of a replay never do.
         assert {order_id.split("-")[1] for order_id in orders["client_order_id"]} == {f"{TODAY:%Y%m%d}"}
         assert len(store.get_parquet("teams/blue/journal/equity.parquet")) == len(REPLAY)
+
+        # The leaderboard's page in Dagster's metadata is a presigned link that opens in a browser.
+        with dg.DagsterInstance.get() as instance:
+            leaderboard = instance.get_latest_materialization_event(dg.AssetKey(["leaderboard"]))
+        assert leaderboard is not None and leaderboard.asset_materialization is not None
+        link = leaderboard.asset_materialization.metadata["html"]
+        assert isinstance(link, dg.UrlMetadataValue) and "X-Amz-Signature=" in link.url, link
+        page = httpx.get(link.url, timeout=10)
+        assert page.status_code == 200 and "<html" in page.text
 
         # The daily run of today again: no request, no new order.
         rerun = _invoke("run", "--date", TODAY.isoformat())

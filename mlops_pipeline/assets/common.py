@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_pipeline.market.checks import CheckOutcome
+from mlops_pipeline.resources.object_store import ObjectStore
 
 TEAM_TAG = "mlops/team"
 CONFIG_HASH_TAG = "mlops/config_hash"
@@ -42,3 +43,9 @@ def failed_names(outcomes: list[CheckOutcome]) -> list[str]:
 
 def json_metadata(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+
+
+def object_link(store: ObjectStore, key: str) -> dg.MetadataValue:
+    """Where a person opens a stored page or chart: a presigned link on S3, else its path."""
+    url = store.browser_url(key)
+    return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(store.uri(key))

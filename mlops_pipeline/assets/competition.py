@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from mlops_pipeline.assets.automation import per_team_stage
-from mlops_pipeline.assets.common import json_metadata
+from mlops_pipeline.assets.common import json_metadata, object_link
 from mlops_pipeline.assets.sessions import session_of
 from mlops_pipeline.competition.backtest import BacktestError, BacktestResult, run_backtest
 from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
@@ -144,7 +144,7 @@ def build_competition_assets(
             {**metadata, "summary": summary, "champions": champions, "missing": missing},
         )
         png = equity_drawdown_png(result.daily, f"{team.name}: backtest vs buy and hold")
-        chart_uri = store.put_bytes(BACKTEST_CHART_KEY, png)
+        store.put_bytes(BACKTEST_CHART_KEY, png)
         version = hashlib.sha256(
             json.dumps({"champions": champions, "config": team.config_hash}, sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -159,7 +159,7 @@ def build_competition_assets(
                 "champions": json_metadata(champions),
                 "missing_tickers": json_metadata(missing),
                 "equity_drawdown": dg.MetadataValue.md(f"![equity and drawdown]({data_uri(png)})"),
-                "chart": dg.MetadataValue.path(chart_uri),
+                "chart": object_link(store, BACKTEST_CHART_KEY),
             },
             check_results=[_leakage_check(team.name, result)],
             data_version=dg.DataVersion(version),
@@ -195,7 +195,7 @@ def build_leaderboard_assets(
         session = session_of(context)
         manifest = {"rank_by": rank_by, "session": session.isoformat()}
         object_store.put_parquet(session_leaderboard_key(session), frame, manifest)
-        html_uri = object_store.put_text(session_leaderboard_key(session, "html"), page)
+        object_store.put_text(session_leaderboard_key(session, "html"), page)
         if session >= max(leaderboard_sessions(object_store)):  # the current standings follow the newest
             object_store.put_parquet(LEADERBOARD_TABLE_KEY, frame, manifest)
             object_store.put_text(LEADERBOARD_HTML_KEY, page)
@@ -207,7 +207,7 @@ def build_leaderboard_assets(
                 "rank_by": rank_by,
                 "leader": str(leader["team"]) if leader is not None else "no data yet",
                 "table": dg.MetadataValue.md(render_markdown(frame, rank_by)),
-                "html": dg.MetadataValue.path(html_uri),
+                "html": object_link(object_store, session_leaderboard_key(session, "html")),
             }
         )
 

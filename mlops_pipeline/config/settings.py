@@ -69,6 +69,17 @@ class PlatformSettings(BaseSettings):
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000")
     s3_region: str = Field(default="us-east-1")
+    s3_public_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 endpoint as browsers reach it, for presigned links (default MLOPS_S3_ENDPOINT_URL)",
+    )
+    s3_link_expiry_hours: int = Field(
+        default=168, ge=1, le=168, description="Lifetime of presigned links in Dagster metadata (max 7 days)"
+    )
+    s3_versioning: bool = Field(default=True, description="`mlops storage init` enables bucket versioning")
+    s3_noncurrent_version_days: int = Field(
+        default=30, ge=1, description="`mlops storage init`: noncurrent object versions expire after this"
+    )
     aws_access_key_id: SecretStr | None = Field(default=None, validation_alias=_alias("AWS_ACCESS_KEY_ID"))
     aws_secret_access_key: SecretStr | None = Field(
         default=None, validation_alias=_alias("AWS_SECRET_ACCESS_KEY")
@@ -81,6 +92,11 @@ class PlatformSettings(BaseSettings):
     )
     mlflow_artifact_root: str | None = Field(
         default=None, description="Artifact root for new experiments (default <home>/mlflow/artifacts)"
+    )
+    mlflow_artifacts_destination: str | None = Field(
+        default=None,
+        description="Where the MLflow tracking server you run stores artifacts, e.g. s3://mlflow/artifacts "
+        "(`mlops storage init` creates its bucket)",
     )
     dvc_remote_url: str | None = Field(
         default=None, description="DVC remote (default <home>/dvc-remote; or s3://...)"

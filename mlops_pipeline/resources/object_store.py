@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,6 +56,10 @@ class ObjectStore(dg.ConfigurableResource):
     def uri(self, key: str) -> str:
         """A URI a human (or another tool) can use to find the object."""
         raise NotImplementedError
+
+    def browser_url(self, key: str) -> str | None:
+        """A link a browser can open (a presigned URL on S3); ``None`` where there is none."""
+        return None
 
     # -- public API ---------------------------------------------------------------------------
     def _full(self, key: str) -> str:
@@ -184,6 +189,11 @@ class S3ObjectStore(ObjectStore):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 60.0
     max_attempts: int = 5
+    public_endpoint_url: str | None = Field(
+        default=None,
+        description="The endpoint as browsers reach it, for presigned links (default endpoint_url)",
+    )
+    link_expiry_hours: int = Field(default=168, ge=1, le=168)
 
     _client: object | None = PrivateAttr(default=None)
 
@@ -269,6 +279,22 @@ class S3ObjectStore(ObjectStore):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
 
+    def browser_url(self, key: str) -> str | None:
+        """A presigned GET link, signed locally with the environment's AWS credentials; ``None``
+        without them (e.g. credentials from an instance role)."""
+        from mlops_pipeline.s3.links import presigned_get_url
+        from mlops_pipeline.s3.minio_client import Endpoint, S3SetupError
+
+        endpoint = Endpoint(
+            self.public_endpoint_url or self.endpoint_url, self.region, "MLOPS_S3_PUBLIC_ENDPOINT_URL"
+        )
+        try:
+            return presigned_get_url(
+                endpoint, self.bucket, self._full(key), timedelta(hours=self.link_expiry_hours)
+            )
+        except S3SetupError:
+            return None
+
 
 def object_store_from_settings(settings: PlatformSettings) -> ObjectStore:
     """The local folder store (embedded default) or the S3 store, as the settings say."""
@@ -278,5 +304,7 @@ def object_store_from_settings(settings: PlatformSettings) -> ObjectStore:
             prefix=settings.s3_prefix,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
+            public_endpoint_url=settings.s3_public_endpoint_url,
+            link_expiry_hours=settings.s3_link_expiry_hours,
         )
     return LocalObjectStore(root=str(settings.storage_root_path))

@@ -33,12 +33,20 @@ def test_compose_file_is_valid_and_uses_env_secrets(tmp_path: Path) -> None:
     result = _compose_config(_env_file(tmp_path, SECRETS))
     assert result.returncode == 0, result.stderr
     rendered = result.stdout
-    for service in ("postgres", "minio", "minio-buckets", "mlflow", "evidently", "code-location",
+    for service in ("postgres", "minio", "storage-init", "mlflow", "evidently", "code-location",
                     "dagster-webserver", "dagster-daemon"):  # fmt: skip
         assert f"  {service}:" in rendered
     assert "x" * 12 in rendered  # the secret reaches the services only through the environment
     committed = (REPO_ROOT / "docker-compose.yml").read_text()
     assert "x" * 12 not in committed
+    # the platform's own `mlops storage init` makes the buckets the MLflow server and the code use
+    import yaml
+
+    services = yaml.safe_load(rendered)["services"]
+    assert services["storage-init"]["command"] == ["mlops", "storage", "init"]
+    assert services["mlflow"]["depends_on"]["storage-init"]["condition"] == "service_completed_successfully"
+    destination = services["mlflow"]["environment"]["MLFLOW_ARTIFACTS_DESTINATION"]
+    assert services["code-location"]["environment"]["MLOPS_MLFLOW_ARTIFACTS_DESTINATION"] == destination
 
 
 @pytest.mark.system

@@ -1,0 +1,100 @@
+"""The platform image, built offline as the README tells a machine without registry access: the
+lock's wheels are downloaded on the host (quick after ``make setup``: pip's cache has them), served
+on 127.0.0.1 to ``docker build --network host``, on the local base image. The tag is a hash of
+everything that goes into the image, so it is built once per version and kept between runs."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "mlops-base:local")
+CACHE = Path(tempfile.gettempdir()) / "mlops-platform-image-cache"
+LOCK = REPO_ROOT / "requirements.lock"
+INPUTS = (
+    "Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "mlops_pipeline", "teams",
+    "ludwig_configs", "deploy/dagster",
+)  # fmt: skip
+
+
+def _digest(paths: list[Path], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    for value in extra:
+        digest.update(value.encode())
+    return digest.hexdigest()[:12]
+
+
+def _input_files() -> list[Path]:
+    files = []
+    for name in INPUTS:
+        path = REPO_ROOT / name
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in found if "__pycache__" not in p.parts]
+    return files
+
+
+def wheelhouse() -> Path:
+    """Every wheel (and sdist) of the lock, hash-checked, in one folder."""
+    target = CACHE / f"wheels-{_digest([LOCK])}"
+    if (target / ".complete").is_file():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=CACHE, prefix=".wheels-"))
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes"]
+    subprocess.run([*command, "-r", str(LOCK), "--dest", str(staging)], check=True, timeout=1800)
+    (staging / ".complete").touch()
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+@contextlib.contextmanager
+def served(directory: Path) -> Iterator[str]:
+    """``directory`` over HTTP on 127.0.0.1 (pip reads its listing as --find-links)."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def platform_image() -> str:
+    """The tag of the platform image of this checkout, built unless it exists."""
+    tag = f"mlops-platform:{_digest(_input_files(), BASE_IMAGE)}"
+    exists = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
+    if exists.returncode == 0:
+        return tag
+    with served(wheelhouse()) as url:
+        build = [
+            "docker", "build", "--network", "host", "--tag", tag,
+            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+            "--build-arg", "PIP_NO_INDEX=1", "--build-arg", f"PIP_FIND_LINKS={url}",
+            str(REPO_ROOT),
+        ]  # fmt: skip
+        result = subprocess.run(build, capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"docker build of the platform image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return tag

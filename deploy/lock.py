@@ -65,13 +65,14 @@ def _pins(path: Path) -> int:
 
 
 def main() -> None:
-    _compile("--extra", "dev", "--output-file", str(LOCK), "pyproject.toml")
+    _compile("--extra", "dev", "--output-file", LOCK.name, "pyproject.toml")
     with LOCK.open("a", encoding="utf-8") as lock:
         lock.write(_unresolved_block())
     print(f"{LOCK.relative_to(ROOT)}: {_pins(LOCK)} pins")
     for source in SUBSETS:
         target = source.with_suffix(".txt")
-        _compile("--constraint", str(LOCK), "--output-file", str(target), str(source))
+        relative = [str(path.relative_to(ROOT)) for path in (LOCK, target, source)]
+        _compile("--constraint", relative[0], "--output-file", relative[1], relative[2])
         print(f"{target.relative_to(ROOT)}: {_pins(target)} pins, all from the lock")
 
 

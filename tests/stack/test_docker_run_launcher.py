@@ -96,7 +96,8 @@ def test_one_session_runs_in_a_container_of_the_platform_image(
             logs = instance.all_logs(run.run_id)
             messages = [event.message or "" for event in logs]
             assert run.status == dg.DagsterRunStatus.SUCCESS, messages[-20:]
-            assert run.tags["docker/container_id"]  # the launcher's container, recorded on the run
+            container_id = run.tags["docker/container_id"]  # the launcher's container, on the run
+            docker_client(timeout_s=60)[0].containers.get(container_id).remove(force=True)
             steps = {
                 event.step_key
                 for event in logs

@@ -255,15 +255,12 @@ def up_to_date(graph: dg.AssetGraph, instance: dg.DagsterInstance, step: _Step) 
 
 def model_server_answers(settings: PlatformSettings, team: str) -> bool:
     """Whether the team's recorded model server answers (a team without one has nothing to lose)."""
-    from mlops_pipeline.assets.serving import DEPLOYMENT_KEY
-    from mlops_pipeline.assets.team import team_store
     from mlops_pipeline.resources.object_store import object_store_from_settings
     from mlops_pipeline.serving.launch import Deployment, is_ready
+    from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, team_store
 
-    store = team_store(object_store_from_settings(settings), team)
-    if not store.exists(DEPLOYMENT_KEY):
-        return True
-    return is_ready(Deployment.from_json(store.get_text(DEPLOYMENT_KEY)).readiness_url)
+    live = Deployment.stored(team_store(object_store_from_settings(settings), team), LIVE_DEPLOYMENT_KEY)
+    return live is None or is_ready(live.readiness_url)
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:

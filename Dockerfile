@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 
 WORKDIR /opt/mlops
 # Exactly the tested versions: requirements.lock (hashes checked, nothing resolved), as `make setup`
-# installs them. torch is its CPU build, from PyTorch's CPU index; for an offline build, serve a
-# wheelhouse (`pip download --no-deps -r requirements.lock -d wheels`) and pass
-# --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=http://127.0.0.1:<port>/ (with --network host).
+# installs them. torch is its CPU build, from PyTorch's CPU index. For an offline build, serve a
+# wheelhouse over HTTP (`pip download --no-deps -r requirements.lock -d wheels` plus the build tools
+# of the lock's sdists: `pip download "setuptools-scm[toml]>=6.2" wheel -d wheels`) and pass
+# --network host --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=http://127.0.0.1:<port>/.
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG PIP_FIND_LINKS=

@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "mlops-base:local")
 CACHE = Path(tempfile.gettempdir()) / "mlops-platform-image-cache"
 LOCK = REPO_ROOT / "requirements.lock"
+BUILD_TOOLS = ("setuptools-scm[toml]>=6.2", "wheel")
 INPUTS = (
     "Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "mlops_pipeline", "teams",
     "ludwig_configs", "deploy/dagster",
@@ -48,13 +49,16 @@ def _input_files() -> list[Path]:
 
 def wheelhouse() -> Path:
     """Every wheel (and sdist) of the lock, hash-checked, in one folder."""
-    target = CACHE / f"wheels-{_digest([LOCK])}"
+    target = CACHE / f"wheels-{_digest([LOCK], *BUILD_TOOLS)}"
     if (target / ".complete").is_file():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=CACHE, prefix=".wheels-"))
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes"]
     subprocess.run([*command, "-r", str(LOCK), "--dest", str(staging)], check=True, timeout=1800)
+    # The lock's few sdists (ludwig, gpustat, antlr4) are built in the image: their build tools too.
+    tools = [sys.executable, "-m", "pip", "download", "--quiet", *BUILD_TOOLS, "--dest", str(staging)]
+    subprocess.run(tools, check=True, timeout=600)
     (staging / ".complete").touch()
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)

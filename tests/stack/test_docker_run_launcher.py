@@ -26,7 +26,7 @@ from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch_docker import docker_client
 
-pytestmark = pytest.mark.system
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1800)]  # the first build of the image takes minutes
 SESSION = date(2024, 6, 14)
 # What a run's container needs from the launching process (the daemon, here this test).
 RUN_ENV = ("MLOPS_HOME", "MLOPS_PROJECT_DIR", "MLOPS_SANDBOX_URL", "MLOPS_SERVING_LAUNCHER")

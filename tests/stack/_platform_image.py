@@ -102,10 +102,8 @@ def platform_image() -> str:
             f"docker build of the platform image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     listed = ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "mlops-platform"]
-    stale = [
-        name for name in subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
-    ]
-    stale = [name for name in stale if name != tag]
-    if stale:  # only the current platform image (3+ GB) is kept
-        subprocess.run(["docker", "image", "rm", *stale], capture_output=True, check=False)
+    images = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
+    stale = [name for name in images if name != tag]
+    if stale:  # only the current platform image (3+ GB) is kept, even if old containers used one
+        subprocess.run(["docker", "image", "rm", "--force", *stale], capture_output=True, check=False)
     return tag

@@ -22,7 +22,8 @@ from mlops_pipeline.assets.automation import (
     build_team_schedule,
     record_run_failures,
 )
-from mlops_pipeline.assets.competition import build_competition_assets, build_leaderboard_assets
+from mlops_pipeline.assets.common import CONFIG_HASH_TAG, TEAM_TAG
+from mlops_pipeline.assets.competition import LEADERBOARD, build_competition_assets, build_leaderboard_assets
 from mlops_pipeline.assets.market import build_market_assets
 from mlops_pipeline.assets.monitoring import build_monitoring_assets, build_retrain_sensor
 from mlops_pipeline.assets.serving import build_serving_assets
@@ -46,7 +47,7 @@ LEADERBOARD_JOB = "rank_teams"
 
 def team_tags(team: TeamConfig) -> dict[str, str]:
     """Tags recorded on every run of the team: name, config hash and where the overlay came from."""
-    tags = {"mlops/team": team.name, "mlops/config_hash": team.config_hash}
+    tags = {TEAM_TAG: team.name, CONFIG_HASH_TAG: team.config_hash}
     if team.source is not None:
         tags.update(team.source.tags())
     return tags
@@ -98,7 +99,7 @@ def build_definitions(platform: Platform) -> dg.Definitions:
             ),
             dg.define_asset_job(
                 LEADERBOARD_JOB,
-                selection=dg.AssetSelection.assets(dg.AssetKey(["leaderboard"])),
+                selection=dg.AssetSelection.assets(LEADERBOARD),
                 description="Rank every team after one session.",
             ),
         ],

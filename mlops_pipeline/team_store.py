@@ -28,15 +28,9 @@ MONITORING_SUMMARY_KEY = f"{MONITORING_PREFIX}/summary.parquet"
 BACKTEST_DAILY_KEY = "backtest/daily.parquet"
 BACKTEST_CHART_KEY = "backtest/equity_drawdown.png"
 
-# What a prediction says (monitoring scores these), inside the full record stored per session.
-PREDICTION_VALUES: list[str] = [
-    "as_of_date",
-    "target_date",
-    "predicted_return",
-    "predicted_close",
-    "prob_up",
-    "predicted_direction",
-]
+# What a model predicts; with its dates, what monitoring scores, inside the full record stored per session.
+PREDICTED_VALUES: list[str] = ["predicted_return", "predicted_close", "prob_up", "predicted_direction"]
+PREDICTION_VALUES: list[str] = ["as_of_date", "target_date", *PREDICTED_VALUES]
 PREDICTION_COLUMNS: list[str] = [
     "team",
     "ticker",

@@ -37,10 +37,6 @@ def check_specs(asset_key: dg.AssetKey, descriptions: dict[str, str]) -> list[dg
     ]
 
 
-def failed_names(outcomes: list[CheckOutcome]) -> list[str]:
-    return [outcome.name for outcome in outcomes if not outcome.passed]
-
-
 def json_metadata(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
 

@@ -1,8 +1,6 @@
 """Competition assets, per session: each team's backtest of its champions, and the leaderboard over
 every team (always every team of the platform, whichever team's run materializes it)."""
 
-import hashlib
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,14 +11,19 @@ import pandas as pd
 from mlops_pipeline.assets.automation import per_team_stage
 from mlops_pipeline.assets.common import json_metadata, object_link
 from mlops_pipeline.assets.sessions import session_of
-from mlops_pipeline.competition.backtest import BacktestError, BacktestResult, run_backtest
-from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
-from mlops_pipeline.competition.charts import data_uri, equity_drawdown_png
+from mlops_pipeline.competition.backtest import BacktestError, BacktestResult
+from mlops_pipeline.competition.charts import data_uri
 from mlops_pipeline.competition.leaderboard import (
     chosen_rank_metric,
     leaderboard_frame,
     render_html,
     render_markdown,
+)
+from mlops_pipeline.competition.session_backtest import (
+    Backtested,
+    NoChampionYet,
+    backtest_session,
+    team_metadata,
 )
 from mlops_pipeline.competition.team_inputs import (
     LEADERBOARD_HTML_KEY,
@@ -32,7 +35,7 @@ from mlops_pipeline.competition.team_inputs import (
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.object_store import ObjectStore
-from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY, team_store
+from mlops_pipeline.team_store import BACKTEST_CHART_KEY, team_store
 
 LEADERBOARD = dg.AssetKey(["leaderboard"])
 LEAKAGE_CHECK = "no_probable_leakage"
@@ -42,18 +45,20 @@ def backtest_key(team: str) -> dg.AssetKey:
     return dg.AssetKey([team, "backtest"])
 
 
-def _team_metadata(team: TeamConfig) -> dict[str, str]:
-    origin = team.source.tags() if team.source is not None else {}
-    return {"team": team.name, "config_hash": team.config_hash, **origin}
-
-
-def _finite(value: object) -> object:
-    """NaN/inf become None so that metadata and manifests stay valid JSON."""
-    if isinstance(value, float):  # numpy floats too: metadata wants plain Python floats
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    return value
+def _backtest_metadata(step: Backtested, store: ObjectStore) -> dict[str, object]:
+    """The backtest's statistics, period, champions and chart."""
+    summary = step.summary
+    stats = {name: value for name, value in summary.items() if isinstance(value, int | float)}
+    return {
+        **{name: value for name, value in stats.items() if value is not None},
+        "benchmark": json_metadata(summary["benchmark"]),
+        "leakage_reasons": json_metadata(summary["leakage_reasons"]),
+        "period": f"{summary['first_date']}..{summary['last_date']}",
+        "champions": json_metadata(step.champions),
+        "missing_tickers": json_metadata(step.missing),
+        "equity_drawdown": dg.MetadataValue.md(f"![equity and drawdown]({data_uri(step.chart)})"),
+        "chart": object_link(store, BACKTEST_CHART_KEY),
+    }
 
 
 def _leakage_check(team: str, result: BacktestResult) -> dg.AssetCheckResult:
@@ -81,7 +86,7 @@ def build_competition_assets(
     key = backtest_key(team.name)
     champion_key = dg.AssetKey([team.name, "champion"])
     tracking_uri = str(settings.mlflow_tracking_uri)
-    metadata = _team_metadata(team)
+    metadata = team_metadata(team)
 
     @dg.asset(
         key=key,
@@ -108,61 +113,25 @@ def build_competition_assets(
     def backtest(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        frames, champions, missing = [], {}, {}
-        for ticker in team.tickers:
-            try:
-                champion = load_champion_oos(tracking_uri, team.name, ticker)
-            except ChampionNotFoundError as exc:
-                missing[ticker] = str(exc)
-                continue
-            frames.append(champion.frame)
-            champions[ticker] = {
-                "model": champion.model_name,
-                "version": champion.version,
-                "run_id": champion.run_id,
-                "below_naive": champion.below_naive,
-            }
-        if not frames:
-            context.log.warning(f"team {team.name}: no champion yet for any ticker: nothing to backtest")
+        store = team_store(object_store, team.name)
+        try:
+            step = backtest_session(team, tracking_uri, store)
+        except BacktestError as exc:
+            raise dg.Failure(f"team {team.name}: {exc}") from exc
+        if isinstance(step, NoChampionYet):
+            context.log.warning(step.reason)
             yield dg.AssetCheckResult(
                 check_name=LEAKAGE_CHECK,
                 passed=True,
-                metadata={"not_evaluated": "no champion yet", "missing": json_metadata(missing)},
+                metadata={"not_evaluated": "no champion yet", "missing": json_metadata(step.missing)},
             )
             return
-        try:
-            result = run_backtest(pd.concat(frames, ignore_index=True), team.strategy, team.risk, team.costs)
-        except BacktestError as exc:
-            raise dg.Failure(f"team {team.name}: {exc}") from exc
-        if missing:
-            context.log.warning(f"backtest of {team.name} without {sorted(missing)}: {missing}")
-        summary = _finite(result.summary())
-        store = team_store(object_store, team.name)
-        store.put_parquet(
-            BACKTEST_DAILY_KEY,
-            result.daily,
-            {**metadata, "summary": summary, "champions": champions, "missing": missing},
-        )
-        png = equity_drawdown_png(result.daily, f"{team.name}: backtest vs buy and hold")
-        store.put_bytes(BACKTEST_CHART_KEY, png)
-        version = hashlib.sha256(
-            json.dumps({"champions": champions, "config": team.config_hash}, sort_keys=True).encode()
-        ).hexdigest()[:16]
-        stats = {name: value for name, value in summary.items() if isinstance(value, int | float)}
+        if step.missing:
+            context.log.warning(f"backtest of {team.name} without {sorted(step.missing)}: {step.missing}")
         yield dg.MaterializeResult(
-            metadata={
-                **metadata,
-                **{name: value for name, value in stats.items() if value is not None},
-                "benchmark": json_metadata(summary["benchmark"]),
-                "leakage_reasons": json_metadata(summary["leakage_reasons"]),
-                "period": f"{summary['first_date']}..{summary['last_date']}",
-                "champions": json_metadata(champions),
-                "missing_tickers": json_metadata(missing),
-                "equity_drawdown": dg.MetadataValue.md(f"![equity and drawdown]({data_uri(png)})"),
-                "chart": object_link(store, BACKTEST_CHART_KEY),
-            },
-            check_results=[_leakage_check(team.name, result)],
-            data_version=dg.DataVersion(version),
+            metadata={**metadata, **_backtest_metadata(step, store)},
+            check_results=[_leakage_check(team.name, step.result)],
+            data_version=dg.DataVersion(step.version),
         )
 
     return [backtest]

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
-from mlops_pipeline.assets.common import WAITING, check_result, check_specs, failed_names, json_metadata
+from mlops_pipeline.assets.common import WAITING, check_result, check_specs, json_metadata
 from mlops_pipeline.assets.sessions import (
     session_of,
     session_ticker_key,
@@ -22,18 +22,12 @@ from mlops_pipeline.assets.sessions import (
     ticker_of,
 )
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL
-from mlops_pipeline.market.alphavantage import (
-    AlphaVantageError,
-    DailyQuotaExceededError,
-    InvalidApiKeyError,
-    InvalidSymbolError,
-)
-from mlops_pipeline.market.budget import BudgetExhaustedError
-from mlops_pipeline.market.checks import CheckOutcome, check_point_in_time, check_price_history, check_targets
+from mlops_pipeline.market.checks import check_point_in_time, check_targets, failed_names
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.history import infer_splits
-from mlops_pipeline.market.ingest import IngestResult, ingest_prices
-from mlops_pipeline.market.store import features_key, latest_prices, prices_key, read_prices
+from mlops_pipeline.market.session_prices import Snapshot, session_prices
+from mlops_pipeline.market.store import features_key, read_prices
+from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.training.dataset import frame_fingerprint
@@ -83,38 +77,16 @@ def build_market_assets(
         context: dg.AssetExecutionContext, market_data: MarketDataResource, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
         ticker, as_of = ticker_of(context), session_of(context)
-        stored, manifest, _ = latest_prices(object_store, ticker, until=as_of)
-        try:
-            result = ingest_prices(
-                ticker,
-                stored,
-                bool(manifest.get("adjusted", market_data.premium)),
-                as_of,
-                market_data.premium,
-                lambda symbol, size, adjusted: market_data.fetch_daily(symbol, size, adjusted, as_of),
-            )
-        except (BudgetExhaustedError, DailyQuotaExceededError) as exc:
-            # Not a failure: the ticker waits for the next budget day; nothing stored is touched.
-            reason = f"{ticker} waits for tomorrow's market-data budget: {exc}"
-            if isinstance(exc, DailyQuotaExceededError):  # the service's own words say not when
-                reset = market_data.budget().reset_note()
-                reason = f"{ticker} waits for tomorrow's market-data budget ({reset}): {exc}"
-            context.log.warning(reason)
+        step = session_prices(ticker, as_of, object_store, market_data)
+        if isinstance(step, Refused):
+            raise dg.Failure(step.reason)
+        if isinstance(step, Skipped):
+            context.log.warning(step.reason)
             yield dg.AssetObservation(
-                asset_key=PRICES, partition=context.partition_key, metadata={WAITING: reason}
+                asset_key=PRICES, partition=context.partition_key, metadata={WAITING: step.reason}
             )
             return
-        except AlphaVantageError as exc:
-            raise dg.Failure(_market_data_error(ticker, market_data, exc)) from None
-        previous = manifest if manifest.get("as_of") == as_of.isoformat() else None
-        outcomes = check_price_history(result.history, expected_last_date=as_of)
-        new_manifest = _prices_manifest(ticker, as_of, result, outcomes, market_data)
-        if (
-            previous == new_manifest
-            and not result.api_calls
-            and not failed_names(outcomes)
-            and _materialized(context)
-        ):
+        if step.unchanged and _materialized(context):
             # Nothing new: no second materialization, so nothing downstream runs again for it.
             context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
             yield dg.AssetObservation(
@@ -123,8 +95,15 @@ def build_market_assets(
                 metadata={"unchanged": f"snapshot of {as_of} complete; no request", "api_calls": 0},
             )
             return
-        yield _stored_prices(
-            context, ticker, as_of, result, outcomes, previous, new_manifest, object_store, market_data
+        context.log.info(f"{ticker}: {step.result.plan.reason}; {step.result.api_calls} request(s)")
+        yield dg.MaterializeResult(
+            metadata=_prices_metadata(as_of, step, market_data),
+            check_results=[
+                check_result(PRICES, outcome)
+                for outcome in step.outcomes
+                if dg.AssetCheckKey(PRICES, outcome.name) in context.selected_asset_check_keys
+            ],
+            data_version=dg.DataVersion(step.manifest["data_version"]),
         )
 
     @dg.asset(
@@ -202,76 +181,23 @@ def _materialized(context: dg.AssetExecutionContext) -> bool:
     return bool(records)
 
 
-def _market_data_error(ticker: str, market_data: MarketDataResource, exc: Exception) -> str:
-    """One line naming the ticker, the source and, for a refused key, the variable that holds it."""
-    key_variable = "ALPHAVANTAGE_API_KEY" if market_data.source == "alphavantage" else "the sandbox key"
-    if isinstance(exc, InvalidApiKeyError):
-        return f"{ticker}: AlphaVantage refused the key in {key_variable}: {exc.message}"
-    if isinstance(exc, InvalidSymbolError):
-        return (
-            f"{ticker}: AlphaVantage refused the request ({exc.message}): {ticker} is not a listed "
-            f"symbol, or the key in {key_variable} is not valid"
-        )
-    return f"{ticker}: {market_data.source} market data: {exc}"
-
-
-def _prices_manifest(
-    ticker: str,
-    as_of: date,
-    result: IngestResult,
-    outcomes: list[CheckOutcome],
-    market_data: MarketDataResource,
-) -> dict[str, Any]:
+def _prices_metadata(as_of: date, step: Snapshot, market_data: MarketDataResource) -> dict[str, object]:
+    """What the session's snapshot holds, what was requested for it, and where it is stored."""
+    result = step.result
     return {
-        "ticker": ticker,
-        "adjusted": result.adjusted,
-        "source": market_data.source,
         "as_of": as_of.isoformat(),
-        "data_version": frame_fingerprint(result.history),
-        "failed_checks": failed_names(outcomes),
+        "api_calls": result.api_calls,
+        "fetch": result.plan.reason,
+        "rows": len(result.history),
+        "first_date": str(result.first_date),
+        "last_date": str(result.last_date),
+        "appended_rows": result.appended,
+        "revised_values": len(result.revisions),
+        "revisions": dg.MetadataValue.md(result.revisions.head(20).to_markdown(index=False))
+        if len(result.revisions)
+        else "none",
+        "split_adjusted_source": result.adjusted,
+        "source": market_data.source,
+        "budget_remaining": market_data.budget_remaining() if market_data.daily_budget else "unlimited",
+        "uri": dg.MetadataValue.path(step.uri),
     }
-
-
-def _stored_prices(
-    context: dg.AssetExecutionContext,
-    ticker: str,
-    as_of: date,
-    result: IngestResult,
-    outcomes: list[CheckOutcome],
-    manifest: dict[str, Any] | None,
-    new_manifest: dict[str, Any],
-    object_store: ObjectStore,
-    market_data: MarketDataResource,
-) -> dg.MaterializeResult:
-    """Store the session's history (only when it changed: ``manifest`` is the stored one of the
-    same session, if any) and describe it."""
-    if result.api_calls or manifest != new_manifest:
-        uri = object_store.put_parquet(prices_key(ticker, as_of), result.history, new_manifest)
-    else:
-        uri = object_store.uri(prices_key(ticker, as_of))
-    context.log.info(f"{ticker}: {result.plan.reason}; {result.api_calls} request(s)")
-    return dg.MaterializeResult(
-        metadata={
-            "as_of": as_of.isoformat(),
-            "api_calls": result.api_calls,
-            "fetch": result.plan.reason,
-            "rows": len(result.history),
-            "first_date": str(result.first_date),
-            "last_date": str(result.last_date),
-            "appended_rows": result.appended,
-            "revised_values": len(result.revisions),
-            "revisions": dg.MetadataValue.md(result.revisions.head(20).to_markdown(index=False))
-            if len(result.revisions)
-            else "none",
-            "split_adjusted_source": result.adjusted,
-            "source": market_data.source,
-            "budget_remaining": market_data.budget_remaining() if market_data.daily_budget else "unlimited",
-            "uri": dg.MetadataValue.path(uri),
-        },
-        check_results=[
-            check_result(PRICES, outcome)
-            for outcome in outcomes
-            if dg.AssetCheckKey(PRICES, outcome.name) in context.selected_asset_check_keys
-        ],
-        data_version=dg.DataVersion(new_manifest["data_version"]),
-    )

@@ -8,6 +8,8 @@ gate and records the deployment under ``serving/deployments/<session>.json`` (pl
 
 import os
 from collections.abc import Iterator
+from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -20,20 +22,19 @@ from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.model_registry import registered_model_name
 from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.object_store import ObjectStore
-from mlops_pipeline.team_store import LIVE_DEPLOYMENT_KEY, session_deployment_key, team_store
+from mlops_pipeline.team_store import PREDICTED_VALUES, team_store
+
+if TYPE_CHECKING:  # the launchers and the serving client are imported in the asset bodies only
+    from mlops_pipeline.serving.session_deployment import Deployed
+    from mlops_pipeline.serving.session_prediction import Kept, Predicted
 
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
-
-
-PREDICTED = ("predicted_return", "predicted_close", "prob_up", "predicted_direction")
 
 
 def build_serving_assets(
     team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
     serving_key = dg.AssetKey([team.name, "serving"])
-    tracking_uri = str(settings.mlflow_tracking_uri)
-    work_dir = settings.home_dir / "serving" / team.name
 
     @dg.asset(
         key=serving_key,
@@ -50,63 +51,22 @@ def build_serving_assets(
     def serving(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult]:
-        from mlops_pipeline.serving.deployment import (
-            DockerPlacement,
-            NoChampionError,
-            deploy_team,
-            deployment_lock,
-            stop_strays,
-        )
-        from mlops_pipeline.serving.launch import Deployment, LaunchError
+        from mlops_pipeline.serving.launch import LaunchError
+        from mlops_pipeline.serving.session_deployment import deploy_session
 
-        session = session_of(context)
         store = team_store(object_store, team.name)
         try:
-            with deployment_lock(work_dir, team.name):
-                previous = Deployment.stored(store, LIVE_DEPLOYMENT_KEY)
-                deployment, changed, missing = deploy_team(
-                    team.name,
-                    list(team.tickers),
-                    mode=settings.serving_launcher,
-                    tracking_uri=tracking_uri,
-                    work_dir=work_dir,
-                    base_image=settings.serving_base_image,
-                    image_cache_dir=settings.home_dir / "serving" / "image",
-                    bundles_dir=settings.serving_bundles_path,
-                    placement=DockerPlacement(settings.serving_network, settings.serving_bundles_volume),
-                    previous=previous,
-                    publish=lambda new: store.put_text(LIVE_DEPLOYMENT_KEY, new.to_json()),
-                    progress=context.log.info,
-                )
-                for pid in stop_strays(work_dir, team.name, keep=deployment.instance_id):
-                    context.log.warning(
-                        f"stopped model server {pid}: started by a run that died, never recorded"
-                    )
-        except NoChampionError as exc:
-            context.log.warning(f"nothing to serve yet: {exc}")
-            return
+            step = deploy_session(team, session_of(context), store, settings, context.log.info)
         except LaunchError as exc:
             raise dg.Failure(f"team {team.name}: serving deployment failed: {exc}") from exc
-        store.put_text(session_deployment_key(session), deployment.to_json())
-        for ticker, reason in missing.items():
+        if isinstance(step, Skipped):
+            context.log.warning(step.reason)
+            return
+        for pid in step.strays:
+            context.log.warning(f"stopped model server {pid}: started by a run that died, never recorded")
+        for ticker, reason in step.not_served.items():
             context.log.warning(f"{ticker}: not served ({reason})")
-        yield dg.MaterializeResult(
-            metadata={
-                "endpoint_url": dg.MetadataValue.url(deployment.endpoint_url),
-                "launcher": deployment.launcher,
-                "launcher_note": deployment.note,
-                "container_id": deployment.instance_id if deployment.launcher == "docker" else "",
-                "pid": deployment.instance_id if deployment.launcher == "process" else "",
-                "image": deployment.image or "",
-                "model_versions": json_metadata(
-                    {name: spec["version"] for name, spec in deployment.models.items()}
-                ),
-                "models": json_metadata(deployment.models),
-                "code_version": deployment.code_version,
-                "changed": changed,
-                "not_served": json_metadata(missing),
-            },
-        )
+        yield dg.MaterializeResult(metadata=_deployment_metadata(step))
 
     @dg.asset(
         key=[team.name, "predictions"],
@@ -138,32 +98,52 @@ def build_serving_assets(
             return
         if isinstance(step, Refused):
             raise dg.Failure(step.reason)
-        record = step.record
         if isinstance(step, Kept):
             # A prediction is a record of what was known and traded on: a rerun keeps it.
-            context.log.info(
-                f"{step.model_name} {as_of}: already predicted by version {record['model_version']}"
-            )
-            yield dg.MaterializeResult(
-                metadata={
-                    "as_of": str(as_of),
-                    "kept_existing": True,
-                    "model_version": str(record["model_version"]),
-                    "predicted_direction": int(record["predicted_direction"]),
-                }
-            )
-            return
-        yield dg.MaterializeResult(
-            metadata={
-                "as_of": str(as_of),
-                "target_date": str(record["target_date"].date()),
-                **{name: record[name] for name in PREDICTED},
-                "model_name": step.model_name,
-                "model_version": record["model_version"],
-                "run_id": str(record["run_id"]),
-                "latency_ms": record["latency_ms"],
-                "uri": dg.MetadataValue.path(step.uri),
-            },
-        )
+            version = step.record["model_version"]
+            context.log.info(f"{step.model_name} {as_of}: already predicted by version {version}")
+        yield dg.MaterializeResult(metadata=_prediction_metadata(step, as_of))
 
     return [serving, predictions]
+
+
+def _prediction_metadata(step: "Kept | Predicted", as_of: date) -> dict[str, object]:
+    """The session's prediction: the one kept, or the new one with its model, latency and object."""
+    from mlops_pipeline.serving.session_prediction import Kept
+
+    record = step.record
+    if isinstance(step, Kept):
+        return {
+            "as_of": str(as_of),
+            "kept_existing": True,
+            "model_version": str(record["model_version"]),
+            "predicted_direction": int(record["predicted_direction"]),
+        }
+    return {
+        "as_of": str(as_of),
+        "target_date": str(record["target_date"].date()),
+        **{name: record[name] for name in PREDICTED_VALUES},
+        "model_name": step.model_name,
+        "model_version": record["model_version"],
+        "run_id": str(record["run_id"]),
+        "latency_ms": record["latency_ms"],
+        "uri": dg.MetadataValue.path(step.uri),
+    }
+
+
+def _deployment_metadata(step: "Deployed") -> dict[str, object]:
+    """Where the team's models are served, by what, and which versions."""
+    deployment = step.deployment
+    return {
+        "endpoint_url": dg.MetadataValue.url(deployment.endpoint_url),
+        "launcher": deployment.launcher,
+        "launcher_note": deployment.note,
+        "container_id": deployment.instance_id if deployment.launcher == "docker" else "",
+        "pid": deployment.instance_id if deployment.launcher == "process" else "",
+        "image": deployment.image or "",
+        "model_versions": json_metadata({name: spec["version"] for name, spec in deployment.models.items()}),
+        "models": json_metadata(deployment.models),
+        "code_version": deployment.code_version,
+        "changed": step.changed,
+        "not_served": json_metadata(step.not_served),
+    }

@@ -6,6 +6,7 @@ rows (at most ``MAX_LISTED`` of them) so a failed check can be acted on without 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,11 @@ class CheckOutcome:
     severity: Severity
     description: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def failed_names(outcomes: Sequence[CheckOutcome]) -> list[str]:
+    """The names of the failed checks, as a stored manifest records them."""
+    return [outcome.name for outcome in outcomes if not outcome.passed]
 
 
 def _listed_dates(dates: pd.Series | pd.Index) -> list[str]:

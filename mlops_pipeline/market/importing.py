@@ -35,7 +35,7 @@ import pandas as pd
 
 from mlops_pipeline.market.alphavantage import DAILY_ADJUSTED, AlphaVantageParseError, parse_daily_csv
 from mlops_pipeline.market.calendar import last_completed_trading_day
-from mlops_pipeline.market.checks import CheckOutcome, check_price_history
+from mlops_pipeline.market.checks import CheckOutcome, check_price_history, failed_names
 from mlops_pipeline.market.history import REVISION_COLUMNS, merge_history
 from mlops_pipeline.market.ingest import extend_adjusted_history
 from mlops_pipeline.market.schema import conform_price_frame
@@ -272,7 +272,7 @@ def import_symbol(
         "source": source,
         "as_of": last.isoformat(),
         "data_version": frame_fingerprint(history),
-        "failed_checks": [outcome.name for outcome in outcomes if not outcome.passed],
+        "failed_checks": failed_names(outcomes),
         "imported_at": (imported_at or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
     try:

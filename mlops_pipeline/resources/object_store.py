@@ -213,20 +213,6 @@ class S3ObjectStore(ObjectStore):
             )
         return self._client
 
-    def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (MinIO / moto start empty)."""
-        from botocore.exceptions import ClientError
-
-        client = self.client()
-        try:
-            client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
-                raise ObjectStoreError(
-                    f"cannot access bucket {self.bucket!r} at {self._where()}: {exc}"
-                ) from exc
-            client.create_bucket(Bucket=self.bucket)
-
     def _where(self) -> str:
         return self.endpoint_url or "AWS"
 

@@ -109,19 +109,6 @@ class DvcStore:
             self._retry("pull", lambda: repo.pull(force=True))
         return workspace / DATASET_FILE, workspace / MODEL_DIR
 
-    def remote_size(self) -> int:
-        """Bytes stored in the remote (for storage-growth measurements)."""
-        if "://" not in self.remote_url:
-            return sum(path.stat().st_size for path in Path(self.remote_url).rglob("*") if path.is_file())
-        import boto3
-
-        bucket, _, prefix = self.remote_url.removeprefix("s3://").partition("/")
-        client = boto3.client("s3", endpoint_url=self.endpoint_url)
-        total = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            total += sum(item["Size"] for item in page.get("Contents", []))
-        return total
-
     def _ensure_workspace(self, workspace: Path) -> Path:
         from dvc.repo import Repo
 

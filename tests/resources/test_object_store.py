@@ -21,7 +21,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
         return LocalObjectStore(root=str(tmp_path / "objects"))
     endpoint = request.getfixturevalue("moto_endpoint")
     s3 = S3ObjectStore(bucket=f"test-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint)
-    s3.ensure_bucket()
+    s3.client().create_bucket(Bucket=s3.bucket)
     return s3
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
@@ -12,6 +13,11 @@ from mlops_pipeline.market.store import features_key, prices_key
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.training.dataset import frame_fingerprint
+
+
+def folder_bytes(folder: str | Path) -> int:
+    """Bytes stored under ``folder`` (a local DVC remote), to see that nothing new was pushed."""
+    return sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
 
 
 def put_market_data(settings: PlatformSettings, ticker: str, end: date) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 import pytest
-from _training_data import put_market_data
+from _training_data import folder_bytes, put_market_data
 from typer.testing import CliRunner
 
 from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
@@ -127,12 +127,12 @@ def test_train_track_version_promote_reproduce(small_team) -> None:
 
     # The first session again, forced, but its data and config are unchanged: no retraining, and
     # nothing new in DVC.
-    remote_bytes = dvc.remote_size()
+    remote_bytes = folder_bytes(dvc.remote_url)
     again = _materialize(settings, team, ["model"], date(2025, 6, 30), force=True)
     skipped = _metadata(again, "model")
     assert skipped["retrained"] is False and skipped["run_id"] == model["run_id"]
     assert "unchanged" in skipped["skip_reason"]
-    assert dvc.remote_size() == remote_bytes
+    assert folder_bytes(dvc.remote_url) == remote_bytes
 
     runner = CliRunner()
     import typer

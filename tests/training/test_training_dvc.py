@@ -5,6 +5,7 @@ from pathlib import Path
 import boto3
 import pytest
 from _net import free_port
+from _training_data import folder_bytes
 
 from mlops_pipeline.training.versioning import DvcStore, VersioningError
 
@@ -21,10 +22,10 @@ def test_local_remote_round_trip_stores_identical_content_once(tmp_path: Path) -
     dataset, model = _artifacts(tmp_path / "src", b"w" * 1000)
     store = DvcStore(tmp_path / "dvc", str(tmp_path / "remote"))
     first = store.version("red", "AAPL", dataset, model)
-    size = store.remote_size()
+    size = folder_bytes(store.remote_url)
     assert first.pushed_files == 3  # dataset, model manifest, weights
     again = store.version("red", "AAPL", dataset, model)
-    assert again.pushed_files == 0 and store.remote_size() == size
+    assert again.pushed_files == 0 and folder_bytes(store.remote_url) == size
     assert again.pointers == first.pointers
     assert first.pointers.model_md5.endswith(".dir")
     assert not (tmp_path / "dvc" / "workspaces" / "red" / "AAPL" / ".git").exists()

@@ -90,6 +90,12 @@ def session_deployment_key(session: date) -> str:
     return f"serving/deployments/{session.isoformat()}.json"
 
 
+def run_failure_key(run_id: str) -> str:
+    """The record of a failed run of the team (the platform's own failures use the same key under
+    ``platform/``)."""
+    return f"failures/{run_id}.json"
+
+
 def monitoring_dir(ticker: str, day: date) -> str:
     return f"{MONITORING_PREFIX}/{ticker}/{day.isoformat()}"
 

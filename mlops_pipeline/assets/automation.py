@@ -20,6 +20,7 @@ from mlops_pipeline.assets.sessions import session_ticker_key
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.market.calendar import holiday_name, is_trading_day, last_completed_trading_day
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.team_store import run_failure_key, team_store
 from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 
 # A per-ticker stage: once every input partition of its session and ticker exists.
@@ -138,8 +139,8 @@ def record_run_failures(context: dg.RunFailureSensorContext, object_store: Objec
         "error": context.failure_event.message,
         "recorded_at": datetime.now().astimezone().isoformat(),
     }
-    prefix = f"teams/{team}/failures" if team else "platform/failures"
-    object_store.put_text(f"{prefix}/{run.run_id}.json", json.dumps(record, indent=2))
+    store = team_store(object_store, team) if team else object_store.scoped("platform")
+    store.put_text(run_failure_key(run.run_id), json.dumps(record, indent=2))
 
 
 def _team_of(asset_keys: set[dg.AssetKey]) -> str | None:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import WAITING, check_result, check_specs, json_metadata
@@ -26,7 +27,7 @@ from mlops_pipeline.market.checks import check_point_in_time, check_targets, fai
 from mlops_pipeline.market.features import build_features
 from mlops_pipeline.market.history import infer_splits
 from mlops_pipeline.market.session_prices import Snapshot, session_prices
-from mlops_pipeline.market.store import features_key, read_prices
+from mlops_pipeline.market.store import features_key, no_features, read_features, read_prices
 from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.market_data import MarketDataResource
 from mlops_pipeline.resources.object_store import ObjectStore
@@ -171,6 +172,14 @@ def record_imported_prices(
             },
         )
     )
+
+
+def stored_features(object_store: ObjectStore, ticker: str, session: date) -> pd.DataFrame:
+    """The session's features of ``ticker``; a failure when they are not stored yet."""
+    features, _ = read_features(object_store, ticker, session)
+    if features is None:
+        raise dg.Failure(no_features(ticker, session))
+    return features
 
 
 def _materialized(context: dg.AssetExecutionContext) -> bool:

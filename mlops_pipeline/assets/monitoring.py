@@ -10,7 +10,7 @@ import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import TEAM_TAG, json_metadata
-from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.market import FEATURES, stored_features
 from mlops_pipeline.assets.sessions import (
     session_of,
     session_ticker_key,
@@ -20,7 +20,6 @@ from mlops_pipeline.assets.sessions import (
 )
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features
 from mlops_pipeline.monitoring.checks import DRIFT_CHECK, PERFORMANCE_CHECK
 from mlops_pipeline.monitoring.retrain import RetrainCursor, cooldown_allows, retrain_run_key
 from mlops_pipeline.resources.object_store import ObjectStore
@@ -93,9 +92,7 @@ def build_monitoring_assets(
         from mlops_pipeline.monitoring.workspace import WorkspaceError
 
         ticker, as_of = ticker_of(context), session_of(context)
-        features, _ = read_features(object_store, ticker, as_of)
-        if features is None:
-            raise dg.Failure(f"no features for {ticker} on {as_of}: materialize market/features first")
+        features = stored_features(object_store, ticker, as_of)
         store = team_store(object_store, team.name)
         try:
             done = monitor_session(team, ticker, as_of, features, store, ludwig_path, settings)

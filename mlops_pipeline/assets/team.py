@@ -13,7 +13,7 @@ from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import MarketInputs, read_market_inputs
+from mlops_pipeline.market.store import MarketInputs, no_features, read_market_inputs
 from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.dataset import DatasetError, build_training_dataset, frame_fingerprint
@@ -26,7 +26,7 @@ def checked_market_inputs(
     check (``blocked`` says what that stops)."""
     inputs = read_market_inputs(object_store, ticker, session)
     if inputs.features is None:
-        raise dg.Failure(f"no features for {ticker} on {session}: materialize market/features first")
+        raise dg.Failure(no_features(ticker, session))
     if inputs.failed_checks:
         raise dg.Failure(
             f"market data for {ticker} failed checks {inputs.failed_checks}: {blocked}",

@@ -13,13 +13,13 @@ import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import WAITING
+from mlops_pipeline.assets.market import stored_features
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.assets.team import checked_market_inputs
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.ludwig import load_ludwig_config
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.market.store import read_features
 from mlops_pipeline.model_registry import TrackingError
 from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
@@ -109,9 +109,7 @@ def build_training_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore, mlflow_tracking: MlflowTrackingResource
     ) -> dg.MaterializeResult:
         ticker, session = ticker_of(context), session_of(context)
-        features, _ = read_features(object_store, ticker, session)
-        if features is None:
-            raise dg.Failure(f"no features for {ticker} on {session}: materialize market/features first")
+        features = stored_features(object_store, ticker, session)
         try:
             outcome = run_gate(mlflow_tracking.tracker(), team, ticker, features, ludwig_path)
         except (TrackingError, PromotionError, DatasetError, FoldError) as exc:

@@ -39,6 +39,11 @@ def _read(store: Objects, key: str) -> tuple[pd.DataFrame | None, dict[str, Any]
     return store.get_parquet_with_manifest(key)
 
 
+def no_features(ticker: str, session: date) -> str:
+    """The one line that says the session's features of ``ticker`` are not stored yet."""
+    return f"no features for {ticker} on {session}: materialize market/features first"
+
+
 def read_prices(store: Objects, ticker: str, session: date) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     """The price history of ``ticker`` stored for ``session`` and its manifest, or ``(None, {})``."""
     return _read(store, prices_key(ticker, session))

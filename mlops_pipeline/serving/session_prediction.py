@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops_pipeline.market.calendar import next_trading_day
 from mlops_pipeline.market.features import FEATURE_COLUMNS
-from mlops_pipeline.market.store import read_features
+from mlops_pipeline.market.store import no_features, read_features
 from mlops_pipeline.model_registry import registered_model_name
 from mlops_pipeline.objects import ObjectNotFoundError, Objects
 from mlops_pipeline.outcomes import Refused, Skipped
@@ -76,7 +76,7 @@ def predict_session(
         )
     features, _ = read_features(objects, ticker, as_of)
     if features is None:
-        return Refused(f"no features for {ticker} on {as_of}: materialize market/features first")
+        return Refused(no_features(ticker, as_of))
     rows = features[features["date"].dt.date == as_of]
     if rows.empty:
         return Refused(f"no feature row for {ticker} on {as_of} (latest {features['date'].max().date()})")

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from mlops_pipeline.serving import api_models as models
 from mlops_pipeline.serving import mlflow_scoring, open_inference_routes
-from mlops_pipeline.serving.api_models import Invocation, Records, SplitFrame
+from mlops_pipeline.serving.api_models import Records, SplitFrame
 from mlops_pipeline.serving.errors import HTTPError, invalid_request
 from mlops_pipeline.serving.frames import InputFrame, from_records, from_split, to_records, to_split
 from mlops_pipeline.serving.openapi import (
@@ -44,16 +44,6 @@ from mlops_pipeline.serving.openapi import (
 from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.schema import ModelSchema
 from mlops_pipeline.serving.server import Server, ServerConfig, json_response
-
-__all__ = [
-    "HTTPError",
-    "Invocation",
-    "Records",
-    "ServerConfig",
-    "SplitFrame",
-    "create_app",
-    "json_response",
-]
 
 MODEL_QUERY = {"model": "The model to use when several are loaded"}
 

@@ -12,18 +12,6 @@ import math
 import numpy as np
 import pandas as pd
 
-METRIC_NAMES = (
-    "mae",
-    "rmse",
-    "directional_accuracy",
-    "ic",
-    "naive_mae",
-    "naive_rmse",
-    "naive_directional_accuracy",
-    "mae_skill",
-    "rmse_skill",
-    "directional_accuracy_skill",
-)
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 

@@ -81,8 +81,7 @@ def backtest_session(team: TeamConfig, tracking_uri: str, store: Objects) -> Ses
             f"team {team.name}: no champion yet for any ticker: nothing to backtest", missing
         )
     result = run_backtest(pd.concat(frames, ignore_index=True), team.strategy, team.risk, team.costs)
-    summary = _finite(result.summary())
-    assert isinstance(summary, dict)
+    summary = {name: _finite(value) for name, value in result.summary().items()}
     store.put_parquet(
         BACKTEST_DAILY_KEY,
         result.daily,

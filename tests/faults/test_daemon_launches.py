@@ -126,14 +126,15 @@ def test_a_sensor_launch_and_a_ui_launch_of_the_same_orders_place_one_set(fault_
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     # After its first tick the sensor sees every later update (its first tick sees none).
     wait_until("the automation sensor's first tick", lambda: sensor_ticked(client, SENSOR), ui, every_s=1)
-    predictions = submit(client, f"{TEAM}_predict", f"{SESSION_KEY}|{TICKER}")
-    assert wait_for_run(client, predictions) == "SUCCESS", predictions
     sensor_found = _orders_run_launched_after(fault_home, time.time())
-    wait_until("the sensor's orders run", lambda: sensor_found() is not None, ui, timeout_s=180, every_s=0.05)
+    predictions = submit(client, f"{TEAM}_predict", f"{SESSION_KEY}|{TICKER}")
+    # The sensor launches the orders once the predictions are in: the click follows at once.
+    wait_until("the sensor's orders run", lambda: sensor_found() is not None, ui, timeout_s=240, every_s=0.05)
     clicked = materialize(client, list(ORDERS.path), SESSION_KEY)
     by_sensor = sensor_found()
     assert by_sensor is not None and by_sensor != clicked
     launched = time.monotonic()
+    assert wait_for_run(client, predictions) == "SUCCESS", predictions
     assert wait_for_run(client, by_sensor) == "SUCCESS", ui.output()
     assert wait_for_run(client, clicked) == "SUCCESS", ui.output()
     # The sensor journals the session once the orders are in; then nothing else is launched.

@@ -5,8 +5,8 @@ launches every stage after a schedule tick's market data) launches the team's or
 its predictions exist; the instant that run is created, the same orders partition is launched from
 the webserver with the request the asset page's Materialize button sends. Both runs go through
 the queued run coordinator and start together. The broker is slow (the team trades through a
-proxy that answers each new order 5 s late), so two orders steps would trade at the same time;
-the team's broker-account pool lets one trade at a time, and the second finds the first one's
+proxy that answers each new order 5 s late), so that two orders steps would overlap; the
+team's broker-account pool lets one trade at a time, and the second finds the first one's
 orders at the broker by their ``client_order_id``s.
 """
 
@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -57,7 +58,7 @@ def _orders_run_launched_after(fault_home: FaultHome, since: float) -> Callable[
 
     def found() -> str | None:
         with instance_at(fault_home.home) as instance:
-            runs = instance.get_runs(filters=dg.RunsFilter(created_after=pd.Timestamp(since, unit="s")))
+            runs = instance.get_runs(filters=dg.RunsFilter(created_after=datetime.fromtimestamp(since, UTC)))
             ids = [run.run_id for run in runs if ORDERS in (run.asset_selection or set())]
         return ids[-1] if ids else None  # newest first
 

@@ -11,6 +11,7 @@ import pytest
 from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE, per_team_stage
 from mlops_pipeline.assets.sessions import PREVIOUS_SESSION
 from mlops_pipeline.config.errors import ConfigError
+from mlops_pipeline.config.home import broker_account_pool, embedded_dagster_yaml
 from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.defs_builder import build_definitions
@@ -104,6 +105,18 @@ def test_orders_and_reconciliation_depend_on_their_previous_session(project: Pat
             sessions.subset_with_partition_keys(["2024-04-01"]), sessions, sessions
         )
         assert list(upstream.partitions_subset.get_partition_keys()) == ["2024-03-28"]  # Good Friday skipped
+
+
+def test_each_teams_account_steps_share_its_pool_of_one(project: Path) -> None:
+    """Whoever launched the run, one step at a time trades on or journals a team's account."""
+    defs = _defs()
+    for team in ("red", "blue"):
+        pools = {
+            defs.resolve_assets_def(dg.AssetKey([team, name])).op.pool
+            for name in ("orders", "reconciliation")
+        }
+        assert pools == {broker_account_pool(team)} == {f"broker_account_{team}"}
+    assert embedded_dagster_yaml()["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_stages_after_market_data_carry_automation_conditions(project: Path) -> None:

@@ -15,6 +15,7 @@ import dagster as dg
 from mlops_pipeline.assets.automation import PER_TEAM_STAGE
 from mlops_pipeline.assets.common import json_metadata
 from mlops_pipeline.assets.sessions import PREVIOUS_SESSION, session_of
+from mlops_pipeline.config.home import broker_account_pool
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.broker import BrokerResource
@@ -40,6 +41,8 @@ def build_trading_assets(
     orders_key = dg.AssetKey([team.name, "orders"])
     reconciliation_key = dg.AssetKey([team.name, "reconciliation"])
     team_metadata = {"team": team.name, "config_hash": team.config_hash, "strategy": team.strategy.name}
+    # Two runs of a session (a sensor's, a click in the UI, `mlops run`) wait for each other here.
+    account_pool = broker_account_pool(team.name)
 
     @dg.asset(
         key=orders_key,
@@ -51,6 +54,7 @@ def build_trading_assets(
         automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         kinds={"alpaca"},
+        pool=account_pool,
         tags={"team": team.name},
         metadata=team_metadata,
         description=f"Team {team.name}: the trading date's {team.strategy.name} orders, placed once.",
@@ -86,6 +90,7 @@ def build_trading_assets(
         automation_condition=PER_TEAM_STAGE,
         group_name=team.name,
         kinds={"alpaca", "parquet"},
+        pool=account_pool,
         tags={"team": team.name},
         metadata=team_metadata,
         output_required=False,

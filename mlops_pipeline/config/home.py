@@ -11,16 +11,31 @@ from mlops_pipeline.config.settings import PlatformSettings
 
 # Pools used by assets; every pool gets this limit unless the instance config says otherwise.
 ALPHAVANTAGE_POOL = "alphavantage"
+# Seconds after a run ends before the daemon frees the pool slots a dead worker still holds.
+FREE_SLOTS_AFTER_RUN_END_S = 30
+
+
+def broker_account_pool(team: str) -> str:
+    """The pool of the steps that act on ``team``'s broker account (its orders and reconciliation):
+    one at a time across every run, however launched, so that two runs of a session never trade
+    at once."""
+    return f"broker_account_{team}"
 
 
 def embedded_dagster_yaml() -> dict:
-    """The embedded instance: SQLite storage (Dagster's default), telemetry off, one AlphaVantage
-    request stream at a time across all runs, and run monitoring (a run whose process died is
-    marked failed instead of staying STARTED)."""
+    """The embedded instance: SQLite storage (Dagster's default), telemetry off, one step at a time
+    per pool across all runs (the AlphaVantage request stream, each team's broker account), and run
+    monitoring (a run whose process died is marked failed instead of staying STARTED, and its pool
+    slots are freed)."""
     return {
         "telemetry": {"enabled": False},
         "concurrency": {"pools": {"default_limit": 1}},
-        "run_monitoring": {"enabled": True, "start_timeout_seconds": 180, "poll_interval_seconds": 30},
+        "run_monitoring": {
+            "enabled": True,
+            "start_timeout_seconds": 180,
+            "poll_interval_seconds": 30,
+            "free_slots_after_run_end_seconds": FREE_SLOTS_AFTER_RUN_END_S,
+        },
     }
 
 

@@ -69,11 +69,16 @@ def test_bad_value_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ensure_home_creates_instance_with_telemetry_off(isolated_env: Path) -> None:
+    from dagster._core.instance.config import dagster_instance_config
+
     settings = load_settings()
     ensure_home(settings)
     ensure_home(settings)  # idempotent
     text = (settings.dagster_home_path / "dagster.yaml").read_text()
     assert "telemetry:\n  enabled: false" in text
+    config, _ = dagster_instance_config(str(settings.dagster_home_path))  # Dagster validates it
+    # a dead run's pool slots (an account's trading step) are freed after it is marked failed
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] == 30
     assert settings.storage_root_path.is_dir()
     assert Path(settings.dvc_remote_url or "").is_dir()
 

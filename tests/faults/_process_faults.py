@@ -328,16 +328,18 @@ def stray_model_servers(home: Path) -> list[int]:
 
 @dataclass
 class FaultHome:
-    """One project (red alone) and its home on the embedded defaults; every ``mlops`` process it
-    starts is killed, tree and all, at teardown, and its model servers are stopped."""
+    """One project (red alone) and its home on the embedded defaults (``settings`` overrides
+    them); every ``mlops`` process it starts is killed, tree and all, at teardown, and its model
+    servers are stopped."""
 
     project: Path
     home: Path
     sandbox_port: int
     processes: list[MlopsProcess] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
 
     def env(self, today: date) -> dict[str, str]:
-        return platform_env(self.home, self.project, self.sandbox_port, today)
+        return {**platform_env(self.home, self.project, self.sandbox_port, today), **self.settings}
 
     def mlops(self, *args: str, log: str, today: date = SESSION) -> MlopsProcess:
         process = MlopsProcess(list(args), self.env(today), self.project, self.home.parent / "logs" / log)

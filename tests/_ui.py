@@ -1,5 +1,5 @@
 """Helpers for the Dagster UI tests: the Materialize dialog of partitioned assets (Playwright) and
-the webserver's GraphQL API (runs, backfills, sensors)."""
+the webserver's GraphQL API (runs, asset launches, backfills, sensors)."""
 
 from __future__ import annotations
 
@@ -54,12 +54,16 @@ def launched_run_id(page: Any) -> str:
     raise AssertionError("no link to the launched run on the page")
 
 
+def _sensor_selector(name: str) -> dict[str, str]:
+    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+
+
 def stop_sensor(client: Any, name: str) -> None:
     """Switch a sensor off (as its toggle in the UI does)."""
     found = client._execute(
         """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
              __typename ... on Sensor { jobOriginId sensorState { selectorId } } } }""",
-        {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}},
+        {"selector": _sensor_selector(name)},
     )["sensorOrError"]
     assert found["__typename"] == "Sensor", found
     stopped = client._execute(
@@ -69,6 +73,42 @@ def stop_sensor(client: Any, name: str) -> None:
         {"origin": found["jobOriginId"], "selector": found["sensorState"]["selectorId"]},
     )["stopSensor"]
     assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
+
+
+def sensor_ticked(client: Any, name: str) -> bool:
+    """Whether the daemon has finished a tick of the sensor."""
+    found = client._execute(
+        """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+             __typename ... on Sensor { sensorState { ticks(limit: 5) { status } } } } }""",
+        {"selector": _sensor_selector(name)},
+    )["sensorOrError"]
+    assert found["__typename"] == "Sensor", found
+    return any(tick["status"] in {"SUCCESS", "SKIPPED"} for tick in found["sensorState"]["ticks"])
+
+
+def materialize(client: Any, asset_path: list[str], partition: str) -> str:
+    """Launch one partition of one asset as the Materialize button of its page does (the same
+    GraphQL mutation, on the implicit asset job); the run id."""
+    launched = client._execute(
+        """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        {
+            "params": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": REPOSITORY,
+                    "pipelineName": "__ASSET_JOB",
+                    "assetSelection": [{"path": asset_path}],
+                    "assetCheckSelection": [],
+                },
+                "mode": "default",
+                "runConfigData": {},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+            }
+        },
+    )["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
 
 
 def submit(client: Any, job: str, partition: str) -> str:

@@ -1,16 +1,16 @@
 """The shipped overlays play: a session on the sandbox gives every team a champion for every
 ticker (by the bootstrap rule where no model beats the naive forecast), a prediction for every
-ticker, and orders exactly when its strategy sees an entry.
+ticker, and at least one order.
 
 The recorded case is the only real series available offline, the S&P 500 index (1999-2018,
 bundled with ``arch``): the shipped overlays trade it in place of their own tickers, with every
 other setting as shipped.
 
-An honest model on prices with next to no signal predicts a gain above red's threshold on a given
-session for each ticker with a probability of roughly 0.3 to 0.7 (its out-of-sample predictions),
-so a session can pass without an order: on both markets' sessions here red's model predicts losses
-for every ticker and, being long only, stays out, while blue buys. (Over 2024-06-13 and 14 red
-predicted losses for all three tickers on both days.)"""
+An honest model on prices with next to no signal often predicts no gain worth buying: when this
+test was written red's best predictions on both sessions were below its 0.05 % threshold (+0.03 %
+for MSFT on 2024-06-14, -0.04 % for the S&P 500 on 2018-12-31). The shipped strategies'
+``min_holdings: 1`` keeps every team invested in its best-ranked ticker, so a fresh account buys on
+its first session whatever the forecasts say; what it earns is the model's."""
 
 from __future__ import annotations
 
@@ -20,14 +20,12 @@ from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.config.teams import DirectionClassifierParams, TeamConfig
 from mlops_pipeline.market.recording import write_recording
 from mlops_pipeline.market.reference_history import SP500_SYMBOL, sp500_history
 from mlops_pipeline.resources.object_store import object_store_from_settings
@@ -73,15 +71,7 @@ def market(
         running.stop()
 
 
-def _entry_signalled(team: TeamConfig, predictions: dict[str, pd.DataFrame]) -> bool:
-    """Whether any prediction passed the team's strategy's entry rule."""
-    params = team.strategy.params
-    if isinstance(params, DirectionClassifierParams):
-        return any(bool((frame["prob_up"] >= params.min_confidence).any()) for frame in predictions.values())
-    return any(bool((frame["predicted_return"] > params.threshold).any()) for frame in predictions.values())
-
-
-def test_every_shipped_team_has_a_champion_for_every_ticker_and_trades(
+def test_every_shipped_team_has_a_champion_for_every_ticker_and_orders(
     project: Path, market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings()
@@ -105,8 +95,9 @@ def test_every_shipped_team_has_a_champion_for_every_ticker_and_trades(
         team_store = store.scoped(f"teams/{name}")
         predictions = {ticker: read_predictions(team_store, ticker) for ticker in team.tickers}
         assert all(frame is not None and len(frame) == 1 for frame in predictions.values()), predictions
-        # It trades exactly when its strategy sees an entry (on real prices that is not every day).
-        assert (len(orders) >= 1) == _entry_signalled(team, predictions), (name, predictions)
+        # A fresh account holds nothing: min_holdings buys the best-ranked ticker at least.
+        assert orders is not None and len(orders) >= 1, (name, predictions)
+        assert set(orders["side"]) == {"buy"} and set(orders["symbol"]) <= set(team.tickers), orders
     leaderboard = store.get_parquet("competition/leaderboard.parquet").set_index("team")
     for name, tickers in below_naive.items():  # a bootstrap champion is never hidden
         assert f"below naive: {', '.join(sorted(tickers))}" in leaderboard.loc[name, "flags"]

@@ -95,8 +95,9 @@ def _wide(data: pd.DataFrame, column: str) -> pd.DataFrame:
 def target_weights(predictions: pd.DataFrame, strategy: StrategySpec, risk: RiskLimits) -> pd.DataFrame:
     """Target weights per date (rows) and ticker (columns) chosen by the team's strategy.
 
-    Selected tickers share the usable exposure (``min(max_gross_exposure, 1 - cash_buffer_pct)``)
-    equally, each capped at ``max_position_pct``; a missing prediction means no position.
+    The ``min_holdings`` best-ranked tickers are selected whatever their signal. Selected tickers
+    share the usable exposure (``min(max_gross_exposure, 1 - cash_buffer_pct)``) equally, each
+    capped at ``max_position_pct``; a missing prediction means no position.
     """
     if strategy.name == "direction_classifier":
         signal = _wide(predictions, "prob_up")
@@ -114,6 +115,8 @@ def target_weights(predictions: pd.DataFrame, strategy: StrategySpec, risk: Risk
         if strategy.name == "rotate_best_gain":
             rank = signal.where(selected).rank(axis=1, ascending=False, method="first")
             selected &= rank <= strategy.params.max_holdings
+    best_ranked = signal.rank(axis=1, ascending=False, method="first") <= strategy.params.min_holdings
+    selected |= best_ranked
     usable = min(risk.max_gross_exposure, 1.0 - risk.cash_buffer_pct)
     count = selected.sum(axis=1)
     per_position = np.minimum(risk.max_position_pct, usable / count.where(count > 0))

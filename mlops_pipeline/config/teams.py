@@ -115,16 +115,35 @@ class PromotionPolicy(StrictModel):
     )
 
 
-class RotateBestGainParams(StrictModel):
+class StrategyParams(StrictModel):
+    """Parameters every strategy takes."""
+
+    min_holdings: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Tickers held at all times: when fewer pass the entry rule, the best-ranked others are "
+            "held too (0: none)"
+        ),
+    )
+
+
+class RotateBestGainParams(StrategyParams):
     threshold: float = Field(gt=0, description="Predicted return (fraction) needed to act")
     max_holdings: int = Field(default=1, ge=1)
 
+    @model_validator(mode="after")
+    def _min_within_max(self) -> RotateBestGainParams:
+        if self.min_holdings > self.max_holdings:
+            raise ValueError(f"min_holdings {self.min_holdings} exceeds max_holdings {self.max_holdings}")
+        return self
 
-class ThresholdLongFlatParams(StrictModel):
+
+class ThresholdLongFlatParams(StrategyParams):
     threshold: float = Field(ge=0, description="Predicted return (fraction) above which to be long")
 
 
-class DirectionClassifierParams(StrictModel):
+class DirectionClassifierParams(StrategyParams):
     min_confidence: float = Field(default=0.55, gt=0.5, le=1)
 
 
@@ -253,6 +272,15 @@ class TeamConfig(StrictModel):
                 raise ValueError(f"duplicate ticker {ticker!r}")
             seen.add(ticker)
         return tickers
+
+    @field_validator("strategy")
+    @classmethod
+    def _min_holdings_within_tickers(cls, strategy: StrategySpec, info: ValidationInfo) -> StrategySpec:
+        tickers = info.data.get("tickers")
+        minimum = strategy.params.min_holdings
+        if tickers is not None and minimum > len(tickers):
+            raise ValueError(f"params.min_holdings {minimum} exceeds the team's {len(tickers)} tickers")
+        return strategy
 
     @property
     def config_hash(self) -> str:

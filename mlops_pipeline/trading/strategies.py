@@ -2,7 +2,9 @@
 
 Thresholds are simple returns (``0.003`` = +0.3 %); predicted log returns are converted with
 ``expm1`` before comparing. Every strategy only decides *what* to hold; how much is decided by
-:mod:`mlops_pipeline.trading.sizing` within the team's risk limits.
+:mod:`mlops_pipeline.trading.planning` within the team's risk limits. Every strategy takes
+``min_holdings``: the tickers it holds at all times, the best-ranked by its score when fewer pass
+its entry rule (a rule of relative value: always invested in what the model ranks highest).
 """
 
 from __future__ import annotations
@@ -99,7 +101,28 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def decide(signals: list[Signal], held: set[str], spec: StrategySpec) -> list[Decision]:
-    return STRATEGIES[spec.name](signals, held, spec)
+    decisions = STRATEGIES[spec.name](signals, held, spec)
+    return hold_best_ranked(decisions, held, spec.params.min_holdings)
+
+
+def hold_best_ranked(decisions: list[Decision], held: set[str], min_holdings: int) -> list[Decision]:
+    """The ``min_holdings`` rule: while the strategy's decisions leave fewer than ``min_holdings``
+    tickers held, the best-scored of the others are held too (entered, or kept instead of sold)."""
+
+    def holds(decision: Decision) -> bool:
+        return decision.action == "enter" or (decision.action == "keep" and decision.ticker in held)
+
+    holding = sum(holds(decision) for decision in decisions)
+    holding += len(held - {decision.ticker for decision in decisions})  # held without a signal
+    others = sorted((d for d in decisions if not holds(d)), key=lambda d: (-d.score, d.ticker))
+    rule = f"best-ranked, min_holdings {min_holdings}"
+    added = {
+        d.ticker: Decision(d.ticker, "keep", d.score, f"{d.reason}; kept: {rule}")
+        if d.ticker in held
+        else Decision(d.ticker, "enter", d.score, f"{d.reason}; entered: {rule}")
+        for d in others[: max(min_holdings - holding, 0)]
+    }
+    return [added.get(decision.ticker, decision) for decision in decisions]
 
 
 def usable_value(signal: Signal, spec: StrategySpec) -> float:

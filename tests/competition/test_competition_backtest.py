@@ -87,6 +87,21 @@ def test_direction_classifier_uses_prob_up() -> None:
         run_backtest(frame, LONG_FLAT, RISK, NO_COSTS)
 
 
+def test_min_holdings_selects_the_best_ranked_whatever_the_signal() -> None:
+    frame = pd.concat(
+        [
+            oos_frame(DATES, "A", [0.01, 0.01, 0.01], predicted_return=[0.01, -0.03, -0.02]),
+            oos_frame(DATES, "B", [0.01, 0.01, 0.01], predicted_return=[-0.01, 0.02, -0.01]),
+        ],
+        ignore_index=True,
+    )
+    strategy = RotateBestGain.model_validate(
+        {"name": "rotate_best_gain", "params": {"threshold": 0.015, "max_holdings": 2, "min_holdings": 1}}
+    )
+    # day 1: nothing beats the threshold, A ranks first; day 2: B passes it; day 3: B ranks first
+    assert target_weights(frame, strategy, RISK).to_numpy().tolist() == [[0.5, 0.0], [0.0, 0.5], [0.0, 0.5]]
+
+
 def test_overlapping_folds_keep_the_latest() -> None:
     older = oos_frame(DATES, "A", [0.01] * 3, predicted_return=[0.01] * 3, fold=0)
     newer = oos_frame(DATES[1:], "A", [0.01] * 2, predicted_return=[-0.01] * 2, fold=1)

@@ -118,6 +118,30 @@ def test_strategy_params_validated_per_strategy(project: Path) -> None:
     assert _error_lines(project) == ["teams/red.yaml: strategy.params.leverage: unknown key"]
 
 
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        (
+            {"min_holdings: 1": "min_holdings: 3"},
+            "teams/red.yaml: strategy.params: Value error, min_holdings 3 exceeds max_holdings 2",
+        ),
+        (
+            {"min_holdings: 1": "min_holdings: 2", "[AAPL, MSFT, NVDA]": "[AAPL]"},
+            "teams/red.yaml: strategy: Value error, params.min_holdings 2 exceeds the team's 1 tickers",
+        ),
+    ],
+)
+def test_min_holdings_fits_the_holdings_and_the_tickers(
+    project: Path, edits: dict[str, str], expected: str
+) -> None:
+    text = (project / "teams/red.yaml").read_text()
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    _write(project, "red.yaml", text)
+    assert _error_lines(project) == [expected]
+
+
 def test_yaml_syntax_error(project: Path) -> None:
     _write(project, "red.yaml", "tickers: [AAPL\n")
     (line,) = _error_lines(project)
@@ -163,7 +187,9 @@ def test_required_key_missing_everywhere(project: Path) -> None:
         base.replace(
             "strategy:\n  name: threshold_long_flat\n  params:\n"
             "    threshold: 0.002               "
-            "# predicted next-day return needed to hold a ticker\n",
+            "# predicted next-day return needed to hold a ticker\n"
+            "    min_holdings: 1                "
+            "# always hold the best-ranked ticker (see README, Team overlays)\n",
             "",
         ),
     )

@@ -81,6 +81,48 @@ def test_direction_classifier_acts_only_beyond_the_confidence_bar() -> None:
     assert {d.ticker: d.action for d in plan.decisions}["NVDA"] == "keep"
 
 
+FALLING = {"AAPL": -0.004, "MSFT": -0.001, "NVDA": -0.02}  # every predicted return is a loss
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        {"name": "threshold_long_flat", "params": {"threshold": 0.002, "min_holdings": 1}},
+        {**ROTATE, "params": {**ROTATE["params"], "min_holdings": 1}},
+        {"name": "direction_classifier", "params": {"min_confidence": 0.6, "min_holdings": 1}},
+    ],
+)
+def test_min_holdings_buys_the_best_ranked_when_nothing_passes_the_entry_rule(strategy: dict) -> None:
+    team = make_team(strategy=strategy)
+    probs = {"AAPL": 0.45, "MSFT": 0.52, "NVDA": 0.3}  # P(up) ranks MSFT first too
+    plan = plan_orders(team, DAY, [Signal(t, ret(FALLING[t]), probs[t]) for t in FALLING], CASH_ONLY, PRICES)
+    assert sides(plan) == {"MSFT": ("buy", 121.0)}  # 0.25 of equity at 200 + the buffer
+    msft = next(d for d in plan.decisions if d.ticker == "MSFT")
+    assert msft.reason.endswith("entered: best-ranked, min_holdings 1")
+
+
+def test_min_holdings_keeps_the_best_ranked_holding_and_sells_the_rest() -> None:
+    team = make_team(strategy={**ROTATE, "params": {**ROTATE["params"], "min_holdings": 1}})
+    held = Portfolio(equity=100_000.0, cash=60_000.0, positions={"AAPL": 200.0, "NVDA": 400.0})
+    plan = plan_orders(team, DAY, signals(AAPL=-0.004, MSFT=-0.01, NVDA=-0.02), held, PRICES)
+    # Both holdings are predicted to fall beyond the threshold; AAPL ranks first and stays.
+    assert sides(plan) == {"NVDA": ("sell", 400.0)}
+    aapl = next(d for d in plan.decisions if d.ticker == "AAPL")
+    assert aapl.action == "keep" and aapl.reason.endswith("kept: best-ranked, min_holdings 1")
+
+
+def test_min_holdings_adds_nothing_once_the_entry_rule_holds_enough() -> None:
+    strategy = {"name": "threshold_long_flat", "params": {"threshold": 0.002, "min_holdings": 2}}
+    plan = plan_orders(
+        make_team(strategy=strategy), DAY, signals(AAPL=0.01, MSFT=0.003, NVDA=-0.01), CASH_ONLY, PRICES
+    )
+    assert set(sides(plan)) == {"AAPL", "MSFT"}  # both pass the threshold: the rule adds nobody
+    plan = plan_orders(
+        make_team(strategy=strategy), DAY, signals(AAPL=0.01, MSFT=-0.003, NVDA=-0.01), CASH_ONLY, PRICES
+    )
+    assert set(sides(plan)) == {"AAPL", "MSFT"}  # MSFT is the best-ranked of the rest
+
+
 def test_bad_inputs_are_skipped_with_a_reason_never_ordered() -> None:
     team = make_team()
     bad = [

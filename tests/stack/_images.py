@@ -1,7 +1,9 @@
-"""The platform image, built offline as the README tells a machine without registry access: the
-lock's wheels are downloaded on the host (quick after ``make setup``: pip's cache has them), served
-on 127.0.0.1 to ``docker build --network host``, on the local base image. The tag is a hash of
-everything that goes into the image, so it is built once per version and kept between runs."""
+"""The stack's images, built offline as the README tells a machine without registry access, on the
+local base image: the platform and MLflow images from the repository's Dockerfiles, the lock's
+wheels downloaded on the host (quick after ``make setup``: pip's cache has them) and served on
+127.0.0.1 to ``docker build --network host``; PostgreSQL from Debian's packages
+(deploy/compose/ci-postgres). Each tag is a hash of everything that goes into its image, so each is
+built once per version and kept between runs (only the current tag of each repository is kept)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ BASE_IMAGE = os.environ.get("MLOPS_BASE_IMAGE", "mlops-base:local")
 CACHE = Path(tempfile.gettempdir()) / "mlops-platform-image-cache"
 LOCK = REPO_ROOT / "requirements.lock"
 BUILD_TOOLS = ("setuptools-scm[toml]>=6.2", "wheel")
-INPUTS = (
+PLATFORM_INPUTS = (
     "Dockerfile", "requirements.lock", "pyproject.toml", "README.md", "mlops_pipeline", "teams",
     "ludwig_configs", "deploy/dagster",
 )  # fmt: skip
@@ -38,9 +40,9 @@ def _digest(paths: list[Path], *extra: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def _input_files() -> list[Path]:
+def _input_files(inputs: tuple[str, ...]) -> list[Path]:
     files = []
-    for name in INPUTS:
+    for name in inputs:
         path = REPO_ROOT / name
         found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         files += [p for p in found if "__pycache__" not in p.parts]
@@ -83,27 +85,42 @@ def served(directory: Path) -> Iterator[str]:
         server.server_close()
 
 
-def platform_image() -> str:
-    """The tag of the platform image of this checkout, built unless it exists."""
-    tag = f"mlops-platform:{_digest(_input_files(), BASE_IMAGE)}"
+def _image(repository: str, context: str, inputs: tuple[str, ...], wheels: bool) -> str:
+    """The tag of ``repository``'s image of this checkout, built from ``context`` unless it exists."""
+    tag = f"{repository}:{_digest(_input_files(inputs), BASE_IMAGE)}"
     exists = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
     if exists.returncode == 0:
         return tag
-    with served(wheelhouse()) as url:
-        build = [
-            "docker", "build", "--network", "host", "--tag", tag,
-            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-            "--build-arg", "PIP_NO_INDEX=1", "--build-arg", f"PIP_FIND_LINKS={url}",
-            str(REPO_ROOT),
-        ]  # fmt: skip
-        result = subprocess.run(build, capture_output=True, text=True, timeout=1800, check=False)
+    with contextlib.ExitStack() as stack:
+        build = ["docker", "build", "--network", "host", "--tag", tag, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
+        if wheels:
+            url = stack.enter_context(served(wheelhouse()))
+            build += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", f"PIP_FIND_LINKS={url}"]
+        result = subprocess.run(
+            [*build, str(REPO_ROOT / context)], capture_output=True, text=True, timeout=1800, check=False
+        )
     if result.returncode != 0:
         raise RuntimeError(
-            f"docker build of the platform image failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            f"docker build of {tag} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
-    listed = ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "mlops-platform"]
+    listed = ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository]
     images = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
     stale = [name for name in images if name != tag]
-    if stale:  # only the current platform image (3+ GB) is kept, even if old containers used one
+    if stale:  # only the current image of each repository (the platform's is 3+ GB) is kept
         subprocess.run(["docker", "image", "rm", "--force", *stale], capture_output=True, check=False)
     return tag
+
+
+def platform_image() -> str:
+    """The platform image (code location, webserver, daemon, evidently UI; moto's S3 server in CI)."""
+    return _image("mlops-platform", ".", PLATFORM_INPUTS, wheels=True)
+
+
+def mlflow_image() -> str:
+    """The MLflow tracking server's image (mlflow-tracking-server/, the lock's subset)."""
+    return _image("mlops-mlflow", "mlflow-tracking-server", ("mlflow-tracking-server",), wheels=True)
+
+
+def postgres_image() -> str:
+    """PostgreSQL from Debian's packages, standing in for ``postgres:16`` (deploy/compose/ci.yml)."""
+    return _image("mlops-ci-postgres", "deploy/compose/ci-postgres", ("deploy/compose/ci-postgres",), wheels=False)

@@ -25,19 +25,26 @@ _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB":
 
 @dataclass(frozen=True)
 class Stack:
-    """One compose project: its files, its variables and the host ports it publishes."""
+    """One compose project: its files and its variables (written to ``env_file``, as a user's .env;
+    the host ports it publishes among them)."""
 
     project: str
     files: Sequence[Path]
-    env: dict[str, str]
+    env_file: Path
+    variables: dict[str, str]
+
+    def __post_init__(self) -> None:
+        self.env_file.write_text("".join(f"{name}={value}\n" for name, value in self.variables.items()))
 
     def _run(self, args: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
         command = [
             "docker-compose", "--project-name", self.project, "--project-directory", str(REPO_ROOT),
-            "--env-file", os.devnull, *(part for file in self.files for part in ("--file", str(file))),
+            "--env-file", str(self.env_file),
         ]  # fmt: skip
+        for file in self.files:
+            command += ["--file", str(file)]
         return subprocess.run(
-            [*command, *args], env=self.env, capture_output=True, text=True, timeout=timeout_s, check=False
+            [*command, *args], env=_host_env(), capture_output=True, text=True, timeout=timeout_s, check=False
         )
 
     def compose(self, *args: str, timeout_s: float = 600) -> str:
@@ -47,7 +54,7 @@ class Stack:
         return result.stdout
 
     def url(self, port_variable: str) -> str:
-        return f"http://127.0.0.1:{self.env[port_variable]}"
+        return f"http://127.0.0.1:{self.variables[port_variable]}"
 
     def up(self, timeout_s: float = 900) -> float:
         """``up -d`` with the images already built; seconds until every service is healthy: the
@@ -70,12 +77,14 @@ class Stack:
             if mlflow.status_code != 200:
                 return f"MLflow answers {mlflow.status_code}"
             entries = self.graphql(
-                """{ workspaceOrError { __typename ... on Workspace { locationEntries {
-                       name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+                """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
+                       locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
             )["workspaceOrError"]["locationEntries"]
         except (httpx.HTTPError, AssertionError) as exc:
             return f"{type(exc).__name__}: {str(exc)[:300]}"
-        loaded = [entry for entry in entries if entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"]
+        loaded = [
+            entry for entry in entries if entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+        ]
         return None if loaded else f"code location not loaded: {entries}"
 
     def down(self) -> None:
@@ -84,7 +93,9 @@ class Stack:
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(
-            f"{self.url('PORT_DAGSTER')}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+            f"{self.url('PORT_DAGSTER')}/graphql",
+            json={"query": query, "variables": variables or {}},
+            timeout=60,
         )
         body = response.json()
         if response.status_code != 200 or body.get("errors"):
@@ -126,7 +137,8 @@ class Stack:
         """Everything the stack made, even after a failure: containers (its own and the serving
         containers it launched), volumes and its network. Images are kept."""
         serving = subprocess.run(
-            ["docker", "ps", "--all", "--quiet", "--filter", f"network={NETWORK}", "--filter", f"label={SERVING_LABEL}"],
+            ["docker", "ps", "--all", "--quiet", "--filter", f"network={NETWORK}",
+             "--filter", f"label={SERVING_LABEL}"],
             capture_output=True, text=True, check=False,
         ).stdout.split()  # fmt: skip
         if serving:
@@ -136,8 +148,7 @@ class Stack:
             subprocess.run(["docker", kind, "rm", name], capture_output=True, check=False)
 
 
-def host_env(**variables: str) -> dict[str, str]:
-    """The environment of ``docker-compose``: the shell's PATH and Docker settings, and ``variables``
-    (what a user's .env holds); nothing else of the calling process."""
-    kept = {name: value for name, value in os.environ.items() if name in {"PATH", "HOME", "DOCKER_HOST"}}
-    return {**kept, **variables}
+def _host_env() -> dict[str, str]:
+    """The environment of ``docker-compose``: the shell's PATH and Docker settings, no variable of
+    the calling process that the stack's files read (those come from the env file)."""
+    return {name: value for name, value in os.environ.items() if name in {"PATH", "HOME", "DOCKER_HOST"}}

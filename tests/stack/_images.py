@@ -69,13 +69,20 @@ def wheelhouse() -> Path:
 
 @contextlib.contextmanager
 def served(directory: Path) -> Iterator[str]:
-    """``directory`` over HTTP on 127.0.0.1 (pip reads its listing as --find-links)."""
+    """``directory`` over HTTP on 127.0.0.1 (pip reads its listing as --find-links). The port
+    follows from the folder's name when it is free: the URL is a build argument, and the same URL
+    lets Docker reuse the dependency layer when only the code changed."""
 
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    handler = partial(Quiet, directory=str(directory))
+    try:
+        port = 20000 + int(hashlib.sha256(directory.name.encode()).hexdigest(), 16) % 10000
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:  # taken: any free port (the dependency layer is built again)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -92,7 +99,16 @@ def _image(repository: str, context: str, inputs: tuple[str, ...], wheels: bool)
     if exists.returncode == 0:
         return tag
     with contextlib.ExitStack() as stack:
-        build = ["docker", "build", "--network", "host", "--tag", tag, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}"]
+        build = [
+            "docker",
+            "build",
+            "--network",
+            "host",
+            "--tag",
+            tag,
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+        ]
         if wheels:
             url = stack.enter_context(served(wheelhouse()))
             build += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", f"PIP_FIND_LINKS={url}"]
@@ -100,9 +116,7 @@ def _image(repository: str, context: str, inputs: tuple[str, ...], wheels: bool)
             [*build, str(REPO_ROOT / context)], capture_output=True, text=True, timeout=1800, check=False
         )
     if result.returncode != 0:
-        raise RuntimeError(
-            f"docker build of {tag} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
+        raise RuntimeError(f"docker build of {tag} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     listed = ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository]
     images = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
     stale = [name for name in images if name != tag]
@@ -123,4 +137,6 @@ def mlflow_image() -> str:
 
 def postgres_image() -> str:
     """PostgreSQL from Debian's packages, standing in for ``postgres:16`` (deploy/compose/ci.yml)."""
-    return _image("mlops-ci-postgres", "deploy/compose/ci-postgres", ("deploy/compose/ci-postgres",), wheels=False)
+    return _image(
+        "mlops-ci-postgres", "deploy/compose/ci-postgres", ("deploy/compose/ci-postgres",), wheels=False
+    )

@@ -22,7 +22,7 @@ import boto3
 import httpx
 import pytest
 import yaml
-from _compose import NETWORK, REPO_ROOT, Stack, host_env
+from _compose import NETWORK, REPO_ROOT, Stack
 from _images import BASE_IMAGE, mlflow_image, platform_image, postgres_image
 from _net import free_port
 from _teams import write_two_small_teams
@@ -48,12 +48,15 @@ def images() -> dict[str, str]:
         pytest.skip(f"Docker engine test: {why_not} (CI starts one with .ci/docker-engine.sh)")
     # The serving image as the code location computes its tag (same code, same base image), built
     # here, where the package index is reachable; inside the stack it is found, not built.
-    ensure_image(client, Path(tempfile.gettempdir()) / "mlops-serving-image-cache", BASE_IMAGE)
-    return {
+    serving = ensure_image(client, Path(tempfile.gettempdir()) / "mlops-serving-image-cache", BASE_IMAGE)
+    built = {
         "MLOPS_PLATFORM_IMAGE": platform_image(),
         "MLOPS_MLFLOW_IMAGE": mlflow_image(),
         "MLOPS_POSTGRES_IMAGE": postgres_image(),
     }
+    sizes = {tag: round(client.images.get(tag).attrs["Size"] / 1024**2) for tag in [*built.values(), serving]}
+    print(f"compose stack image sizes (MiB): {json.dumps(sizes)}")
+    return built
 
 
 @pytest.fixture
@@ -77,7 +80,7 @@ def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Sta
         encoding="utf-8",
     )
     ports = {name: str(free_port()) for name in PORTS}
-    env = host_env(
+    variables = dict(
         **images,
         **ports,
         BASE_IMAGE=BASE_IMAGE,
@@ -87,6 +90,7 @@ def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Sta
         MINIO_ROOT_PASSWORD=secrets.token_urlsafe(16),
         MLOPS_EVIDENTLY_SECRET=secrets.token_urlsafe(16),
         MLOPS_S3_PUBLIC_ENDPOINT_URL=f"http://127.0.0.1:{ports['PORT_MINIO']}",
+        MLOPS_EVIDENTLY_UI_URL=f"http://127.0.0.1:{ports['PORT_EVIDENTLY']}",
         DOCKER_GID=str(Path("/var/run/docker.sock").stat().st_gid),
     )
     files = [
@@ -95,7 +99,7 @@ def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Sta
         REPO_ROOT / "deploy" / "compose" / "ci.yml",
         session_override,
     ]
-    running = Stack(project="mlops-stack-test", files=files, env=env)
+    running = Stack("mlops-stack-test", files, tmp_path / "stack.env", variables)
     running.remove()  # what a killed earlier run left
     try:
         yield running
@@ -125,12 +129,12 @@ class PeakMemory:
 
 def launch_market_backfill(stack: Stack) -> str:
     partitions = [f"{SESSION}|{ticker}" for ticker in TICKERS]
+    selector = {"partitionSetName": "market_daily_partition_set", "repositorySelector": LOCATION}
     launched = stack.graphql(
         """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
              __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"selector": {"partitionSetName": "market_daily_partition_set", "repositorySelector": LOCATION},
-                    "partitionNames": partitions}},
-    )["launchPartitionBackfill"]  # fmt: skip
+        {"params": {"partitionNames": partitions, "selector": selector}},
+    )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]
 
@@ -146,7 +150,9 @@ def wait_for_session(stack: Stack, timeout_s: float = 2400) -> list[dict[str, An
     while time.monotonic() < deadline:
         current = runs(stack)
         failed = [run for run in current if run["status"] in {"FAILURE", "CANCELED"}]
-        assert not failed, f"failed runs: {failed}\n{stack.compose('logs', '--tail', '60', 'code-location')[-6000:]}"
+        assert not failed, (
+            f"failed runs: {failed}\n{stack.compose('logs', '--tail', '60', 'code-location')[-6000:]}"
+        )
         ranked = stack.graphql(LEADERBOARD)["assetOrError"].get("assetMaterializations", [])
         busy = [run for run in current if run["status"] not in {"SUCCESS"}]
         if any(event["partition"] == str(SESSION) for event in ranked) and not busy:
@@ -168,8 +174,8 @@ def s3_keys(stack: Stack, bucket: str) -> list[str]:
     s3 = boto3.client(
         "s3",
         endpoint_url=stack.url("PORT_MINIO"),
-        aws_access_key_id=stack.env["MINIO_ROOT_USER"],
-        aws_secret_access_key=stack.env["MINIO_ROOT_PASSWORD"],
+        aws_access_key_id=stack.variables["MINIO_ROOT_USER"],
+        aws_secret_access_key=stack.variables["MINIO_ROOT_PASSWORD"],
         region_name="us-east-1",
     )
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -179,12 +185,15 @@ def s3_keys(stack: Stack, bucket: str) -> list[str]:
 def served_predictions(stack: Stack) -> dict[str, float]:
     """Per serving container on the compose network: predictions it served, read from its
     /metrics by name from inside the code-location container (as the pipeline calls it)."""
-    names = docker_client(timeout_s=60)[0].containers.list(filters={"network": NETWORK, "label": "mlops.role=serving"})
+    names = docker_client(timeout_s=60)[0].containers.list(
+        filters={"network": NETWORK, "label": "mlops.role=serving"}
+    )
     served = {}
     for container in names:
         metrics = stack.exec_python(
             "code-location",
-            f"import urllib.request; print(urllib.request.urlopen('http://{container.name}:8000/metrics', timeout=10).read().decode())",
+            "import urllib.request; print(urllib.request.urlopen("
+            f"'http://{container.name}:8000/metrics', timeout=10).read().decode())",
         )
         served[container.name] = sum(
             float(line.rsplit(" ", 1)[1])

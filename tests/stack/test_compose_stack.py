@@ -70,10 +70,7 @@ def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Sta
             {
                 "services": {
                     "sandbox": {"environment": {"MLOPS_SANDBOX_TODAY": str(SESSION)}},
-                    "code-location": {
-                        "environment": {"MLOPS_SANDBOX_TODAY": str(SESSION)},
-                        "volumes": [f"{project / 'teams'}:/opt/mlops/teams:ro"],
-                    },
+                    "code-location": {"volumes": [f"{project / 'teams'}:/opt/mlops/teams:ro"]},
                 }
             }
         ),

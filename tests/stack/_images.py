@@ -8,6 +8,7 @@ built once per version and kept between runs (only the current tag of each repos
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -93,11 +94,19 @@ def served(directory: Path) -> Iterator[str]:
 
 
 def _image(repository: str, context: str, inputs: tuple[str, ...], wheels: bool) -> str:
-    """The tag of ``repository``'s image of this checkout, built from ``context`` unless it exists."""
+    """The tag of ``repository``'s image of this checkout, built from ``context`` unless it exists.
+    One build at a time across processes: test files on other xdist workers wait for it and reuse it."""
     tag = f"{repository}:{_digest(_input_files(inputs), BASE_IMAGE)}"
-    exists = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
-    if exists.returncode == 0:
-        return tag
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        exists = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
+        if exists.returncode != 0:
+            _build(repository, tag, context, wheels)
+    return tag
+
+
+def _build(repository: str, tag: str, context: str, wheels: bool) -> None:
     with contextlib.ExitStack() as stack:
         build = [
             "docker",
@@ -122,7 +131,6 @@ def _image(repository: str, context: str, inputs: tuple[str, ...], wheels: bool)
     stale = [name for name in images if name != tag]
     if stale:  # only the current image of each repository (the platform's is 3+ GB) is kept
         subprocess.run(["docker", "image", "rm", "--force", *stale], capture_output=True, check=False)
-    return tag
 
 
 def platform_image() -> str:

@@ -28,6 +28,7 @@ from _net import free_port
 from _teams import write_two_small_teams
 
 from mlops_pipeline.serving.image import ensure_image
+from mlops_pipeline.serving.launch_docker import COMPOSE_PROJECT_LABEL as PROJECT_LABEL
 from mlops_pipeline.serving.launch_docker import docker_client
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(3600)]  # a first build of the images takes minutes
@@ -201,7 +202,15 @@ def served_predictions(stack: Stack) -> dict[str, float]:
 
 
 def test_the_stack_runs_a_session_through_the_daemon_and_keeps_its_history(stack: Stack) -> None:
-    measured: dict[str, Any] = {"start_to_healthy_s": round(stack.up(), 1)}
+    measured: dict[str, Any] = {}
+    try:
+        _session_and_history(stack, measured)
+    finally:
+        print(f"compose stack: {json.dumps(measured)}")
+
+
+def _session_and_history(stack: Stack, measured: dict[str, Any]) -> None:
+    measured["start_to_healthy_s"] = round(stack.up(), 1)
     assert httpx.get(f"{stack.url('PORT_DAGSTER')}/server_info", timeout=30).status_code == 200
     measured["idle_rss_mib"] = round(sum(stack.memory_mib().values()))
 
@@ -227,10 +236,13 @@ def test_the_stack_runs_a_session_through_the_daemon_and_keeps_its_history(stack
     served = served_predictions(stack)
     assert len(served) == 2 and all(rows >= 1 for rows in served.values()), served
 
-    stack.down()
+    stack.down()  # the serving containers carry the stack's label: gone with it, the network too
+    left = docker_client(timeout_s=60)[0].containers.list(
+        all=True, filters={"label": f"{PROJECT_LABEL}={stack.project}"}
+    )
+    assert left == [], [container.name for container in left]
     measured["restart_to_healthy_s"] = round(stack.up(), 1)
     assert {run["runId"] for run in runs(stack)} >= {run["runId"] for run in session_runs}
     ranked = stack.graphql(LEADERBOARD)["assetOrError"]["assetMaterializations"]
     assert any(event["partition"] == str(SESSION) for event in ranked), ranked
     assert set(mlflow_runs(stack)) == set(tracked)
-    print(f"compose stack: {json.dumps(measured)}")

@@ -22,7 +22,7 @@ import boto3
 import httpx
 import pytest
 import yaml
-from _compose import NETWORK, REPO_ROOT, Stack
+from _compose import NETWORK, REPO_ROOT, SERVING_LABEL, Stack
 from _images import BASE_IMAGE, mlflow_image, platform_image, postgres_image
 from _net import free_port
 from _teams import write_two_small_teams
@@ -125,7 +125,7 @@ class PeakMemory:
         self.thread.join(timeout=180)
 
 
-def launch_market_backfill(stack: Stack) -> str:
+def launch_market_backfill(stack: Stack) -> None:
     partitions = [f"{SESSION}|{ticker}" for ticker in TICKERS]
     selector = {"partitionSetName": "market_daily_partition_set", "repositorySelector": LOCATION}
     launched = stack.graphql(
@@ -134,7 +134,6 @@ def launch_market_backfill(stack: Stack) -> str:
         {"params": {"partitionNames": partitions, "selector": selector}},
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    return launched["backfillId"]
 
 
 def runs(stack: Stack) -> list[dict[str, Any]]:
@@ -184,7 +183,7 @@ def served_predictions(stack: Stack) -> dict[str, float]:
     """Per serving container on the compose network: predictions it served, read from its
     /metrics by name from inside the code-location container (as the pipeline calls it)."""
     names = docker_client(timeout_s=60)[0].containers.list(
-        filters={"network": NETWORK, "label": "mlops.role=serving"}
+        filters={"network": NETWORK, "label": SERVING_LABEL}
     )
     served = {}
     for container in names:

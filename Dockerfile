@@ -28,10 +28,11 @@ COPY teams ./teams
 COPY ludwig_configs ./ludwig_configs
 COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
 
-# /opt/mlops-bundles: the named volume of staged model bundles takes this owner on first mount.
+# The named volumes mounted on /opt/dagster/state (MLOPS_HOME), /opt/evidently/workspace and
+# /opt/mlops-bundles (staged model bundles) take these folders' owner on first mount.
 RUN useradd --create-home --uid 10001 mlops \
-    && mkdir -p /opt/evidently/workspace /opt/mlops-bundles \
-    && chown -R mlops /opt/dagster/home /opt/evidently /opt/mlops-bundles
+    && mkdir -p /opt/dagster/state /opt/evidently/workspace /opt/mlops-bundles \
+    && chown -R mlops /opt/dagster /opt/evidently /opt/mlops-bundles
 USER mlops
 EXPOSE 3000 4000 8000
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "mlops_pipeline.definitions"]

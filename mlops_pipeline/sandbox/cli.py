@@ -27,6 +27,7 @@ def serve_command(
         datetime | None,
         typer.Option(
             formats=["%Y-%m-%d"],
+            envvar="MLOPS_SANDBOX_TODAY",
             help="Pin the sandbox date (default: today in New York); the latest X-Sandbox-Session served.",
         ),
     ] = None,

@@ -32,6 +32,9 @@ CREDENTIAL_ENV = frozenset({"MLOPS_SERVING_TOKEN"})
 CREDENTIALS_FILE = "/run/mlops/credentials.env"
 CREDENTIALS_FILE_ENV = "MLOPS_CREDENTIALS_FILE"
 SERVER_UID = 10001  # the image's USER
+# A compose stack's project label (on its network) and compose's flag for service containers.
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_ONE_OFF_LABEL = "com.docker.compose.oneoff"
 NETWORK_PORT = 8000
 MODELS_MOUNT = PurePosixPath("/models")
 
@@ -118,7 +121,7 @@ class DockerLauncher:
             command=["--host", host, "--port", str(port), *model_args(inside)],
             name=name,
             environment=plain,
-            labels=dict(labels),
+            labels={**labels, **self._stack_labels()},
             volumes=volumes,
             **placement,
         )
@@ -135,6 +138,22 @@ class DockerLauncher:
             container.remove(force=True)
             raise
         return Instance(container.id, f"http://{name}:{port}", f"http://{address}:{port}")
+
+    def _stack_labels(self) -> dict[str, str]:
+        """On a compose stack's network, the stack's project label: the serving containers are then
+        the project's (orphan) containers, and ``docker compose down --remove-orphans`` removes them
+        with the stack instead of failing on a network that still has endpoints."""
+        import docker.errors
+
+        if self.network is None:
+            return {}
+        try:
+            project = (self.client.networks.get(self.network).attrs.get("Labels") or {}).get(
+                COMPOSE_PROJECT_LABEL
+            )
+        except docker.errors.NotFound:
+            return {}  # creating the container names the missing network
+        return {COMPOSE_PROJECT_LABEL: project, COMPOSE_ONE_OFF_LABEL: "False"} if project else {}
 
     def _container(self, instance_id: str) -> Any | None:
         import docker.errors

@@ -123,9 +123,11 @@ def train_model(config: dict[str, Any], frame: pd.DataFrame, work_dir: Path) -> 
     import torch
 
     torch.manual_seed(SEED)
-    model = api.LudwigModel(
-        training_config(config), logging_level=logging.WARNING, backend=training_backend()
-    )
+    # Ludwig's preprocessing lock of an in-memory frame lives in its cache folder, by default the
+    # working directory, which a container's user may not write (and runs would share).
+    work_dir.mkdir(parents=True, exist_ok=True)
+    backend = {"type": training_backend(), "cache_dir": str(work_dir)}
+    model = api.LudwigModel(training_config(config), logging_level=logging.WARNING, backend=backend)
     train_stats, _, _ = model.train(
         dataset=with_chronological_split(frame),
         output_directory=str(work_dir),

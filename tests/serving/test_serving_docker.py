@@ -150,7 +150,8 @@ def test_containers_on_a_docker_network_answer_by_name_with_bundles_from_a_named
     suffix = secrets.token_hex(3)
     bundles_dir = tmp_path / "bundles"
     bundles_dir.mkdir()
-    network = docker.networks.create(f"mlops-test-{suffix}")
+    stack_label = {"com.docker.compose.project": f"mlops-test-{suffix}"}  # as compose labels its network
+    network = docker.networks.create(f"mlops-test-{suffix}", labels=stack_label)
     volume = docker.volumes.create(
         f"mlops-test-bundles-{suffix}",
         driver="local",
@@ -174,6 +175,7 @@ def test_containers_on_a_docker_network_answer_by_name_with_bundles_from_a_named
         assert deployment.endpoint_url == f"http://{container.name}:8000"
         assert [(mount["Name"], mount["RW"]) for mount in container.attrs["Mounts"]] == [(volume.name, False)]
         assert f"on network {network.name}" in deployment.note
+        assert stack_label.items() <= container.labels.items()  # `compose down --remove-orphans` removes it
         request = {"dataframe_records": [{key: float(value) if " " not in value else value
                                           for key, value in ROW_FEATURES.items()}]}  # fmt: skip
         client_code = (

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from _platform_image import platform_image
+from _images import platform_image
 from _teams import write_two_small_teams
 
 from mlops_pipeline.config.home import ensure_home

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -60,13 +61,17 @@ def _aliases(client: mlflow.MlflowClient) -> dict[str, str]:
     }
 
 
-def test_train_track_version_promote_reproduce(small_team) -> None:
+def test_train_track_version_promote_reproduce(small_team, tmp_path: Path, monkeypatch) -> None:
     settings, team = small_team
     put_market_data(settings, "AAPL", date(2025, 6, 30))
     dvc = dvc_versioning_from_settings(settings).store()
+    working_dir = tmp_path / "cwd"  # in the platform image, the user cannot write the working directory
+    working_dir.mkdir()
+    monkeypatch.chdir(working_dir)
 
     first = _materialize(settings, team, ["training_dataset", "model", "champion"], date(2025, 6, 30))
     assert first.success
+    assert list(working_dir.iterdir()) == []  # Ludwig's preprocessing lock included
     first_dataset = _metadata(first, "training_dataset")
     assert (first_dataset["as_of"], first_dataset["last_date"]) == ("2025-06-30", "2025-06-27")
     model = _metadata(first, "model")

@@ -1,0 +1,247 @@
+"""Compose up in CI: docker-compose.yml with the opt-in Docker serving file and the CI override
+(deploy/compose/ci.yml: PostgreSQL from Debian's packages, moto's S3 server for MinIO, images built
+here on the local base image). One session runs through the daemon (a backfill of its market data;
+every later stage by the automation sensor), then: MLflow holds the runs (PostgreSQL) and their
+artifacts (S3), DVC pushed to its bucket, the objects are in S3, the serving containers answered
+predictions over the compose network, and ``down`` then ``up`` keeps the history. Two small teams
+(red on MSFT, blue on TSLA) keep the session short; the stack is otherwise as shipped."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+import yaml
+from _compose import NETWORK, REPO_ROOT, SERVING_LABEL, Stack
+from _images import BASE_IMAGE, mlflow_image, platform_image, postgres_image
+from _net import free_port
+from _teams import write_two_small_teams
+
+from mlops_pipeline.serving.image import ensure_image
+from mlops_pipeline.serving.launch_docker import COMPOSE_PROJECT_LABEL as PROJECT_LABEL
+from mlops_pipeline.serving.launch_docker import docker_client
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(3600)]  # a first build of the images takes minutes
+SESSION = date(2024, 6, 14)
+TICKERS = ("MSFT", "TSLA")
+LOCATION = {"repositoryLocationName": "mlops_pipeline", "repositoryName": "__repository__"}
+PORTS = ("PORT_DAGSTER", "PORT_MLFLOW", "PORT_MINIO", "PORT_MINIO_CONSOLE", "PORT_EVIDENTLY")
+RUNS = """{ runsOrError { __typename ... on Runs { results { runId jobName status
+              tags { key value } } } } }"""
+LEADERBOARD = """{ assetOrError(assetKey: {path: ["leaderboard"]}) { __typename
+                     ... on Asset { assetMaterializations(limit: 5) { partition runId } } } }"""
+
+
+@pytest.fixture(scope="module")
+def images() -> dict[str, str]:
+    client, why_not = docker_client(timeout_s=60)
+    if client is None:
+        pytest.skip(f"Docker engine test: {why_not} (CI starts one with .ci/docker-engine.sh)")
+    # The serving image as the code location computes its tag (same code, same base image), built
+    # here, where the package index is reachable; inside the stack it is found, not built.
+    serving = ensure_image(client, Path(tempfile.gettempdir()) / "mlops-serving-image-cache", BASE_IMAGE)
+    built = {
+        "MLOPS_PLATFORM_IMAGE": platform_image(),
+        "MLOPS_MLFLOW_IMAGE": mlflow_image(),
+        "MLOPS_POSTGRES_IMAGE": postgres_image(),
+    }
+    sizes = {tag: round(client.images.get(tag).attrs["Size"] / 1024**2) for tag in [*built.values(), serving]}
+    print(f"compose stack image sizes (MiB): {json.dumps(sizes)}")
+    return built
+
+
+@pytest.fixture
+def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Stack]:
+    """The stack with a .env's worth of fresh secrets and free host ports; removed afterwards
+    (containers, serving containers, volumes, network) whatever happened."""
+    write_two_small_teams(project)
+    session_override = tmp_path / "session.yml"
+    session_override.write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    "sandbox": {"environment": {"MLOPS_SANDBOX_TODAY": str(SESSION)}},
+                    "code-location": {"volumes": [f"{project / 'teams'}:/opt/mlops/teams:ro"]},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    ports = {name: str(free_port()) for name in PORTS}
+    variables = dict(
+        **images,
+        **ports,
+        BASE_IMAGE=BASE_IMAGE,
+        POSTGRES_USER="mlops",
+        POSTGRES_PASSWORD=secrets.token_urlsafe(16),
+        MINIO_ROOT_USER="mlops",
+        MINIO_ROOT_PASSWORD=secrets.token_urlsafe(16),
+        MLOPS_EVIDENTLY_SECRET=secrets.token_urlsafe(16),
+        MLOPS_S3_PUBLIC_ENDPOINT_URL=f"http://127.0.0.1:{ports['PORT_MINIO']}",
+        MLOPS_EVIDENTLY_UI_URL=f"http://127.0.0.1:{ports['PORT_EVIDENTLY']}",
+        DOCKER_GID=str(Path("/var/run/docker.sock").stat().st_gid),
+    )
+    files = [
+        REPO_ROOT / "docker-compose.yml",
+        REPO_ROOT / "deploy" / "compose" / "docker-serving.yml",
+        REPO_ROOT / "deploy" / "compose" / "ci.yml",
+        session_override,
+    ]
+    running = Stack("mlops-stack-test", files, tmp_path / "stack.env", variables)
+    running.remove()  # what a killed earlier run left
+    try:
+        yield running
+    finally:
+        running.remove()
+
+
+class PeakMemory:
+    """The highest total resident memory of the stack, sampled with ``docker stats`` in a thread."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack, self.peak_mib, self.done = stack, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.done.wait(5):
+            self.peak_mib = max(self.peak_mib, sum(self.stack.memory_mib().values()))
+
+    def __enter__(self) -> PeakMemory:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=180)
+
+
+def launch_market_backfill(stack: Stack) -> None:
+    partitions = [f"{SESSION}|{ticker}" for ticker in TICKERS]
+    selector = {"partitionSetName": "market_daily_partition_set", "repositorySelector": LOCATION}
+    launched = stack.graphql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {"params": {"partitionNames": partitions, "selector": selector}},
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+
+def runs(stack: Stack) -> list[dict[str, Any]]:
+    return stack.graphql(RUNS)["runsOrError"]["results"]
+
+
+def wait_for_session(stack: Stack, timeout_s: float = 2400) -> list[dict[str, Any]]:
+    """Every run of the session, once the leaderboard of the session is materialized and no run is
+    queued or running; fails at the first failed run, naming it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        current = runs(stack)
+        failed = [run for run in current if run["status"] in {"FAILURE", "CANCELED"}]
+        assert not failed, (
+            f"failed runs: {failed}\n{stack.compose('logs', '--tail', '60', 'code-location')[-6000:]}"
+        )
+        ranked = stack.graphql(LEADERBOARD)["assetOrError"].get("assetMaterializations", [])
+        busy = [run for run in current if run["status"] not in {"SUCCESS"}]
+        if any(event["partition"] == str(SESSION) for event in ranked) and not busy:
+            return current
+        time.sleep(5)
+    raise AssertionError(f"the session did not finish in {timeout_s:.0f} s: {runs(stack)}")
+
+
+def mlflow_runs(stack: Stack) -> dict[str, str]:
+    """MLflow's runs (id: artifact URI), through the published port as a browser reaches it."""
+    base = f"{stack.url('PORT_MLFLOW')}/api/2.0/mlflow"
+    experiments = httpx.post(f"{base}/experiments/search", json={"max_results": 100}, timeout=30).json()
+    ids = [experiment["experiment_id"] for experiment in experiments["experiments"]]
+    found = httpx.post(f"{base}/runs/search", json={"experiment_ids": ids, "max_results": 500}, timeout=30)
+    return {run["info"]["run_id"]: run["info"]["artifact_uri"] for run in found.json().get("runs", [])}
+
+
+def s3_keys(stack: Stack, bucket: str) -> list[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.url("PORT_MINIO"),
+        aws_access_key_id=stack.variables["MINIO_ROOT_USER"],
+        aws_secret_access_key=stack.variables["MINIO_ROOT_PASSWORD"],
+        region_name="us-east-1",
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [entry["Key"] for page in pages for entry in page.get("Contents", [])]
+
+
+def served_predictions(stack: Stack) -> dict[str, float]:
+    """Per serving container on the compose network: predictions it served, read from its
+    /metrics by name from inside the code-location container (as the pipeline calls it)."""
+    names = docker_client(timeout_s=60)[0].containers.list(
+        filters={"network": NETWORK, "label": SERVING_LABEL}
+    )
+    served = {}
+    for container in names:
+        metrics = stack.exec_python(
+            "code-location",
+            "import urllib.request; print(urllib.request.urlopen("
+            f"'http://{container.name}:8000/metrics', timeout=10).read().decode())",
+        )
+        served[container.name] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("mlops_serving_rows_total")
+        )
+    return served
+
+
+def test_the_stack_runs_a_session_through_the_daemon_and_keeps_its_history(stack: Stack) -> None:
+    measured: dict[str, Any] = {}
+    try:
+        _session_and_history(stack, measured)
+    finally:
+        print(f"compose stack: {json.dumps(measured)}")
+
+
+def _session_and_history(stack: Stack, measured: dict[str, Any]) -> None:
+    measured["start_to_healthy_s"] = round(stack.up(), 1)
+    assert httpx.get(f"{stack.url('PORT_DAGSTER')}/server_info", timeout=30).status_code == 200
+    measured["idle_rss_mib"] = round(sum(stack.memory_mib().values()))
+
+    started = time.monotonic()
+    with PeakMemory(stack) as peak:
+        launch_market_backfill(stack)
+        session_runs = wait_for_session(stack)
+    measured["session_s"] = round(time.monotonic() - started, 1)
+    measured["session_peak_rss_mib"] = round(peak.peak_mib)
+    jobs = sorted(run["jobName"] for run in session_runs)
+    assert jobs.count("market_daily") == len(TICKERS), jobs
+    assert all(run["status"] == "SUCCESS" for run in session_runs)
+
+    tracked = mlflow_runs(stack)
+    assert tracked, "MLflow holds no run"
+    assert all(uri.startswith("mlflow-artifacts:/") for uri in tracked.values()), tracked
+    artifacts = s3_keys(stack, "mlflow")
+    assert any(run_id in key for run_id in tracked for key in artifacts), artifacts[:20]
+    assert any(key.startswith("store/") for key in s3_keys(stack, "dvc")), "DVC pushed nothing"
+    objects = s3_keys(stack, "mlops")
+    assert any(f"{SESSION}" in key for key in objects), objects[:20]
+
+    served = served_predictions(stack)
+    assert len(served) == 2 and all(rows >= 1 for rows in served.values()), served
+
+    stack.down()  # the serving containers carry the stack's label: gone with it, the network too
+    left = docker_client(timeout_s=60)[0].containers.list(
+        all=True, filters={"label": f"{PROJECT_LABEL}={stack.project}"}
+    )
+    assert left == [], [container.name for container in left]
+    measured["restart_to_healthy_s"] = round(stack.up(), 1)
+    assert {run["runId"] for run in runs(stack)} >= {run["runId"] for run in session_runs}
+    ranked = stack.graphql(LEADERBOARD)["assetOrError"]["assetMaterializations"]
+    assert any(event["partition"] == str(SESSION) for event in ranked), ranked
+    assert set(mlflow_runs(stack)) == set(tracked)

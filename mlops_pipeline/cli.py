@@ -325,6 +325,7 @@ def ui(
 ) -> None:
     """Start the Dagster webserver and daemon, and the evidently UI, on 127.0.0.1 (embedded instance)."""
     from mlops_pipeline.config.home import ensure_home
+    from mlops_pipeline.instance import open_instance
     from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
 
     # SIGTERM stops the UI as Ctrl-C does, from the first moment (children are started below).
@@ -332,6 +333,8 @@ def ui(
     settings = settings_or_exit()
     teams_or_exit(settings)
     ensure_home(settings)
+    with open_instance():  # its storage exists before the webserver, the daemon or a run opens it
+        pass
     env = dict(os.environ)
     children: list[subprocess.Popen] = []
     with contextlib.ExitStack() as stack, contextlib.suppress(KeyboardInterrupt):

@@ -35,6 +35,7 @@ from mlops_pipeline.assets.sessions import session_ticker_key
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_definitions
+from mlops_pipeline.instance import open_instance
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.processes import alive
 from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
@@ -323,7 +324,7 @@ def _run_sessions(
         defs = build_definitions(
             Platform(settings, platform.teams, platform.first_session, platform.last_session)
         )
-        instance = stack.enter_context(dg.DagsterInstance.get())
+        instance = stack.enter_context(open_instance())
         started = time.monotonic()
         for index, day in enumerate(days):
             steps = plan_steps(platform, day, teams or list(platform.teams), stages)

@@ -88,12 +88,11 @@ def import_command(
 def _record_in_dagster(settings: PlatformSettings, imported: list[SymbolImport]) -> list[str]:
     """Record each imported snapshot whose ticker and session are partitions on the Dagster instance;
     the partition keys recorded."""
-    import dagster as dg
-
     from mlops_pipeline.assets.market import record_imported_prices
     from mlops_pipeline.config.errors import ConfigError
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import load_platform
+    from mlops_pipeline.instance import open_instance
 
     try:
         platform = load_platform(settings)
@@ -101,7 +100,7 @@ def _record_in_dagster(settings: PlatformSettings, imported: list[SymbolImport])
         return []  # the teams do not load: nothing is partitioned yet
     ensure_home(settings)
     recorded = []
-    with dg.DagsterInstance.get() as instance:
+    with open_instance() as instance:
         for outcome in imported:
             session = outcome.last_date
             if session is None or outcome.symbol not in platform.tickers:

@@ -26,6 +26,7 @@ import dagster as dg
 import pytest
 from _net import free_port
 
+from mlops_pipeline.instance import open_instance
 from mlops_pipeline.processes import alive
 
 SESSION = date(2024, 3, 27)  # the sandbox's today: the session whose orders go to the broker
@@ -191,9 +192,7 @@ def wait_until(
 
 @contextlib.contextmanager
 def instance_at(home: Path) -> Iterator[dg.DagsterInstance]:
-    from dagster._core.instance.ref import InstanceRef
-
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home / "dagster"))) as instance:
+    with open_instance(home / "dagster") as instance:
         yield instance
 
 

@@ -42,7 +42,11 @@ class PlatformSettings(BaseSettings):
     """Where everything lives and which services are used. Defaults are the embedded, offline mode."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MLOPS_", extra="ignore", populate_by_name=True, validate_default=True
+        env_prefix="MLOPS_",
+        env_ignore_empty=True,  # an empty variable (`KEY=` in .env, `${KEY:-}` in compose) keeps the default
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
     )
 
     project_dir: Path = Field(default_factory=default_project_dir)

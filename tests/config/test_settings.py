@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.sandbox.defaults import DEFAULT_PORT
 
 
 def test_embedded_defaults_live_under_home(isolated_env: Path) -> None:
@@ -44,6 +45,16 @@ def test_dotenv_file_is_read_and_environment_wins(project: Path, monkeypatch: py
     settings = load_settings()
     assert settings.sandbox_port == 9911
     assert settings.s3_bucket == "from-env"
+
+
+def test_empty_values_keep_the_defaults(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As .env.example promises: `KEY=` in .env, or a variable compose sets from an unset one."""
+    (project / ".env").write_text("MLOPS_SANDBOX_TODAY=\nMLOPS_SANDBOX_PORT=\n", encoding="utf-8")
+    monkeypatch.setenv("MLOPS_STORAGE", "")
+    settings = load_settings()
+    assert settings.sandbox_today is None
+    assert settings.sandbox_port == DEFAULT_PORT
+    assert settings.storage == "local"
 
 
 def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:

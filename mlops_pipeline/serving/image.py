@@ -172,17 +172,24 @@ def ensure_image(
     base_image: str = DEFAULT_BASE_IMAGE,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> str:
-    """The serving image's tag, building it unless an image with the same content exists.
-    ``progress`` receives one line per build step ("step 3/9: RUN pip install ..."). Raises
-    :class:`ImageUnavailableError` when the image cannot be built here, with the reason."""
+    """The serving image's tag, building it unless an image with the same content exists. Older
+    serving images are removed once no container uses them. ``progress`` receives one line per
+    build step ("step 3/9: RUN pip install ..."). Raises :class:`ImageUnavailableError` when the
+    image cannot be built here, with the reason."""
     import docker.errors
 
     tag = image_tag(base_image)
     try:
         client.images.get(tag)
-        return tag
     except docker.errors.ImageNotFound:
-        pass
+        _build_image(client, cache_dir, tag, base_image, progress)
+    _remove_other_tags(client, IMAGE_REPOSITORY, keep=tag)
+    return tag
+
+
+def _build_image(
+    client: Any, cache_dir: Path, tag: str, base_image: str, progress: Callable[[str], None]
+) -> None:
     ensure_base_image(client, base_image)
     progress(f"building the serving image {tag} from {base_image}: downloading its wheels")
     wheelhouse = ensure_wheelhouse(cache_dir)
@@ -192,13 +199,21 @@ def ensure_image(
         # The dependency stage is kept under its own tag: a code change rebuilds only the code layers.
         _build(client, context, deps_tag, base_image, progress, target="build")
         _build(client, context, tag, base_image, progress)
-    for stale in client.images.list(name=DEPS_REPOSITORY):  # only the current dependency stage is kept
-        for stale_tag in stale.tags:
-            if stale_tag != deps_tag:
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(stale_tag)
     findings = audit_image(client, tag)
     if findings:
         client.images.remove(tag, force=True)
         raise RuntimeError(f"refusing image {tag}: it holds secrets: {'; '.join(findings)}")
-    return tag
+    _remove_other_tags(client, DEPS_REPOSITORY, keep=deps_tag)
+
+
+def _remove_other_tags(client: Any, repository: str, keep: str) -> None:
+    """Only the current image of ``repository`` is kept, so that builds do not fill the disk; an
+    older one that a container still uses (the server a swap replaces) stays until a later call
+    finds it unused."""
+    import docker.errors
+
+    for image in client.images.list(name=repository):
+        for stale_tag in image.tags:
+            if stale_tag != keep:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(stale_tag)

@@ -216,6 +216,30 @@ def test_image_audit_finds_baked_secrets(docker, tmp_path) -> None:
     assert "file /app/.env" in findings
 
 
+def test_older_serving_images_are_removed_once_no_container_uses_them(
+    docker, image: str, tmp_path: Path
+) -> None:
+    from mlops_pipeline.serving.image import IMAGE_REPOSITORY, ensure_image
+
+    def older(name: str) -> str:  # an image of its own, as an earlier version's build leaves one
+        (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nLABEL probe={name}\n")
+        tag = f"{IMAGE_REPOSITORY}:{name}-{secrets.token_hex(3)}"
+        docker.images.build(path=str(tmp_path), tag=tag, network_mode="none", rm=True)
+        return tag
+
+    unused, in_use = older("unused"), older("in-use")
+    container = docker.containers.create(in_use, command=["true"])
+    try:
+        assert ensure_image(docker, IMAGE_CACHE, BASE_IMAGE) == image
+        tags = {tag for kept in docker.images.list(name=IMAGE_REPOSITORY) for tag in kept.tags}
+        assert image in tags and in_use in tags  # the current one, and one a container still uses
+        assert unused not in tags
+    finally:
+        container.remove(force=True)
+    ensure_image(docker, IMAGE_CACHE, BASE_IMAGE)
+    assert [kept.tags for kept in docker.images.list(name=IMAGE_REPOSITORY)] == [[image]]
+
+
 def test_auto_says_why_it_serves_from_a_process_when_no_image_can_be_had(docker, tmp_path: Path) -> None:
     from mlops_pipeline.serving.deployment import select_launcher
 

@@ -23,6 +23,7 @@ from typing import Any
 from mlops_pipeline.serving.version import PACKAGE_DIR
 
 IMAGE_REPOSITORY = "mlops-serving"
+SPARE_IMAGES = 2  # older serving images kept besides the current one
 DEPS_REPOSITORY = "mlops-serving-deps"  # the dependency stage, reused while requirements are unchanged
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 REQUIREMENTS = PACKAGE_DIR / "image-requirements.txt"
@@ -172,10 +173,10 @@ def ensure_image(
     base_image: str = DEFAULT_BASE_IMAGE,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> str:
-    """The serving image's tag, building it unless an image with the same content exists. Older
-    serving images are removed once no container uses them. ``progress`` receives one line per
-    build step ("step 3/9: RUN pip install ..."). Raises :class:`ImageUnavailableError` when the
-    image cannot be built here, with the reason."""
+    """The serving image's tag, building it unless an image with the same content exists (a build
+    then removes the older versions' images, see :func:`prune_images`). ``progress`` receives one
+    line per build step ("step 3/9: RUN pip install ..."). Raises :class:`ImageUnavailableError`
+    when the image cannot be built here, with the reason."""
     import docker.errors
 
     tag = image_tag(base_image)
@@ -183,7 +184,7 @@ def ensure_image(
         client.images.get(tag)
     except docker.errors.ImageNotFound:
         _build_image(client, cache_dir, tag, base_image, progress)
-    _remove_other_tags(client, IMAGE_REPOSITORY, keep=tag)
+        prune_images(client, IMAGE_REPOSITORY, keep=tag)
     return tag
 
 
@@ -203,17 +204,18 @@ def _build_image(
     if findings:
         client.images.remove(tag, force=True)
         raise RuntimeError(f"refusing image {tag}: it holds secrets: {'; '.join(findings)}")
-    _remove_other_tags(client, DEPS_REPOSITORY, keep=deps_tag)
+    prune_images(client, DEPS_REPOSITORY, keep=deps_tag, spare=0)
 
 
-def _remove_other_tags(client: Any, repository: str, keep: str) -> None:
-    """Only the current image of ``repository`` is kept, so that builds do not fill the disk; an
-    older one that a container still uses (the server a swap replaces) stays until a later call
-    finds it unused."""
+def prune_images(client: Any, repository: str, keep: str, spare: int = SPARE_IMAGES) -> None:
+    """Remove the images of ``repository`` but ``keep`` and the ``spare`` newest others (another
+    checkout's version, or the one to roll back to), so that builds do not fill the disk. An image
+    a container still uses (the server a swap replaces) is never removed."""
     import docker.errors
 
-    for image in client.images.list(name=repository):
+    others = [image for image in client.images.list(name=repository) if keep not in image.tags]
+    others.sort(key=lambda image: image.attrs["Created"], reverse=True)
+    for image in others[spare:]:
         for stale_tag in image.tags:
-            if stale_tag != keep:
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(stale_tag)
+            with contextlib.suppress(docker.errors.APIError):  # in use: kept
+                client.images.remove(stale_tag)

@@ -216,10 +216,8 @@ def test_image_audit_finds_baked_secrets(docker, tmp_path) -> None:
     assert "file /app/.env" in findings
 
 
-def test_older_serving_images_are_removed_once_no_container_uses_them(
-    docker, image: str, tmp_path: Path
-) -> None:
-    from mlops_pipeline.serving.image import IMAGE_REPOSITORY, ensure_image
+def test_a_build_keeps_the_newest_older_images_and_those_in_use(docker, image: str, tmp_path: Path) -> None:
+    from mlops_pipeline.serving.image import IMAGE_REPOSITORY, prune_images
 
     def older(name: str) -> str:  # an image of its own, as an earlier version's build leaves one
         (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nLABEL probe={name}\n")
@@ -227,17 +225,22 @@ def test_older_serving_images_are_removed_once_no_container_uses_them(
         docker.images.build(path=str(tmp_path), tag=tag, network_mode="none", rm=True)
         return tag
 
-    unused, in_use = older("unused"), older("in-use")
+    def tags() -> set[str]:
+        return {tag for kept in docker.images.list(name=IMAGE_REPOSITORY) for tag in kept.tags}
+
+    in_use, oldest, newer, newest = (older(name) for name in ("in-use", "oldest", "newer", "newest"))
     container = docker.containers.create(in_use, command=["true"])
     try:
-        assert ensure_image(docker, IMAGE_CACHE, BASE_IMAGE) == image
-        tags = {tag for kept in docker.images.list(name=IMAGE_REPOSITORY) for tag in kept.tags}
-        assert image in tags and in_use in tags  # the current one, and one a container still uses
-        assert unused not in tags
+        prune_images(docker, IMAGE_REPOSITORY, keep=image, spare=2)
+        assert {image, in_use, newer, newest} <= tags()
+        assert oldest not in tags()
+        prune_images(docker, IMAGE_REPOSITORY, keep=image, spare=0)
+        assert {image, in_use} <= tags()  # the current one, and the one a container still uses
+        assert not {newer, newest} & tags()
     finally:
         container.remove(force=True)
-    ensure_image(docker, IMAGE_CACHE, BASE_IMAGE)
-    assert [kept.tags for kept in docker.images.list(name=IMAGE_REPOSITORY)] == [[image]]
+    prune_images(docker, IMAGE_REPOSITORY, keep=image, spare=0)
+    assert image in tags() and in_use not in tags()
 
 
 def test_auto_says_why_it_serves_from_a_process_when_no_image_can_be_had(docker, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from mlops_pipeline.serving.launch_docker import COMPOSE_PROJECT_LABEL as PROJECT_LABEL
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NETWORK = "mlops-platform"  # docker-compose.yml names it; serving containers join it
 BUNDLES_VOLUME = "mlops-serving-bundles"
@@ -107,15 +109,26 @@ class Stack:
         return self.compose("exec", "-T", service, "python", "-c", code, timeout_s=120)
 
     def running(self) -> list[str]:
-        """The stack's running containers and the serving containers on its network."""
-        names = []
-        for selector in (f"label=com.docker.compose.project={self.project}", f"network={NETWORK}"):
-            listed = subprocess.run(
-                ["docker", "ps", "--quiet", "--filter", selector],
-                capture_output=True, text=True, check=True,
-            ).stdout.split()  # fmt: skip
-            names += [name for name in listed if name not in names]
-        return names
+        """The stack's running containers, the serving containers it launched among them (they
+        carry its project label)."""
+        return subprocess.run(
+            ["docker", "ps", "--quiet", "--filter", f"label={PROJECT_LABEL}={self.project}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+
+    def foreign_owner(self) -> str | None:
+        """The other compose project (or "no project") that holds the network or the bundles
+        volume whose names docker-compose.yml fixes, if any: the stack cannot start beside it, and
+        removing them would take them from it."""
+        for kind, name in (("network", NETWORK), ("volume", BUNDLES_VOLUME)):
+            found = subprocess.run(
+                ["docker", kind, "inspect", "--format", f"{{{{index .Labels \"{PROJECT_LABEL}\"}}}}", name],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            owner = found.stdout.strip()
+            if found.returncode == 0 and owner != self.project:
+                return f"{kind} {name} of {owner or 'no compose project'}"
+        return None
 
     def memory_mib(self) -> dict[str, float]:
         """Resident memory of every running container of the stack, by name (``docker stats``)."""
@@ -137,7 +150,7 @@ class Stack:
         """Everything the stack made, even after a failure: containers (its own and the serving
         containers it launched), volumes and its network. Images are kept."""
         serving = subprocess.run(
-            ["docker", "ps", "--all", "--quiet", "--filter", f"network={NETWORK}",
+            ["docker", "ps", "--all", "--quiet", "--filter", f"label={PROJECT_LABEL}={self.project}",
              "--filter", f"label={SERVING_LABEL}"],
             capture_output=True, text=True, check=False,
         ).stdout.split()  # fmt: skip

@@ -129,8 +129,9 @@ def _build(repository: str, tag: str, context: str, wheels: bool) -> None:
     listed = ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository]
     images = subprocess.run(listed, capture_output=True, text=True, check=False).stdout.split()
     stale = [name for name in images if name != tag]
-    if stale:  # only the current image of each repository (the platform's is 3+ GB) is kept
-        subprocess.run(["docker", "image", "rm", "--force", *stale], capture_output=True, check=False)
+    if stale:  # only the current image of each repository (the platform's is 3+ GB) and those
+        # a container still uses are kept
+        subprocess.run(["docker", "image", "rm", *stale], capture_output=True, check=False)
 
 
 def platform_image() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,35 +12,41 @@ from mlops_pipeline.instance import open_instance
 
 pytestmark = pytest.mark.integration  # several Python processes
 
-OPEN_AND_COUNT_RUNS = """
-import sys, time
+PROCESSES = 4
+# Imports Dagster, says so, then opens the instance when told to (a line on stdin).
+OPEN_WHEN_TOLD = """
+import sys
 from pathlib import Path
 from mlops_pipeline.instance import open_instance
-start = float(sys.argv[2])
-while time.time() < start:
-    pass
+print("ready", flush=True)
+sys.stdin.readline()
 with open_instance(Path(sys.argv[1])) as instance:
     print(len(instance.get_runs()))
 """
 
 
 def test_processes_opening_a_fresh_home_at_once_all_succeed(tmp_path: Path) -> None:
-    homes = [tmp_path / f"home-{attempt}" for attempt in range(3)]
-    for home in homes:
+    for attempt in range(3):
+        home = tmp_path / f"home-{attempt}"
         home.mkdir()
-    for home in homes:
-        start = time.time() + 4.0  # after every interpreter has imported dagster
         processes = [
             subprocess.Popen(
-                [sys.executable, "-c", OPEN_AND_COUNT_RUNS, str(home), str(start)],
+                [sys.executable, "-c", OPEN_WHEN_TOLD, str(home)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for _ in range(4)
+            for _ in range(PROCESSES)
         ]
-        results = [process.communicate(timeout=120) for process in processes]
-        for (out, err), process in zip(results, processes, strict=True):
+        for process in processes:  # every one has imported Dagster: the openings start together
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        for process in processes:
+            out, err = process.communicate(timeout=120)
             assert process.returncode == 0, err
             assert out.strip() == "0"
         with open_instance(home) as instance:

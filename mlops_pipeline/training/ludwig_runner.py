@@ -124,9 +124,12 @@ def train_model(config: dict[str, Any], frame: pd.DataFrame, work_dir: Path) -> 
 
     torch.manual_seed(SEED)
     # Ludwig's preprocessing lock of an in-memory frame lives in its cache folder, by default the
-    # working directory, which a container's user may not write (and runs would share).
+    # working directory, which a container's user may not write (and runs would share). A Ray
+    # cluster's workers keep their own default: this folder is on the driver.
     work_dir.mkdir(parents=True, exist_ok=True)
-    backend = {"type": training_backend(), "cache_dir": str(work_dir)}
+    backend: dict[str, Any] = {"type": training_backend()}
+    if backend["type"] == "local":
+        backend["cache_dir"] = str(work_dir)
     model = api.LudwigModel(training_config(config), logging_level=logging.WARNING, backend=backend)
     train_stats, _, _ = model.train(
         dataset=with_chronological_split(frame),

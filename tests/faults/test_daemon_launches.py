@@ -123,6 +123,7 @@ def slow_broker(fault_home: FaultHome) -> Iterator[FaultProxy]:
     each new order ``ORDER_DELAY_S`` late."""
     proxy = FaultProxy(f"http://127.0.0.1:{fault_home.sandbox_port}")
     proxy.add(Rule("/v2/orders", method="POST", delay_s=ORDER_DELAY_S, times=None))
+    shipped = dict(fault_home.settings)
     fault_home.settings.update(
         MLOPS_BROKER="alpaca",
         MLOPS_ALPACA_URL=proxy.url,
@@ -132,6 +133,8 @@ def slow_broker(fault_home: FaultHome) -> Iterator[FaultProxy]:
     try:
         yield proxy
     finally:
+        fault_home.settings.clear()
+        fault_home.settings.update(shipped)
         proxy.stop()
 
 
@@ -178,6 +181,7 @@ def test_a_sensor_launch_and_a_ui_launch_of_the_same_orders_place_one_set(
     steps = _orders_steps(fault_home, [by_sensor, clicked])
     (_, first_done, _), (second_start, _, second_blocked) = sorted(steps.values())
     assert second_start >= first_done, f"both orders steps traded at once: {steps}"
+    assert second_blocked, f"the runs never contended for the pool, so this proves nothing: {steps}"
     orders = broker_orders(fault_home.home)
     assert orders and {day for *_, day in orders} == {SESSION_KEY}, orders
     assert slow_broker.count("POST", "/v2/orders") >= len(orders)  # the orders went through the slow broker

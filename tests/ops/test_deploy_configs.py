@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_pipeline.config.home import FREE_SLOTS_AFTER_RUN_END_S
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"POSTGRES_USER": "mlops", "POSTGRES_PASSWORD": "x" * 12, "MINIO_ROOT_USER": "mlops",
            "MINIO_ROOT_PASSWORD": "y" * 12, "MLOPS_EVIDENTLY_SECRET": "z" * 12}  # fmt: skip
@@ -108,3 +110,7 @@ def test_instance_configs_and_their_run_launchers_validate(
     launcher_class = getattr(importlib.import_module(module), launcher["class"])
     result = process_config(launcher_class.config_type(), launcher.get("config") or {})
     assert result.success, [error.message for error in result.errors or []]
+    # one step at a time per pool, and a dead run's slots freed (else its team never trades again)
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] == FREE_SLOTS_AFTER_RUN_END_S

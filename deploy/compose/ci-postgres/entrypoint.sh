@@ -14,8 +14,13 @@ if [ -n "$missing" ]; then
   exit 64
 fi
 
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
+# The marker is written last: a folder without it is a start that failed midway, made again.
+initialised="$PGDATA/.initialised"
+if [ ! -e "$initialised" ]; then
+  mkdir -p "$PGDATA"
+  find "$PGDATA" -mindepth 1 -delete
   password_file="$(mktemp)"
+  trap 'rm -f "$password_file"' EXIT
   printf '%s\n' "$POSTGRES_PASSWORD" >"$password_file"
   initdb --username="$POSTGRES_USER" --pwfile="$password_file" --auth-local=trust \
     --auth-host=scram-sha-256 --encoding=UTF8 >/dev/null
@@ -30,6 +35,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     sh "$script"
   done
   pg_ctl --silent --wait --mode=fast stop
+  touch "$initialised"
 fi
 
 exec postgres -c listen_addresses='*'

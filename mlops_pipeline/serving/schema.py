@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,15 @@ class ModelSchema:
     inputs: list[InputSpec]
     outputs: list[OutputSpec]
 
-    @property
+    @cached_property
     def input_names(self) -> list[str]:
         return [spec.name for spec in self.inputs]
 
-    @property
+    @cached_property
+    def input_set(self) -> frozenset[str]:
+        return frozenset(self.input_names)
+
+    @cached_property
     def output_columns(self) -> list[OutputColumn]:
         return [column for spec in self.outputs for column in output_columns(spec)]
 
@@ -149,11 +154,10 @@ def validate_columns(
     missing = [name for name in schema.input_names if name not in columns]
     errors.extend(FieldError(name, "missing") for name in missing)
     if not allow_extra:
-        known = set(schema.input_names)
         errors.extend(
             FieldError(name, "not an input of this model (out of schema)")
             for name in columns
-            if name not in known
+            if name not in schema.input_set
         )
     numbers = [
         spec.name
@@ -188,7 +192,7 @@ def _clean_numbers(names: list[str], columns: Mapping[str, Sequence[Any]]) -> di
         return {}
     if matrix.ndim != 2 or not _in_float32_range(matrix):
         return {}
-    if any(_has_bool(columns[name]) for name in names):
+    if any(type(value) is bool for name in names for value in columns[name]):
         return {}
     return dict(zip(names, matrix, strict=True))
 
@@ -242,7 +246,7 @@ def _check_number(spec: InputSpec, values: Sequence[Any]) -> tuple[np.ndarray, l
 
 
 def _in_float32_range(column: np.ndarray) -> bool:
-    return bool((np.abs(column) <= FLOAT32_MAX).all())  # False for NaN and inf too
+    return column.size == 0 or bool(np.abs(column).max() <= FLOAT32_MAX)  # False for NaN and inf too
 
 
 def _has_bool(values: Sequence[Any]) -> bool:

@@ -263,26 +263,28 @@ def _plain_series(spec: InputSpec, values: Sequence[Any]) -> np.ndarray | list[s
     what the model's parser takes). Rows of the model's full length come back as a float matrix
     (the model's preprocessing then skips its own text parsing); shorter rows as the text itself.
     ``None`` when any value needs the row-by-row check (lists, other spellings, errors)."""
-    if not all(isinstance(value, str) for value in values):
+    if not values or not all(isinstance(value, str) for value in values):
         return None
     joined = " ".join(values)
     if joined.translate(_NOT_NUMERIC):
         return None
-    counts = np.fromiter((value.count(" ") + 1 for value in values), dtype=np.int64, count=len(values))
+    counts = [value.count(" ") + 1 for value in values]
+    longest = max(counts)
+    if spec.max_length and longest > spec.max_length:
+        return None
     try:
         numbers = np.asarray(orjson.loads(f"[{joined.replace(' ', ',')}]"), dtype=np.float64)
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None  # empty rows, doubled spaces, other spellings: the row-by-row check names them
-    if (
-        numbers.ndim != 1
-        or len(numbers) != counts.sum()
-        or (spec.max_length and counts.max() > spec.max_length)
-    ):
+    if numbers.ndim != 1 or len(numbers) != sum(counts):
         return None
     magnitude = np.abs(numbers)
-    if not (magnitude <= FLOAT32_MAX).all() or ((magnitude < sys.float_info.min) & (numbers != 0)).any():
+    if not magnitude.max() <= FLOAT32_MAX:
         return None
-    if spec.max_length and (counts == spec.max_length).all():
+    tiny = np.count_nonzero(magnitude < sys.float_info.min)  # zeros, or subnormals the model refuses
+    if tiny and tiny != np.count_nonzero(numbers == 0):
+        return None
+    if spec.max_length and min(counts) == longest == spec.max_length:
         return numbers.reshape(len(values), spec.max_length)
     return list(values)
 

@@ -73,6 +73,10 @@ class ModelSchema:
         return [spec.name for spec in self.inputs]
 
     @cached_property
+    def number_inputs(self) -> list[str]:
+        return [spec.name for spec in self.inputs if spec.type == "number"]
+
+    @cached_property
     def input_set(self) -> frozenset[str]:
         return frozenset(self.input_names)
 
@@ -150,23 +154,16 @@ def validate_columns(
     ``allow_extra`` keeps ``ludwig serve``'s leniency towards fields the model does not use (the
     form and split endpoints); the JSON API refuses them as out of schema.
     """
-    errors: list[FieldError] = []
-    missing = [name for name in schema.input_names if name not in columns]
-    errors.extend(FieldError(name, "missing") for name in missing)
+    errors = [FieldError(name, "missing") for name in schema.input_names if name not in columns]
     if not allow_extra:
         errors.extend(
             FieldError(name, "not an input of this model (out of schema)")
             for name in columns
             if name not in schema.input_set
         )
-    numbers = [
-        spec.name
-        for spec in schema.inputs
-        if spec.type == "number" and spec.name in columns and len(columns[spec.name]) == n_rows
-    ]
-    valid: Columns = _clean_numbers(numbers, columns)
+    valid: Columns = _clean_numbers(schema.number_inputs, columns, n_rows)
     for spec in schema.inputs:
-        if spec.name in missing or spec.name in valid:
+        if spec.name in valid or spec.name not in columns:
             continue
         values = columns[spec.name]
         if len(values) != n_rows:
@@ -181,16 +178,19 @@ def validate_columns(
     return valid
 
 
-def _clean_numbers(names: list[str], columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
-    """Every number column at once when all are clean (one conversion, one range check: a request's
-    cost does not grow with its column count); empty when any needs the column-by-column check."""
+def _clean_numbers(
+    names: list[str], columns: Mapping[str, Sequence[Any]], n_rows: int
+) -> dict[str, np.ndarray]:
+    """Every number column at once when all are present and clean (one conversion, one range
+    check: a request's cost does not grow with its column count); empty when any needs the
+    column-by-column check."""
     if not names:
         return {}
     try:
         matrix = np.array([columns[name] for name in names], dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return {}
-    if matrix.ndim != 2 or not _in_float32_range(matrix):
+    if matrix.shape != (len(names), n_rows) or not _in_float32_range(matrix):
         return {}
     if any(type(value) is bool for name in names for value in columns[name]):
         return {}

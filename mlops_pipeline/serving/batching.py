@@ -16,6 +16,7 @@ row's prediction is the same alone or in a batch.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,13 +34,14 @@ class _Pending:
     columns: Columns
     rows: int
     future: asyncio.Future[Predictions]
+    form: tuple[int, ...]  # only requests of the same form share a pass (see ``_form``)
 
 
 class MicroBatcher:
     def __init__(self, model: InferenceModel, max_rows: int = DEFAULT_MAX_ROWS) -> None:
         self.model = model
         self.max_rows = max_rows
-        self._queue: list[_Pending] = []
+        self._queue: deque[_Pending] = deque()
         self._draining = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
@@ -47,7 +49,7 @@ class MicroBatcher:
 
     async def predict(self, columns: Columns, rows: int) -> Predictions:
         loop = asyncio.get_running_loop()
-        pending = _Pending(columns, rows, loop.create_future())
+        pending = _Pending(columns, rows, loop.create_future(), _form(columns))
         self._queue.append(pending)
         if not self._draining:
             self._draining = True
@@ -57,15 +59,12 @@ class MicroBatcher:
     def _take(self) -> list[_Pending]:
         """The queued requests of the next pass: at least one, then as many as fit in ``max_rows``
         whose columns have the same form (a parsed series matrix or text) as the first one's."""
-        taken = [self._queue.pop(0)]
-        rows, form = taken[0].rows, _form(taken[0].columns)
-        while (
-            self._queue
-            and rows + self._queue[0].rows <= self.max_rows
-            and _form(self._queue[0].columns) == form
-        ):
-            rows += self._queue[0].rows
-            taken.append(self._queue.pop(0))
+        queue = self._queue
+        taken = [queue.popleft()]
+        rows, form = taken[0].rows, taken[0].form
+        while queue and rows + queue[0].rows <= self.max_rows and queue[0].form == form:
+            rows += queue[0].rows
+            taken.append(queue.popleft())
         return taken
 
     async def _execute(self, batch: list[_Pending]) -> list[Predictions]:

@@ -73,6 +73,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        proxy_headers=False,  # nothing uses the client's address: skip parsing X-Forwarded-*
         log_level="warning",
         timeout_graceful_shutdown=10,
     )

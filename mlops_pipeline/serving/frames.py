@@ -42,8 +42,9 @@ def from_split(columns: Sequence[str], data: Sequence[Sequence[Any]], field: str
     """A pandas "split" frame (rows already checked to be as wide as ``columns``)."""
     if len(set(columns)) != len(columns):
         raise field_error(422, f"{field}.columns", "duplicate column names", "invalid")
-    values = {name: [row[position] for row in data] for position, name in enumerate(columns)}
-    return InputFrame(values, len(data), field)
+    if not data:
+        return InputFrame({name: [] for name in columns}, 0, field)
+    return InputFrame(dict(zip(columns, map(list, zip(*data, strict=True)), strict=True)), len(data), field)
 
 
 def from_records(records: Sequence[Mapping[str, Any]], field: str) -> InputFrame:

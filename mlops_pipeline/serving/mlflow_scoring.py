@@ -8,7 +8,7 @@ more than one model loaded, ``?model=<name>`` chooses one.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import metadata
 from typing import Any
 
@@ -28,7 +28,7 @@ from mlops_pipeline.serving.frames import (
 )
 from mlops_pipeline.serving.openapi import Body, Operation, OperationDoc, example_row
 from mlops_pipeline.serving.schema import ModelSchema
-from mlops_pipeline.serving.server import Server
+from mlops_pipeline.serving.server import Server, model_query
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -59,6 +59,7 @@ def mlflow_version() -> str:
     return "unknown"
 
 
+@lru_cache(maxsize=64)
 def media_type(header: str | None) -> str:
     """``application/json`` or ``text/csv`` from a Content-Type header (JSON when there is none)."""
     if not header:
@@ -95,7 +96,7 @@ def _csv_example(schema: ModelSchema) -> str:
 
 def routes(server: Server) -> list[Operation]:
     async def invocations(request: Request) -> tuple[Any, str, int]:
-        served = server.pick_model(request.query_params.get("model"))
+        served = server.pick_model(model_query(request))
         kind = media_type(request.headers.get("content-type"))
         if kind == CSV:
             frame = from_csv(await server.read_body(request))

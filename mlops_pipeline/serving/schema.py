@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,19 @@ class ModelSchema:
     inputs: list[InputSpec]
     outputs: list[OutputSpec]
 
-    @property
+    @cached_property
     def input_names(self) -> list[str]:
         return [spec.name for spec in self.inputs]
 
-    @property
+    @cached_property
+    def number_inputs(self) -> list[str]:
+        return [spec.name for spec in self.inputs if spec.type == "number"]
+
+    @cached_property
+    def input_set(self) -> frozenset[str]:
+        return frozenset(self.input_names)
+
+    @cached_property
     def output_columns(self) -> list[OutputColumn]:
         return [column for spec in self.outputs for column in output_columns(spec)]
 
@@ -145,24 +154,16 @@ def validate_columns(
     ``allow_extra`` keeps ``ludwig serve``'s leniency towards fields the model does not use (the
     form and split endpoints); the JSON API refuses them as out of schema.
     """
-    errors: list[FieldError] = []
-    missing = [name for name in schema.input_names if name not in columns]
-    errors.extend(FieldError(name, "missing") for name in missing)
+    errors = [FieldError(name, "missing") for name in schema.input_names if name not in columns]
     if not allow_extra:
-        known = set(schema.input_names)
         errors.extend(
             FieldError(name, "not an input of this model (out of schema)")
             for name in columns
-            if name not in known
+            if name not in schema.input_set
         )
-    numbers = [
-        spec.name
-        for spec in schema.inputs
-        if spec.type == "number" and spec.name in columns and len(columns[spec.name]) == n_rows
-    ]
-    valid: Columns = _clean_numbers(numbers, columns)
+    valid: Columns = _clean_numbers(schema.number_inputs, columns, n_rows)
     for spec in schema.inputs:
-        if spec.name in missing or spec.name in valid:
+        if spec.name in valid or spec.name not in columns:
             continue
         values = columns[spec.name]
         if len(values) != n_rows:
@@ -177,18 +178,21 @@ def validate_columns(
     return valid
 
 
-def _clean_numbers(names: list[str], columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
-    """Every number column at once when all are clean (one conversion, one range check: a request's
-    cost does not grow with its column count); empty when any needs the column-by-column check."""
+def _clean_numbers(
+    names: list[str], columns: Mapping[str, Sequence[Any]], n_rows: int
+) -> dict[str, np.ndarray]:
+    """Every number column at once when all are present and clean (one conversion, one range
+    check: a request's cost does not grow with its column count); empty when any needs the
+    column-by-column check."""
     if not names:
         return {}
     try:
         matrix = np.array([columns[name] for name in names], dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return {}
-    if matrix.ndim != 2 or not _in_float32_range(matrix):
+    if matrix.shape != (len(names), n_rows) or not _in_float32_range(matrix):
         return {}
-    if any(_has_bool(columns[name]) for name in names):
+    if any(type(value) is bool for name in names for value in columns[name]):
         return {}
     return dict(zip(names, matrix, strict=True))
 
@@ -242,7 +246,7 @@ def _check_number(spec: InputSpec, values: Sequence[Any]) -> tuple[np.ndarray, l
 
 
 def _in_float32_range(column: np.ndarray) -> bool:
-    return bool((np.abs(column) <= FLOAT32_MAX).all())  # False for NaN and inf too
+    return column.size == 0 or bool(np.abs(column).max() <= FLOAT32_MAX)  # False for NaN and inf too
 
 
 def _has_bool(values: Sequence[Any]) -> bool:
@@ -259,26 +263,28 @@ def _plain_series(spec: InputSpec, values: Sequence[Any]) -> np.ndarray | list[s
     what the model's parser takes). Rows of the model's full length come back as a float matrix
     (the model's preprocessing then skips its own text parsing); shorter rows as the text itself.
     ``None`` when any value needs the row-by-row check (lists, other spellings, errors)."""
-    if not all(isinstance(value, str) for value in values):
+    if not values or not all(isinstance(value, str) for value in values):
         return None
     joined = " ".join(values)
     if joined.translate(_NOT_NUMERIC):
         return None
-    counts = np.fromiter((value.count(" ") + 1 for value in values), dtype=np.int64, count=len(values))
+    counts = [value.count(" ") + 1 for value in values]
+    longest = max(counts)
+    if spec.max_length and longest > spec.max_length:
+        return None
     try:
         numbers = np.asarray(orjson.loads(f"[{joined.replace(' ', ',')}]"), dtype=np.float64)
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None  # empty rows, doubled spaces, other spellings: the row-by-row check names them
-    if (
-        numbers.ndim != 1
-        or len(numbers) != counts.sum()
-        or (spec.max_length and counts.max() > spec.max_length)
-    ):
+    if numbers.ndim != 1 or len(numbers) != sum(counts):
         return None
     magnitude = np.abs(numbers)
-    if not (magnitude <= FLOAT32_MAX).all() or ((magnitude < sys.float_info.min) & (numbers != 0)).any():
+    if not magnitude.max() <= FLOAT32_MAX:
         return None
-    if spec.max_length and (counts == spec.max_length).all():
+    tiny = np.count_nonzero(magnitude < sys.float_info.min)  # zeros, or subnormals the model refuses
+    if tiny and tiny != np.count_nonzero(numbers == 0):
+        return None
+    if spec.max_length and min(counts) == longest == spec.max_length:
         return numbers.reshape(len(values), spec.max_length)
     return list(values)
 

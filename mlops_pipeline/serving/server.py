@@ -41,6 +41,11 @@ def json_response(content: Any, status: int = 200) -> Response:
     )
 
 
+def model_query(request: Request) -> str | None:
+    """The ``?model=`` of a request (its query string is parsed only when there is one)."""
+    return request.query_params.get("model") if request.scope["query_string"] else None
+
+
 def default_error_body(error: HTTPError) -> dict[str, Any]:
     return {"error": error.message, "details": error.details}
 
@@ -140,7 +145,7 @@ class Server:
 
         async def wrapped(request: Request) -> Response:
             start = time.perf_counter()
-            model_name = request.path_params.get("name") or request.query_params.get("model")
+            model_name = request.path_params.get("name") or model_query(request)
             if model_name is None and len(self.registry.models) == 1:
                 model_name = next(iter(self.registry.models))
             if model_name not in self.registry.models:  # never a label from unchecked input
@@ -160,7 +165,7 @@ class Server:
                 response = json_response(error_body(failure), 500)
             elapsed = time.perf_counter() - start
             self.metrics.observe(name, model_name, response.status_code, elapsed, rows)
-            response.headers["server-timing"] = f"app;dur={elapsed * 1000:.3f}"
+            response.raw_headers.append((b"server-timing", b"app;dur=%.3f" % (elapsed * 1000)))
             return response
 
         return wrapped

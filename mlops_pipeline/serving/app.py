@@ -17,6 +17,7 @@ bad input; the details name the fields at fault.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -45,13 +46,21 @@ from mlops_pipeline.serving.openapi import (
 from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.schema import ModelSchema
 from mlops_pipeline.serving.server import Endpoint, Server, ServerConfig, json_response, model_query
+from mlops_pipeline.serving.workers import METRICS_PUBLISH_S, WorkerGroup
 
 MODEL_QUERY = {"model": "The model to use when several are loaded"}
 
 
-def create_app(registry: ModelRegistry, config: ServerConfig, *, load_on_startup: bool = True) -> Starlette:
-    """The ASGI app. Models load in a background thread at startup unless already loaded."""
-    server = Server(registry, config)
+def create_app(
+    registry: ModelRegistry,
+    config: ServerConfig,
+    *,
+    load_on_startup: bool = True,
+    group: WorkerGroup | None = None,
+) -> Starlette:
+    """The ASGI app. Models load in a background thread at startup unless already loaded. One of a
+    ``group`` of worker processes publishes its metrics to the others while it runs."""
+    server = Server(registry, config, group=group)
     operations = [
         *_own_routes(server),
         *mlflow_scoring.routes(server),
@@ -94,7 +103,15 @@ def create_app(registry: ModelRegistry, config: ServerConfig, *, load_on_startup
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if load_on_startup and registry.state == "loading":
             registry.start_loading()
-        yield
+        if group is None:
+            yield
+            return
+        publisher = asyncio.create_task(_publish_metrics(server, group))
+        try:
+            yield
+        finally:
+            publisher.cancel()
+            group.publish_metrics(server.metrics.snapshot())
 
     # Routes match in order: the prediction routes first, as nearly every request is one of them.
     by_traffic = sorted(operations, key=lambda op: op.method != "POST")
@@ -104,6 +121,12 @@ def create_app(registry: ModelRegistry, config: ServerConfig, *, load_on_startup
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
+
+
+async def _publish_metrics(server: Server, group: WorkerGroup) -> None:
+    while True:
+        await asyncio.sleep(METRICS_PUBLISH_S)
+        group.publish_metrics(server.metrics.snapshot())
 
 
 class ServingApp(Starlette):
@@ -188,7 +211,7 @@ def _own_routes(server: Server) -> list[Operation]:
         return json_response({"status": registry.state, "reason": registry.reason}, 503)
 
     async def metrics_text(request: Request) -> Response:
-        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(server.render_metrics(), media_type="text/plain; version=0.0.4")
 
     errors = {status: Body(models.ErrorBody) for status in (400, 401, 404, 413, 422, 503)}
     form_schema = {"$ref": models.COMPONENTS + "FeatureForm"}

@@ -6,14 +6,66 @@ Mount it in the main CLI with ``app.command("serve")(serve)``; it also runs on i
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
 DEFAULT_TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
+WORKER_SPEC_ENV = "MLOPS_SERVING_WORKER_SPEC"
+WORKER_MODULE = "mlops_pipeline.serving.cli"
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker process builds its app from (passed to them in ``WORKER_SPEC_ENV``)."""
+
+    models: list[str]
+    tracking_uri: str | None
+    token_env: str
+    max_rows: int
+    max_body_bytes: int
+    threads: int
+    cache_dir: str | None
+    workers: int
+    group_dir: str | None  # the workers' shared folder when there are several
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process (uvicorn's factory)."""
+    import torch
+
+    from mlops_pipeline.serving.app import ServerConfig, create_app
+    from mlops_pipeline.serving.registry import ModelRegistry
+    from mlops_pipeline.serving.sources import parse_model_ref
+    from mlops_pipeline.serving.version import code_version
+    from mlops_pipeline.serving.workers import WorkerGroup
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spec = WorkerSpec(**json.loads(os.environ[WORKER_SPEC_ENV]))
+    torch.set_num_threads(spec.threads)
+    config = ServerConfig(
+        max_rows=spec.max_rows,
+        max_body_bytes=spec.max_body_bytes,
+        token=os.environ.get(spec.token_env) or None,
+        code_version=code_version(),
+    )
+    group = WorkerGroup(Path(spec.group_dir), spec.workers) if spec.group_dir is not None else None
+    refs = [parse_model_ref(text) for text in spec.models]
+    cache_dir = Path(spec.cache_dir) if spec.cache_dir is not None else None
+    return create_app(ModelRegistry(refs, spec.tracking_uri, cache_dir, group), config, group=group)
 
 
 def serve(
@@ -36,19 +88,22 @@ def serve(
     max_rows: Annotated[int, typer.Option(min=1, help="Rows per request")] = 10_000,
     max_body_bytes: Annotated[int, typer.Option(min=1024, help="Request body size limit")] = 8 * 1024 * 1024,
     threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="MLOPS_SERVING_WORKERS",
+            help="Server processes sharing the port, each loading the models (default: one per usable core)",
+        ),
+    ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Where downloaded models are kept")] = None,
 ) -> None:
     """Serve models over REST (Ludwig form API, JSON API, MLflow scoring protocol, KServe V2)."""
-    import torch
     import uvicorn
 
-    from mlops_pipeline.serving.app import ServerConfig, create_app
     from mlops_pipeline.serving.launch_docker import load_credentials_file
-    from mlops_pipeline.serving.registry import ModelRegistry
     from mlops_pipeline.serving.sources import ModelSourceError, parse_model_ref
-    from mlops_pipeline.serving.version import code_version
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_credentials_file()
     try:
         refs = [parse_model_ref(text) for text in model]
@@ -58,25 +113,34 @@ def serve(
         from mlops_pipeline.config.settings import load_settings
 
         tracking_uri = load_settings().mlflow_tracking_uri
-    torch.set_num_threads(threads)
-    config = ServerConfig(
-        max_rows=max_rows,
-        max_body_bytes=max_body_bytes,
-        token=os.environ.get(token_env) or None,
-        code_version=code_version(),
-    )
-    app = create_app(ModelRegistry(refs, tracking_uri, cache_dir), config)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        proxy_headers=False,  # nothing uses the client's address: skip parsing X-Forwarded-*
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    workers = workers or usable_cores()
+    with tempfile.TemporaryDirectory(prefix="mlops-serving-workers-") as group_dir:
+        spec = WorkerSpec(
+            models=model,
+            tracking_uri=tracking_uri,
+            token_env=token_env,
+            max_rows=max_rows,
+            max_body_bytes=max_body_bytes,
+            threads=threads,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            workers=workers,
+            group_dir=group_dir if workers > 1 else None,
+        )
+        os.environ[WORKER_SPEC_ENV] = json.dumps(asdict(spec))  # the spawned workers inherit it
+        uvicorn.run(
+            f"{WORKER_MODULE}:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            proxy_headers=False,  # nothing uses the client's address: skip parsing X-Forwarded-*
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+            timeout_worker_healthcheck=30,  # a worker loading its models answers the supervisor late
+        )
 
 
 serve_app = typer.Typer(add_completion=False, help="The model server.")

@@ -20,7 +20,8 @@ class ProcessLauncher:
     """Starts ``python -m mlops_pipeline.serving.cli`` detached from the caller, logging to a file.
 
     The server outlives the run that started it; it is stopped by its own PID, after checking that
-    the PID still belongs to a model server.
+    the PID still belongs to a model server: SIGTERM to it (it stops its worker processes), then
+    SIGKILL to its whole process group (the server and its workers) when it has not stopped in time.
     """
 
     kind = "process"
@@ -92,4 +93,4 @@ class ProcessLauncher:
             if (child.poll() is not None) if child is not None else not self.running(instance_id):
                 return
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # a session leader: its group is the server and its workers

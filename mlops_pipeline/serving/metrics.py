@@ -5,6 +5,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -41,7 +43,38 @@ class ServerMetrics:
         with self._lock:
             self._errors[(model, reason)] += 1
 
-    def render(self) -> str:
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as JSON-ready data, for ``render`` in another process."""
+        with self._lock:
+            return {
+                "requests": [[*key, count] for key, count in self._requests.items()],
+                "errors": [[*key, count] for key, count in self._errors.items()],
+                "rows": dict(self._rows),
+                "buckets": {endpoint: list(counts) for endpoint, counts in self._buckets.items()},
+                "sums": dict(self._sums),
+            }
+
+    def _add(self, snapshot: dict[str, Any]) -> None:
+        for endpoint, model, status, count in snapshot["requests"]:
+            self._requests[(endpoint, model, status)] += count
+        for model, reason, count in snapshot["errors"]:
+            self._errors[(model, reason)] += count
+        for model, count in snapshot["rows"].items():
+            self._rows[model] += count
+        for endpoint, counts in snapshot["buckets"].items():
+            totals = self._buckets[endpoint]
+            totals[:] = [total + count for total, count in zip(totals, counts, strict=True)]
+        for endpoint, seconds in snapshot["sums"].items():
+            self._sums[endpoint] += seconds
+
+    def render(self, others: Iterable[dict[str, Any]] = ()) -> str:
+        """The text exposition of these counters plus those of ``others`` (other processes' snapshots)."""
+        merged = ServerMetrics()
+        for snapshot in (self.snapshot(), *others):
+            merged._add(snapshot)
+        return merged._render()
+
+    def _render(self) -> str:
         with self._lock:
             lines = [
                 "# HELP mlops_serving_requests_total Requests by endpoint, model and HTTP status.",

@@ -17,6 +17,7 @@ from typing import Any
 from mlops_pipeline.serving.bundle import is_bundle
 from mlops_pipeline.serving.inference import InferenceModel
 from mlops_pipeline.serving.sources import ModelRef, ResolvedModel, fetch_bundle, resolve
+from mlops_pipeline.serving.workers import WorkerGroup
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +32,41 @@ class ServedModel:
 
 
 class ModelRegistry:
-    def __init__(self, refs: list[ModelRef], tracking_uri: str | None, cache_dir: Path | None = None) -> None:
+    """The models of one process; with a ``group`` (several worker processes) it is ready only once
+    every worker has loaded, and failed when any worker failed."""
+
+    def __init__(
+        self,
+        refs: list[ModelRef],
+        tracking_uri: str | None,
+        cache_dir: Path | None = None,
+        group: WorkerGroup | None = None,
+    ) -> None:
         if not refs:
             raise ValueError("at least one model is required")
         self._refs = refs
         self._tracking_uri = tracking_uri
         self._cache_dir = cache_dir
+        self._group = group
         self.models: dict[str, ServedModel] = {}
-        self.state = "loading"
-        self.reason: str | None = None
+        self._state = "loading"
+        self._reason: str | None = None
         self._thread: threading.Thread | None = None
+
+    def _status(self) -> tuple[str, str | None]:
+        if self._state != "ready" or self._group is None:
+            return self._state, self._reason
+        group = self._group.status()
+        return group.state, group.reason
+
+    @property
+    def state(self) -> str:
+        """ "loading", "ready" or "failed"."""
+        return self._status()[0]
+
+    @property
+    def reason(self) -> str | None:
+        return self._status()[1]
 
     @property
     def ready(self) -> bool:
@@ -56,7 +82,9 @@ class ModelRegistry:
 
     def load(self) -> None:
         """Load every model; on the first failure the registry stays not ready, with the reason."""
-        workdir = self._cache_dir or Path(tempfile.mkdtemp(prefix="mlops-serving-"))
+        if self._cache_dir is not None:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="mlops-serving-", dir=self._cache_dir))  # one per process
         loaded: dict[str, ServedModel] = {}
         for index, ref in enumerate(self._refs):
             try:
@@ -69,12 +97,16 @@ class ModelRegistry:
                     bundle = fetch_bundle(info, self._tracking_uri, workdir / f"{index}-{info.name}")
                 loaded[info.name] = ServedModel(info, InferenceModel(bundle))
             except Exception as exc:
-                self.state = "failed"
-                self.reason = f"{ref.raw}: {type(exc).__name__}: {exc}"
-                logger.error("model load failed: %s", self.reason)
+                self._state = "failed"
+                self._reason = f"{ref.raw}: {type(exc).__name__}: {exc}"
+                logger.error("model load failed: %s", self._reason)
+                if self._group is not None:
+                    self._group.mark_loaded(self._state, self._reason)
                 return
             logger.info("loaded %s (version %s)", info.name, info.version)
         self.models = loaded
         gc.collect()
         gc.freeze()  # the models' many objects never go away: keep them out of every later collection
-        self.state = "ready"
+        self._state = "ready"
+        if self._group is not None:
+            self._group.mark_loaded(self._state, None)

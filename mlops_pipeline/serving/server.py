@@ -19,6 +19,7 @@ from mlops_pipeline.serving.inference import Predictions
 from mlops_pipeline.serving.metrics import ServerMetrics
 from mlops_pipeline.serving.registry import ModelRegistry, ServedModel
 from mlops_pipeline.serving.schema import InputValidationError, validate_columns
+from mlops_pipeline.serving.workers import WorkerGroup
 
 # A route handler returns (JSON content, model name for metrics, rows predicted).
 Handler = Callable[[Request], Awaitable[tuple[Any, str, int]]]
@@ -57,6 +58,11 @@ class Server:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     started_at: float = field(default_factory=time.time)
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)  # one per model, made on first use
+    group: WorkerGroup | None = None  # the other worker processes serving on the same socket
+
+    def render_metrics(self) -> str:
+        """The whole server's metrics: this process's counters plus every other worker's."""
+        return self.metrics.render(self.group.other_metrics() if self.group is not None else ())
 
     def authorize(self, request: Request) -> None:
         if self.config.token is None:

@@ -290,7 +290,8 @@ def run_server(
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         results: dict = {"cold_start_s": round(wait_ready(port, probe, process), 2)}
-        request(http.client.HTTPConnection("127.0.0.1", port, timeout=30), requests["single"])  # warm up
+        for _ in range(8):  # warm up, each time on a new connection so that every worker process gets some
+            request(http.client.HTTPConnection("127.0.0.1", port, timeout=30), requests["single"])
         for connections in CONNECTIONS:
             results[f"c{connections}"] = wrk(
                 binary, port, scripts["single"], requests["single"].path, connections, seconds
@@ -465,6 +466,8 @@ def main() -> None:
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "note": (
+            f"ours with its default workers (one per usable core: {len(os.sched_getaffinity(0))}), the "
+            "others one process each; "
             f"wrk -t1, {args.seconds} s per cell, one server at a time; the load generator runs on the "
             "same cores, which other work shared during the run (1-minute load average "
             f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), so the numbers are noisy."

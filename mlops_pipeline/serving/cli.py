@@ -41,6 +41,21 @@ class WorkerSpec:
     cache_dir: str | None
     workers: int
     group_dir: str | None  # the workers' shared folder when there are several
+    supervisor_pid: int  # the process that starts the workers
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _exit_with_the_supervisor(supervisor_pid: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies (even by kill -9), so that no
+    worker outlives the server it belongs to, holding its port."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def worker_app() -> Starlette:
@@ -55,6 +70,8 @@ def worker_app() -> Starlette:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = WorkerSpec(**json.loads(os.environ[WORKER_SPEC_ENV]))
+    if spec.workers > 1:
+        _exit_with_the_supervisor(spec.supervisor_pid)
     torch.set_num_threads(spec.threads)
     config = ServerConfig(
         max_rows=spec.max_rows,
@@ -125,6 +142,7 @@ def serve(
             cache_dir=str(cache_dir) if cache_dir is not None else None,
             workers=workers,
             group_dir=group_dir if workers > 1 else None,
+            supervisor_pid=os.getpid(),
         )
         os.environ[WORKER_SPEC_ENV] = json.dumps(asdict(spec))  # the spawned workers inherit it
         uvicorn.run(

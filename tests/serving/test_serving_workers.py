@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -136,3 +137,22 @@ def test_two_workers_share_the_port_and_the_metrics_and_sigterm_stops_them_all(b
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     assert not [worker for worker in workers if _alive(worker)]
+
+
+def test_workers_exit_when_their_supervisor_is_killed(bundles) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "mlops_pipeline.serving.cli", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen([*command, "--model", f"x={bundles['return']}"], stdin=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/ready") == 200, "the server to be ready")
+        workers = _workers_of(server.pid)
+        assert len(workers) == 2
+        server.kill()  # kill -9: the supervisor gets no chance to stop its workers
+        server.wait(30)
+        _wait_until(lambda: not any(_alive(worker) for worker in workers), "the workers to exit", 30)
+        assert _answers(f"http://127.0.0.1:{port}/ready") is None  # nothing holds the port
+    finally:
+        for worker in workers:
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)

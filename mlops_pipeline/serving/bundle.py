@@ -1,7 +1,10 @@
-"""Inference bundles: a Ludwig model exported to TorchScript, plus the schema the server validates.
+"""Inference bundles: a Ludwig model exported to TorchScript (and its forward pass to ONNX, see
+``onnx_predictor``), plus the schema the server validates.
 
 A bundle is a folder with Ludwig's three TorchScript modules (preprocessor, predictor,
-postprocessor) and ``serving.json``. Exporting needs ludwig; loading a bundle needs only torch.
+postprocessor), ``predictor.onnx`` when the forward pass exports faithfully, and ``serving.json``
+(the schema, and which predictor runs). Exporting needs ludwig; loading a bundle needs only torch
+and onnxruntime.
 For registered models the bundle is stored next to the model as the run artifact ``inference``,
 so the serving container downloads it and never imports ludwig.
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry
+from mlops_pipeline.serving.onnx_predictor import ONNX_FILE, export_onnx_predictor
 from mlops_pipeline.serving.schema import ModelSchema
 
 MANIFEST = "serving.json"
@@ -49,10 +53,18 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
         manifest = json.loads((bundle_dir / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"unreadable bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
-    missing = [name for name in MODULE_FILES.values() if not (bundle_dir / name).is_file()]
+    files = list(MODULE_FILES.values())
+    if predictor_runtime(manifest) == "onnxruntime":
+        files.append(ONNX_FILE)
+    missing = [name for name in files if not (bundle_dir / name).is_file()]
     if missing:
         raise BundleError(f"bundle {bundle_dir} lacks {missing}")
     return manifest
+
+
+def predictor_runtime(manifest: dict[str, Any]) -> str:
+    """``onnxruntime`` or ``torchscript`` (bundles exported before the ONNX predictor)."""
+    return str(manifest.get("predictor", {}).get("runtime", "torchscript"))
 
 
 def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
@@ -69,7 +81,14 @@ def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
     try:
         model = LudwigModel.load(str(ludwig_dir), backend="local")
         model.save_torchscript(str(staging), device="cpu")
-        manifest = {"schema": schema.to_dict(), "ludwig_version": LUDWIG_VERSION}
+        predictor = export_onnx_predictor(
+            model.model, schema, staging / MODULE_FILES["predictor"], staging / ONNX_FILE
+        )
+        manifest = {
+            "schema": schema.to_dict(),
+            "ludwig_version": LUDWIG_VERSION,
+            "predictor": predictor.to_dict(),
+        }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         staging.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
         if dest.exists():

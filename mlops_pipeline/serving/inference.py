@@ -1,4 +1,5 @@
-"""Run an inference bundle: TorchScript preprocessing, model and postprocessing, without ludwig.
+"""Run an inference bundle without ludwig: TorchScript preprocessing and postprocessing, and the
+forward pass in ONNX Runtime (or TorchScript, for a bundle without ``predictor.onnx``).
 
 Outputs are named and shaped like ``LudwigModel.predict``: ``<feature>_predictions`` and, for
 binary and category outputs, ``<feature>_probabilities`` (one list per row),
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mlops_pipeline.serving.bundle import MODULE_FILES, read_manifest
+from mlops_pipeline.serving.bundle import MODULE_FILES, predictor_runtime, read_manifest
+from mlops_pipeline.serving.onnx_predictor import ONNX_FILE, OnnxPredictor
 from mlops_pipeline.serving.schema import Columns, ModelSchema, OutputSpec
 
 ONEDNN_MIN_ROWS = 16  # passes of fewer rows run convolutions without oneDNN (see ``predict``)
@@ -40,7 +42,11 @@ class InferenceModel:
         # nn.Module.__call__ adds its hook handling to each.
         preprocessor = self._modules["preprocessor"]
         self._preprocess_all = preprocessor.forward
-        self._predictor = self._modules["predictor"].forward
+        self.predictor_runtime = predictor_runtime(manifest)
+        if self.predictor_runtime == "onnxruntime":
+            self._predictor = OnnxPredictor(bundle_dir / ONNX_FILE, threads=torch.get_num_threads())
+        else:  # exported before ONNX, or a model ONNX cannot express faithfully
+            self._predictor = self._modules["predictor"].forward
         self._postprocessor = self._modules["postprocessor"].forward
         # Ludwig's preprocessor holds one module per input feature, keyed "<name>__ludwig".
         self._feature_preprocessors = {
@@ -52,9 +58,9 @@ class InferenceModel:
     def predict(self, columns: Columns) -> Predictions:
         torch = self._torch
         rows = len(next(iter(columns.values())))
-        # oneDNN's convolutions pay a setup that outweighs a small batch's whole convolution (the
-        # timeseries CNN takes twice as long for 2 to 16 rows with it as without); both compute
-        # the same values. A process-wide switch, set before every pass.
+        # For the TorchScript predictor: oneDNN's convolutions pay a setup that outweighs a small
+        # batch's whole convolution (the timeseries CNN takes twice as long for 2 to 16 rows with it
+        # as without); both compute the same values. A process-wide switch, set before every pass.
         torch.backends.mkldnn.enabled = rows >= ONEDNN_MIN_ROWS
         with torch.inference_mode():
             outputs = self._postprocessor(self._predictor(self.preprocess(columns)))

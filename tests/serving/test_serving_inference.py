@@ -1,14 +1,20 @@
-"""The exported TorchScript bundle predicts exactly what LudwigModel.predict predicts."""
+"""The exported bundle (TorchScript, and the forward pass in ONNX) predicts exactly what
+LudwigModel.predict predicts."""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from _serving_models import NUMBER_INPUTS, WINDOW_INPUT, TrainedModels, feature_frame
 
+from mlops_pipeline.serving.bundle import MANIFEST, BundleError
 from mlops_pipeline.serving.inference import ONEDNN_MIN_ROWS, InferenceModel
+from mlops_pipeline.serving.onnx_predictor import ONNX_FILE
 from mlops_pipeline.serving.schema import validate_columns
 
 
@@ -33,8 +39,7 @@ def _served(model: InferenceModel, frame):
 def test_regression_bundle_equals_ludwig_predict_in_small_and_large_passes(
     trained: TrainedModels, bundles
 ) -> None:
-    """Passes of fewer than ``ONEDNN_MIN_ROWS`` rows run the series encoder's convolutions
-    without oneDNN, larger ones with it: both give Ludwig's predictions."""
+    """A row's prediction is the same in a pass of 50 rows and in passes of a few rows."""
     frame = feature_frame(50, seed=11)[[*NUMBER_INPUTS, WINDOW_INPUT]]
     expected = _ludwig_predict(trained.return_dir, frame)["target_next_return_predictions"]
     model = InferenceModel(bundles["return"])
@@ -66,3 +71,83 @@ def test_binary_bundle_equals_ludwig_predict_with_the_same_columns(trained: Trai
                 atol=1e-5,
                 rtol=0,
             )
+
+
+def _manifest(bundle) -> dict:
+    return json.loads((bundle / MANIFEST).read_text())
+
+
+@pytest.mark.integration
+def test_exported_bundles_run_their_forward_pass_in_onnx_runtime(bundles) -> None:
+    for bundle in bundles.values():
+        assert _manifest(bundle)["predictor"] == {"runtime": "onnxruntime", "reason": None}
+        assert (bundle / ONNX_FILE).is_file()
+        assert InferenceModel(bundle).predictor_runtime == "onnxruntime"
+
+
+@pytest.mark.integration
+def test_a_bundle_exported_before_onnx_serves_the_same_predictions_with_torchscript(
+    bundles, tmp_path: Path
+) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(bundles["return"], older)
+    (older / ONNX_FILE).unlink()
+    manifest = _manifest(older)
+    del manifest["predictor"]
+    (older / MANIFEST).write_text(json.dumps(manifest))
+    frame = feature_frame(40, seed=13)[[*NUMBER_INPUTS, WINDOW_INPUT]]
+    expected = _served(InferenceModel(bundles["return"]), frame)["target_next_return_predictions"]
+    model = InferenceModel(older)
+    assert model.predictor_runtime == "torchscript"
+    # TorchScript runs convolutions with oneDNN from ONEDNN_MIN_ROWS rows on, without it below
+    chunk = ONEDNN_MIN_ROWS // 3
+    in_small_passes = [
+        value
+        for start in range(0, len(frame), chunk)
+        for value in _served(model, frame.iloc[start : start + chunk])["target_next_return_predictions"]
+    ]
+    for served in (_served(model, frame)["target_next_return_predictions"], in_small_passes):
+        np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.integration
+def test_a_bundle_whose_manifest_names_a_missing_onnx_graph_is_refused(bundles, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(bundles["direction"], broken)
+    (broken / ONNX_FILE).unlink()
+    with pytest.raises(BundleError, match=ONNX_FILE):
+        InferenceModel(broken)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        ("disagrees", "ONNX outputs differ from TorchScript's by"),
+        ("fails", "ONNX export failed: RuntimeError"),
+    ],
+)
+def test_a_model_onnx_cannot_express_faithfully_keeps_serving_with_torchscript(
+    trained: TrainedModels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, breakage: str, reason: str
+) -> None:
+    from mlops_pipeline.serving import onnx_predictor
+    from mlops_pipeline.serving.bundle import export_bundle
+
+    if breakage == "disagrees":
+        monkeypatch.setattr(onnx_predictor, "ATOL", -1.0)  # no graph can agree this closely
+    else:
+
+        def unsupported(model, schema):
+            raise RuntimeError("Exporting the operator 'aten::example' to ONNX is not supported")
+
+        monkeypatch.setattr(onnx_predictor, "_trace", unsupported)
+    bundle = export_bundle(trained.direction_dir, tmp_path / "bundle")
+    choice = _manifest(bundle)["predictor"]
+    assert choice["runtime"] == "torchscript"
+    assert choice["reason"].startswith(reason)
+    assert not (bundle / ONNX_FILE).exists()
+    frame = feature_frame(20, seed=14)[NUMBER_INPUTS]
+    expected = _ludwig_predict(trained.direction_dir, frame)
+    served = _served(InferenceModel(bundle), frame)
+    column = "target_next_direction_predictions"
+    assert served[column] == expected[column].tolist()

@@ -81,8 +81,9 @@ def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
     try:
         model = LudwigModel.load(str(ludwig_dir), backend="local")
         model.save_torchscript(str(staging), device="cpu")
+        torchscript = {role: staging / filename for role, filename in MODULE_FILES.items()}
         predictor = export_onnx_predictor(
-            model.model, schema, staging / MODULE_FILES["predictor"], staging / ONNX_FILE
+            model.model, model.training_set_metadata, schema, torchscript, staging / ONNX_FILE
         )
         manifest = {
             "schema": schema.to_dict(),

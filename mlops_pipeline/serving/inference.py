@@ -1,5 +1,6 @@
 """Run an inference bundle without ludwig: TorchScript preprocessing and postprocessing, and the
-forward pass in ONNX Runtime (or TorchScript, for a bundle without ``predictor.onnx``).
+forward pass (with the numbers' preprocessing) in ONNX Runtime, or in TorchScript for a bundle
+without ``predictor.onnx``.
 
 Outputs are named and shaped like ``LudwigModel.predict``: ``<feature>_predictions`` and, for
 binary and category outputs, ``<feature>_probabilities`` (one list per row),
@@ -43,10 +44,12 @@ class InferenceModel:
         preprocessor = self._modules["preprocessor"]
         self._preprocess_all = preprocessor.forward
         self.predictor_runtime = predictor_runtime(manifest)
-        if self.predictor_runtime == "onnxruntime":
-            self._predictor = OnnxPredictor(bundle_dir / ONNX_FILE, threads=torch.get_num_threads())
-        else:  # exported before ONNX, or a model ONNX cannot express faithfully
-            self._predictor = self._modules["predictor"].forward
+        self._graph = (
+            OnnxPredictor(bundle_dir / ONNX_FILE, threads=torch.get_num_threads())
+            if self.predictor_runtime == "onnxruntime"
+            else None  # exported before ONNX, or a model ONNX cannot express faithfully
+        )
+        self._predictor = self._modules["predictor"].forward
         self._postprocessor = self._modules["postprocessor"].forward
         # Ludwig's preprocessor holds one module per input feature, keyed "<name>__ludwig".
         self._feature_preprocessors = {
@@ -63,11 +66,29 @@ class InferenceModel:
         # as without); both compute the same values. A process-wide switch, set before every pass.
         torch.backends.mkldnn.enabled = rows >= ONEDNN_MIN_ROWS
         with torch.inference_mode():
-            outputs = self._postprocessor(self._predictor(self.preprocess(columns)))
+            if self._graph is not None:
+                predictions = self._graph(self.graph_inputs(columns))
+            else:
+                predictions = self._predictor(self.preprocess(columns))
+            outputs = self._postprocessor(predictions)
         return self._ludwig_columns(outputs)
 
+    def graph_inputs(self, columns: Columns) -> dict[str, np.ndarray]:
+        """The ONNX graph's inputs: numbers as validated (the graph preprocesses them), series as
+        float32 matrices: parsed ones as they are, text by Ludwig's preprocessing module."""
+        inputs: dict[str, np.ndarray] = {}
+        for spec in self.schema.inputs:
+            values = columns[spec.name]
+            if spec.type == "number":
+                inputs[spec.name] = np.asarray(values, dtype=np.float64)
+            elif isinstance(values, np.ndarray) and values.ndim == 2:
+                inputs[spec.name] = values.astype(np.float32)
+            else:
+                inputs[spec.name] = self._feature_preprocessors[spec.name](values).numpy()
+        return inputs
+
     def preprocess(self, columns: Columns) -> dict[str, Any]:
-        """Ludwig's preprocessing of each input feature, by its own TorchScript module, except for
+        """For the TorchScript predictor: Ludwig's preprocessing of each input feature, by its own TorchScript module, except for
         series already parsed into full-length rows: without NaN or padding (validation ensures
         both), that module would only turn them into this very float32 matrix, row by row. When
         every feature needs its module, the preprocessor runs them all in one call."""

@@ -88,10 +88,11 @@ class InferenceModel:
         return inputs
 
     def preprocess(self, columns: Columns) -> dict[str, Any]:
-        """For the TorchScript predictor: Ludwig's preprocessing of each input feature, by its own TorchScript module, except for
-        series already parsed into full-length rows: without NaN or padding (validation ensures
-        both), that module would only turn them into this very float32 matrix, row by row. When
-        every feature needs its module, the preprocessor runs them all in one call."""
+        """For the TorchScript predictor: Ludwig's preprocessing of each input feature, by its own
+        TorchScript module, except for series already parsed into full-length rows: without NaN or
+        padding (validation ensures both), that module would only turn them into this very float32
+        matrix, row by row. When every feature needs its module, the preprocessor runs them all in
+        one call."""
         torch = self._torch
         parsed: dict[str, Any] = {}
         raw: dict[str, Any] = {}

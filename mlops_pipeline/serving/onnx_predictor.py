@@ -87,7 +87,8 @@ def export_onnx_predictor(
     except Exception as exc:  # an encoder the exporter cannot express: TorchScript serves it
         return PredictorChoice("torchscript", f"ONNX export failed: {type(exc).__name__}: {exc}"[:500])
     preprocessor, predictor = (
-        torch.jit.load(str(torchscript[role]), map_location="cpu").eval() for role in ("preprocessor", "predictor")
+        torch.jit.load(str(torchscript[role]), map_location="cpu").eval()
+        for role in ("preprocessor", "predictor")
     )
     numbers = {
         key.removesuffix("__ludwig"): module for key, module in preprocessor.preproc_modules.named_children()
@@ -169,7 +170,8 @@ def _trace(model: Any, training_set_metadata: dict[str, Any], schema: ModelSchem
             return flattened
 
     predictor = Predictor().eval()
-    example = tuple(torch.from_numpy(array) for array in _example_inputs(schema, training_set_metadata, 2, seed=0).values())
+    arrays = _example_inputs(schema, training_set_metadata, 2, seed=0)
+    example = tuple(torch.from_numpy(array) for array in arrays.values())
     # Tracing Ludwig's code warns about shape checks it freezes; nothing a user can act on, and the
     # comparison with TorchScript at several row counts decides whether the graph is kept.
     with torch.no_grad(), warnings.catch_warnings():

@@ -199,7 +199,11 @@ def median_run(runs: list[dict]) -> dict:
     """The run of median throughput, with every run's req/s: each run opens new connections, and
     how the kernel spreads them over the server's worker processes varies from run to run."""
     ranked = sorted(runs, key=lambda run: run["req_per_s"])
-    return {**ranked[len(ranked) // 2], "runs_req_per_s": [run["req_per_s"] for run in runs]}
+    return {
+        **ranked[len(ranked) // 2],
+        "failed": sum(run["failed"] for run in runs),
+        "runs_req_per_s": [run["req_per_s"] for run in runs],
+    }
 
 
 def batch(port: int, payload: Payload, repeats: int = 15) -> dict[str, float | None]:
@@ -422,7 +426,9 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=3, help="duration of each wrk run")
-    parser.add_argument("--runs", type=int, default=3, help="wrk runs per cell; the median is reported")
+    parser.add_argument(
+        "--runs", type=int, default=3, choices=range(1, 11), help="wrk runs per cell; the median is reported"
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--skip-docker", action="store_true")

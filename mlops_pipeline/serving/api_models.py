@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from mlops_pipeline.serving.onnx_predictor import Runtime
+
 COMPONENTS = "#/components/schemas/"
 
 
@@ -168,6 +170,9 @@ class ModelDescription(BaseModel):
     run_id: str | None
     source: str
     model_schema: dict[str, Any] = Field(alias="schema")
+    predictor_runtime: Runtime = Field(
+        description="What runs the forward pass (TorchScript: exported before ONNX, or ONNX did not match)"
+    )
 
 
 class ServerInfo(BaseModel):

@@ -12,14 +12,22 @@ so the serving container downloads it and never imports ludwig.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry
-from mlops_pipeline.serving.onnx_predictor import ONNX_FILE, export_onnx_predictor
+from mlops_pipeline.serving.onnx_predictor import (
+    ONNX_FILE,
+    ONNX_RUNTIME,
+    PredictorChoice,
+    export_onnx_predictor,
+)
 from mlops_pipeline.serving.schema import ModelSchema
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "serving.json"
 RUN_ARTIFACT = "inference"
@@ -53,8 +61,12 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
         manifest = json.loads((bundle_dir / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BundleError(f"unreadable bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
+    try:
+        choice = PredictorChoice.from_manifest(manifest)
+    except ValueError as exc:
+        raise BundleError(f"bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
     files = list(MODULE_FILES.values())
-    if predictor_runtime(manifest) == "onnxruntime":
+    if choice.runtime == ONNX_RUNTIME:
         files.append(ONNX_FILE)
     missing = [name for name in files if not (bundle_dir / name).is_file()]
     if missing:
@@ -62,13 +74,9 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def predictor_runtime(manifest: dict[str, Any]) -> str:
-    """``onnxruntime`` or ``torchscript`` (bundles exported before the ONNX predictor)."""
-    return str(manifest.get("predictor", {}).get("runtime", "torchscript"))
-
-
 def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
-    """Export the Ludwig model in ``ludwig_dir`` to a bundle in ``dest`` (replaced atomically)."""
+    """Export the Ludwig model in ``ludwig_dir`` to a bundle in ``dest`` (replaced atomically): its
+    TorchScript modules, and the ONNX graph where it equals them (else the manifest says why not)."""
     import mlops_pipeline.torch_shim  # noqa: F401  (before ludwig)
 
     # isort: split
@@ -85,6 +93,8 @@ def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
         predictor = export_onnx_predictor(
             model.model, model.training_set_metadata, schema, torchscript, staging / ONNX_FILE
         )
+        if predictor.reason is not None:
+            logger.warning("%s serves with TorchScript: %s", ludwig_dir, predictor.reason)
         manifest = {
             "schema": schema.to_dict(),
             "ludwig_version": LUDWIG_VERSION,

@@ -104,7 +104,9 @@ def serve(
     ] = DEFAULT_TOKEN_ENV,
     max_rows: Annotated[int, typer.Option(min=1, help="Rows per request")] = 10_000,
     max_body_bytes: Annotated[int, typer.Option(min=1024, help="Request body size limit")] = 8 * 1024 * 1024,
-    threads: Annotated[int, typer.Option(min=1, help="torch intra-op threads")] = 1,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Threads per forward pass (torch and ONNX Runtime)")
+    ] = 1,
     workers: Annotated[
         int | None,
         typer.Option(

@@ -15,11 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from mlops_pipeline.serving.bundle import MODULE_FILES, predictor_runtime, read_manifest
-from mlops_pipeline.serving.onnx_predictor import ONNX_FILE, OnnxPredictor
+from mlops_pipeline.serving.bundle import MODULE_FILES, BundleError, read_manifest
+from mlops_pipeline.serving.onnx_predictor import (
+    ONNX_FILE,
+    TORCHSCRIPT,
+    OnnxPredictor,
+    PredictorChoice,
+    feature_modules,
+)
 from mlops_pipeline.serving.schema import Columns, ModelSchema, OutputSpec
 
-ONEDNN_MIN_ROWS = 16  # passes of fewer rows run convolutions without oneDNN (see ``predict``)
+ONEDNN_MIN_ROWS = 16  # TorchScript passes of fewer rows run convolutions without oneDNN
+_AROUND_THE_GRAPH = ("preprocessor", "postprocessor")  # the TorchScript modules an ONNX bundle runs
 # A prediction frame in columns: output column name -> one value per row.
 Predictions = dict[str, list[Any]]
 
@@ -32,62 +39,57 @@ class InferenceModel:
 
         manifest = read_manifest(bundle_dir)
         self.schema = ModelSchema.from_dict(manifest["schema"])
+        self.predictor_runtime = PredictorChoice.from_manifest(manifest).runtime
         self._torch = torch
-        self._modules = {
-            role: torch.jit.load(str(bundle_dir / filename), map_location="cpu")
-            for role, filename in MODULE_FILES.items()
+        roles = MODULE_FILES if self.predictor_runtime == TORCHSCRIPT else _AROUND_THE_GRAPH
+        modules = {
+            role: torch.jit.load(str(bundle_dir / MODULE_FILES[role]), map_location="cpu").eval()
+            for role in roles
         }
-        for module in self._modules.values():
-            module.eval()
         # Each module's forward method, called directly: a request's pass makes a dozen calls, and
         # nn.Module.__call__ adds its hook handling to each.
-        preprocessor = self._modules["preprocessor"]
-        self._preprocess_all = preprocessor.forward
-        self.predictor_runtime = predictor_runtime(manifest)
-        self._graph = (
-            OnnxPredictor(bundle_dir / ONNX_FILE, threads=torch.get_num_threads())
-            if self.predictor_runtime == "onnxruntime"
-            else None  # exported before ONNX, or a model ONNX cannot express faithfully
-        )
-        self._predictor = self._modules["predictor"].forward
-        self._postprocessor = self._modules["postprocessor"].forward
-        # Ludwig's preprocessor holds one module per input feature, keyed "<name>__ludwig".
+        self._preprocess_all = modules["preprocessor"].forward
+        self._postprocessor = modules["postprocessor"].forward
         self._feature_preprocessors = {
-            key.removesuffix("__ludwig"): module.forward
-            for key, module in preprocessor.preproc_modules.named_children()
+            name: module.forward for name, module in feature_modules(modules["preprocessor"]).items()
         }
+        self._graph: OnnxPredictor | None = None
+        if self.predictor_runtime == TORCHSCRIPT:  # exported before ONNX, or ONNX could not match it
+            self._predictor = modules["predictor"].forward
+        else:
+            self._graph = _load_graph(bundle_dir / ONNX_FILE, self.schema, torch.get_num_threads())
         self._output_names = [_OutputNames.of(spec) for spec in self.schema.outputs]
 
     def predict(self, columns: Columns) -> Predictions:
         torch = self._torch
-        rows = len(next(iter(columns.values())))
-        # For the TorchScript predictor: oneDNN's convolutions pay a setup that outweighs a small
-        # batch's whole convolution (the timeseries CNN takes twice as long for 2 to 16 rows with it
-        # as without); both compute the same values. A process-wide switch, set before every pass.
-        torch.backends.mkldnn.enabled = rows >= ONEDNN_MIN_ROWS
         with torch.inference_mode():
             if self._graph is not None:
-                predictions = self._graph(self.graph_inputs(columns))
+                predictions = self._graph(self._graph_inputs(columns))
             else:
-                predictions = self._predictor(self.preprocess(columns))
+                # oneDNN's convolutions pay a setup that outweighs a small batch's whole convolution
+                # (the timeseries CNN takes twice as long for 2 to 16 rows with it as without); both
+                # compute the same values. A process-wide switch, set before every pass.
+                torch.backends.mkldnn.enabled = len(next(iter(columns.values()))) >= ONEDNN_MIN_ROWS
+                predictions = self._predictor(self._preprocess(columns))
             outputs = self._postprocessor(predictions)
         return self._ludwig_columns(outputs)
 
-    def graph_inputs(self, columns: Columns) -> dict[str, np.ndarray]:
+    def _graph_inputs(self, columns: Columns) -> dict[str, np.ndarray]:
         """The ONNX graph's inputs: numbers as validated (the graph preprocesses them), series as
         float32 matrices: parsed ones as they are, text by Ludwig's preprocessing module."""
         inputs: dict[str, np.ndarray] = {}
         for spec in self.schema.inputs:
             values = columns[spec.name]
+            matrix = _series_matrix(values)
             if spec.type == "number":
                 inputs[spec.name] = np.asarray(values, dtype=np.float64)
-            elif isinstance(values, np.ndarray) and values.ndim == 2:
-                inputs[spec.name] = values.astype(np.float32)
+            elif matrix is not None:
+                inputs[spec.name] = matrix
             else:
                 inputs[spec.name] = self._feature_preprocessors[spec.name](values).numpy()
         return inputs
 
-    def preprocess(self, columns: Columns) -> dict[str, Any]:
+    def _preprocess(self, columns: Columns) -> dict[str, Any]:
         """For the TorchScript predictor: Ludwig's preprocessing of each input feature, by its own
         TorchScript module, except for series already parsed into full-length rows: without NaN or
         padding (validation ensures both), that module would only turn them into this very float32
@@ -98,8 +100,9 @@ class InferenceModel:
         raw: dict[str, Any] = {}
         for spec in self.schema.inputs:
             values = columns[spec.name]
-            if isinstance(values, np.ndarray) and values.ndim == 2:
-                parsed[spec.name] = torch.from_numpy(values.astype(np.float32))
+            matrix = _series_matrix(values)
+            if matrix is not None:
+                parsed[spec.name] = torch.from_numpy(matrix)
             else:  # numbers as float64: the module casts them to float32 itself
                 raw[spec.name] = torch.from_numpy(values) if isinstance(values, np.ndarray) else values
         if not parsed:
@@ -153,3 +156,21 @@ def _as_list(values: Any) -> list[Any]:
         array = values.numpy()
         return array.astype(np.float64).tolist() if array.dtype.kind == "f" else array.tolist()
     return list(values)
+
+
+def _series_matrix(values: Any) -> np.ndarray | None:
+    """A series column parsed into full-length rows (see ``schema.validate_columns``), as float32."""
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        return values.astype(np.float32)
+    return None
+
+
+def _load_graph(path: Path, schema: ModelSchema, threads: int) -> OnnxPredictor:
+    try:
+        graph = OnnxPredictor(path, threads)
+    except Exception as exc:
+        raise BundleError(f"unloadable ONNX graph {path}: {exc}") from exc
+    unknown = sorted(set(graph.input_names) - schema.input_set)
+    if unknown:
+        raise BundleError(f"ONNX graph {path} takes inputs {unknown} that the bundle's schema lacks")
+    return graph

@@ -19,7 +19,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,15 +37,30 @@ CHECK_ROWS = (1, 3, 64)  # row counts the exported graph is checked at (traced w
 OPSET = 17
 
 
+ONNX_RUNTIME = "onnxruntime"
+TORCHSCRIPT = "torchscript"
+Runtime = Literal["onnxruntime", "torchscript"]
+
+
 @dataclass(frozen=True)
 class PredictorChoice:
     """What a bundle's manifest records under ``predictor``: the runtime and, if not ONNX, why."""
 
-    runtime: str  # "onnxruntime" or "torchscript"
+    runtime: Runtime
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"runtime": self.runtime, "reason": self.reason}
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> PredictorChoice:
+        """The manifest's choice; TorchScript for bundles exported before the ONNX graph existed.
+        Raises ``ValueError`` naming the key for anything else."""
+        entry = manifest.get("predictor", {"runtime": TORCHSCRIPT})
+        if not isinstance(entry, dict) or entry.get("runtime") not in (ONNX_RUNTIME, TORCHSCRIPT):
+            expected = f"{ONNX_RUNTIME!r} or {TORCHSCRIPT!r}"
+            raise ValueError(f"predictor: expected runtime {expected}, got {entry!r}")
+        return cls(entry["runtime"], entry.get("reason"))
 
 
 class OnnxPredictor:
@@ -58,7 +73,7 @@ class OnnxPredictor:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads sleep
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = str(graph) if isinstance(graph, Path) else graph
         self._session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
@@ -79,20 +94,41 @@ def export_onnx_predictor(
     dest: Path,
 ) -> PredictorChoice:
     """Write ``dest`` (``predictor.onnx``) for the eager Ludwig ``model`` (``LudwigModel.model``)
-    if it agrees with the ``torchscript`` preprocessor and predictor exported from the same model."""
-    import torch
-
+    if it agrees with the ``torchscript`` preprocessor and predictor exported from the same model.
+    Never raises for the model's sake: whatever goes wrong leaves TorchScript serving, and says why."""
     try:
         graph = _trace(model, training_set_metadata, schema)
-    except Exception as exc:  # an encoder the exporter cannot express: TorchScript serves it
-        return PredictorChoice("torchscript", f"ONNX export failed: {type(exc).__name__}: {exc}"[:500])
+    except Exception as exc:  # an encoder the exporter cannot express
+        return PredictorChoice(TORCHSCRIPT, f"ONNX export failed: {type(exc).__name__}: {exc}"[:500])
+    try:
+        disagreement = _disagreement(graph, training_set_metadata, schema, torchscript)
+    except Exception as exc:  # e.g. a shape the trace froze, or an operator ONNX Runtime lacks
+        return PredictorChoice(TORCHSCRIPT, f"ONNX check failed: {type(exc).__name__}: {exc}"[:500])
+    if disagreement is not None:
+        return PredictorChoice(TORCHSCRIPT, disagreement)
+    dest.write_bytes(graph)
+    return PredictorChoice(ONNX_RUNTIME)
+
+
+def feature_modules(preprocessor: Any) -> dict[str, Any]:
+    """Ludwig's preprocessing module of each input feature, by feature name (the TorchScript
+    preprocessor keys them ``<name>__ludwig``)."""
+    return {
+        key.removesuffix("__ludwig"): module for key, module in preprocessor.preproc_modules.named_children()
+    }
+
+
+def _disagreement(
+    graph: bytes, training_set_metadata: dict[str, Any], schema: ModelSchema, torchscript: dict[str, Path]
+) -> str | None:
+    """How the graph's outputs differ from the TorchScript modules' at ``CHECK_ROWS``, or None."""
+    import torch
+
     preprocessor, predictor = (
         torch.jit.load(str(torchscript[role]), map_location="cpu").eval()
         for role in ("preprocessor", "predictor")
     )
-    numbers = {
-        key.removesuffix("__ludwig"): module for key, module in preprocessor.preproc_modules.named_children()
-    }
+    numbers = feature_modules(preprocessor)
     onnx_predictor = OnnxPredictor(graph, threads=1)
     for rows in CHECK_ROWS:
         inputs = _example_inputs(schema, training_set_metadata, rows, seed=rows)
@@ -103,25 +139,23 @@ def export_onnx_predictor(
                 else torch.from_numpy(inputs[spec.name])
                 for spec in schema.inputs
             }
-            expected = predictor(preprocessed)
-        got = onnx_predictor(inputs)
+            expected = {name: value.numpy() for name, value in predictor(preprocessed).items()}
+        got = {name: value.numpy() for name, value in onnx_predictor(inputs).items()}
         if set(got) != set(expected):
-            message = f"ONNX outputs {sorted(got)} differ from {sorted(expected)}"
-            return PredictorChoice("torchscript", message)
+            return f"ONNX outputs {sorted(got)} differ from {sorted(expected)}"
         for name, value in expected.items():
-            if got[name].shape != value.shape:
-                return PredictorChoice(
-                    "torchscript", f"ONNX output {name} has shape {tuple(got[name].shape)} at {rows} rows"
+            if got[name].dtype != value.dtype or got[name].shape != value.shape:
+                return (
+                    f"ONNX output {name} is {got[name].dtype} {got[name].shape} at {rows} rows, "
+                    f"TorchScript's {value.dtype} {value.shape}"
                 )
-            difference = np.abs(got[name].numpy().astype(np.float64) - value.numpy().astype(np.float64))
-            if (difference > ATOL + RTOL * np.abs(value.numpy().astype(np.float64))).any():
-                message = (
-                    f"ONNX output {name} differs from TorchScript's by {difference.max():.2e} at {rows} "
-                    f"rows (allowed: {ATOL:g} + {RTOL:g} x |value|)"
+            if not np.allclose(got[name], value, rtol=RTOL, atol=ATOL, equal_nan=True):
+                difference = np.abs(got[name].astype(np.float64) - value.astype(np.float64))
+                return (
+                    f"ONNX output {name} differs from TorchScript's by {np.nanmax(difference):.2e} at "
+                    f"{rows} rows (allowed: {ATOL:g} + {RTOL:g} x |value|)"
                 )
-                return PredictorChoice("torchscript", message)
-    dest.write_bytes(graph)
-    return PredictorChoice("onnxruntime")
+    return None
 
 
 def _trace(model: Any, training_set_metadata: dict[str, Any], schema: ModelSchema) -> bytes:
@@ -199,11 +233,13 @@ def _example_inputs(
     generator = np.random.default_rng(seed)
     inputs = {}
     for spec in schema.inputs:
-        if spec.type == "timeseries":
-            inputs[spec.name] = generator.standard_normal((rows, spec.max_length or 1), dtype=np.float32)
-        else:
+        if spec.type == "timeseries" and spec.max_length:
+            inputs[spec.name] = generator.standard_normal((rows, spec.max_length), dtype=np.float32)
+        elif spec.type == "number":
             centre, spread = _typical(training_set_metadata.get(spec.name, {}))
             inputs[spec.name] = generator.normal(centre, 2 * spread, rows)
+        else:
+            raise ValueError(f"input {spec.name}: no ONNX input for a {spec.type} without a length")
     return inputs
 
 

@@ -129,7 +129,7 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
     return {
         "name": served.info.name,
         "versions": [served.info.version] if served.info.version else [],
-        "platform": "ludwig_torchscript",
+        "platform": f"ludwig_{served.model.predictor_runtime}",
         "inputs": inputs,
         "outputs": outputs,
     }

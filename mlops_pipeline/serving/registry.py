@@ -28,7 +28,11 @@ class ServedModel:
     model: InferenceModel
 
     def describe(self) -> dict[str, Any]:
-        return {**self.info.describe(), "schema": self.model.schema.to_dict()}
+        return {
+            **self.info.describe(),
+            "schema": self.model.schema.to_dict(),
+            "predictor_runtime": self.model.predictor_runtime,
+        }
 
 
 class ModelRegistry:

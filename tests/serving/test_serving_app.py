@@ -47,6 +47,7 @@ def test_probes_and_info(client: TestClient) -> None:
     assert info["state"] == "ready" and info["code_version"]
     model = info["models"][0]
     assert model["name"] == "red-AAPL"
+    assert model["predictor_runtime"] == "onnxruntime"
     assert [spec["name"] for spec in model["schema"]["inputs"]] == [*NUMBER_INPUTS, WINDOW_INPUT]
     assert model["schema"]["outputs"][0]["name"] == "target_next_return"
 

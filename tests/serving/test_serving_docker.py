@@ -83,6 +83,7 @@ def test_auto_serves_mounted_bundles_swaps_without_downtime_and_keeps_a_failing_
         served = info["models"][0]
         assert (served["run_id"], served["aliases"]) == (first_run, ["champion"])
         assert served["version"] == first.models[f"{team}-AAPL"]["version"]
+        assert served["predictor_runtime"] == "onnxruntime"  # the image runs the ONNX graph
 
         again, changed, _ = deploy_team(team, ["AAPL"], previous=first, **kwargs)
         assert not changed and again.instance_id == first.instance_id

@@ -45,11 +45,10 @@ def test_regression_bundle_equals_ludwig_predict_in_small_and_large_passes(
     model = InferenceModel(bundles["return"])
     whole = _served(model, frame)
     assert list(whole) == ["target_next_return_predictions"]
-    chunk = ONEDNN_MIN_ROWS // 3
     in_small_passes = [
         value
-        for start in range(0, len(frame), chunk)
-        for value in _served(model, frame.iloc[start : start + chunk])["target_next_return_predictions"]
+        for start in range(0, len(frame), 5)
+        for value in _served(model, frame.iloc[start : start + 5])["target_next_return_predictions"]
     ]
     for served in (whole["target_next_return_predictions"], in_small_passes):
         np.testing.assert_allclose(served, expected, atol=1e-5, rtol=0)
@@ -120,11 +119,30 @@ def test_a_bundle_whose_manifest_names_a_missing_onnx_graph_is_refused(bundles, 
 
 
 @pytest.mark.integration
+def test_a_corrupt_onnx_graph_or_an_unknown_runtime_is_refused_naming_the_file(
+    bundles, tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(bundles["direction"], corrupt)
+    (corrupt / ONNX_FILE).write_bytes(b"not an ONNX graph")
+    with pytest.raises(BundleError, match=f"unloadable ONNX graph .*{ONNX_FILE}"):
+        InferenceModel(corrupt)
+    later = tmp_path / "later"
+    shutil.copytree(bundles["direction"], later)
+    manifest = _manifest(later)
+    manifest["predictor"] = {"runtime": "tensorrt", "reason": None}
+    (later / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"serving\.json: predictor: expected runtime"):
+        InferenceModel(later)
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("breakage", "reason"),
     [
         ("disagrees", "ONNX output target_next_direction::"),
         ("fails", "ONNX export failed: RuntimeError"),
+        ("unreadable", "ONNX check failed: "),
     ],
 )
 def test_a_model_onnx_cannot_express_faithfully_keeps_serving_with_torchscript(
@@ -133,14 +151,15 @@ def test_a_model_onnx_cannot_express_faithfully_keeps_serving_with_torchscript(
     from mlops_pipeline.serving import onnx_predictor
     from mlops_pipeline.serving.bundle import export_bundle
 
+    def unsupported(model, training_set_metadata, schema):
+        raise RuntimeError("Exporting the operator 'aten::example' to ONNX is not supported")
+
     if breakage == "disagrees":
         monkeypatch.setattr(onnx_predictor, "ATOL", -1.0)  # no graph can agree this closely
-    else:
-
-        def unsupported(model, training_set_metadata, schema):
-            raise RuntimeError("Exporting the operator 'aten::example' to ONNX is not supported")
-
+    elif breakage == "fails":
         monkeypatch.setattr(onnx_predictor, "_trace", unsupported)
+    else:  # ONNX Runtime cannot load what the exporter wrote
+        monkeypatch.setattr(onnx_predictor, "_trace", lambda *args: b"not an ONNX graph")
     bundle = export_bundle(trained.direction_dir, tmp_path / "bundle")
     choice = _manifest(bundle)["predictor"]
     assert choice["runtime"] == "torchscript"

@@ -86,7 +86,9 @@ def _kill_the_model_server_before_predictions(home: FaultHome) -> tuple[int, Mlo
     run.freeze()
     record = home.home / "objects" / "teams" / TEAM / "serving" / "deployment.json"
     server = int(json.loads(record.read_text())["instance_id"])
-    os.kill(server, signal.SIGKILL)
+    # the whole server at once, its supervisor and its worker processes, as a crash or an
+    # out-of-memory kill takes them (a worker whose supervisor alone dies finishes its requests)
+    os.killpg(server, signal.SIGKILL)
     run.thaw()
     assert run.wait() == 1, run.output()
     return server, run

@@ -15,8 +15,8 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry
 from mlops_pipeline.serving.onnx_predictor import (
@@ -56,22 +56,32 @@ def find_ludwig_dir(root: Path) -> Path:
     return found[0]
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BundleManifest:
+    """A bundle's ``serving.json``, checked against the files beside it."""
+
+    schema: ModelSchema
+    predictor: PredictorChoice
+
+
+def read_manifest(bundle_dir: Path) -> BundleManifest:
+    path = bundle_dir / MANIFEST
     try:
-        manifest = json.loads((bundle_dir / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"unreadable bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
+        manifest = json.loads(path.read_text())
+        schema = ModelSchema.from_dict(manifest["schema"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"unreadable bundle manifest {path}: {exc}") from exc
     try:
-        choice = PredictorChoice.from_manifest(manifest)
+        predictor = PredictorChoice.from_manifest(manifest)
     except ValueError as exc:
-        raise BundleError(f"bundle manifest {bundle_dir / MANIFEST}: {exc}") from exc
+        raise BundleError(f"bundle manifest {path}: {exc}") from exc
     files = list(MODULE_FILES.values())
-    if choice.runtime == ONNX_RUNTIME:
+    if predictor.runtime == ONNX_RUNTIME:
         files.append(ONNX_FILE)
     missing = [name for name in files if not (bundle_dir / name).is_file()]
     if missing:
         raise BundleError(f"bundle {bundle_dir} lacks {missing}")
-    return manifest
+    return BundleManifest(schema, predictor)
 
 
 def export_bundle(ludwig_dir: Path, dest: Path) -> Path:

@@ -20,7 +20,6 @@ from mlops_pipeline.serving.onnx_predictor import (
     ONNX_FILE,
     TORCHSCRIPT,
     OnnxPredictor,
-    PredictorChoice,
     feature_modules,
 )
 from mlops_pipeline.serving.schema import Columns, ModelSchema, OutputSpec
@@ -38,8 +37,8 @@ class InferenceModel:
         import torch
 
         manifest = read_manifest(bundle_dir)
-        self.schema = ModelSchema.from_dict(manifest["schema"])
-        self.predictor_runtime = PredictorChoice.from_manifest(manifest).runtime
+        self.schema = manifest.schema
+        self.predictor_runtime = manifest.predictor.runtime
         self._torch = torch
         roles = MODULE_FILES if self.predictor_runtime == TORCHSCRIPT else _AROUND_THE_GRAPH
         modules = {

@@ -76,6 +76,27 @@ def _manifest(bundle) -> dict:
     return json.loads((bundle / MANIFEST).read_text())
 
 
+_ABSENT = object()
+
+
+def _copy(bundle: Path, dest: Path, *, predictor: object = None, graph: bytes | None = None) -> Path:
+    """A copy of ``bundle`` whose manifest's ``predictor`` entry is replaced (``_ABSENT``: removed)
+    unless None, and whose ONNX graph is replaced by ``graph`` (``b""``: removed) unless None."""
+    shutil.copytree(bundle, dest)
+    if predictor is not None:
+        manifest = _manifest(dest)
+        if predictor is _ABSENT:
+            del manifest["predictor"]
+        else:
+            manifest["predictor"] = predictor
+        (dest / MANIFEST).write_text(json.dumps(manifest))
+    if graph == b"":
+        (dest / ONNX_FILE).unlink()
+    elif graph is not None:
+        (dest / ONNX_FILE).write_bytes(graph)
+    return dest
+
+
 @pytest.mark.integration
 def test_exported_bundles_run_their_forward_pass_in_onnx_runtime(bundles) -> None:
     for bundle in bundles.values():
@@ -88,12 +109,7 @@ def test_exported_bundles_run_their_forward_pass_in_onnx_runtime(bundles) -> Non
 def test_a_bundle_exported_before_onnx_serves_the_same_predictions_with_torchscript(
     bundles, tmp_path: Path
 ) -> None:
-    older = tmp_path / "older"
-    shutil.copytree(bundles["return"], older)
-    (older / ONNX_FILE).unlink()
-    manifest = _manifest(older)
-    del manifest["predictor"]
-    (older / MANIFEST).write_text(json.dumps(manifest))
+    older = _copy(bundles["return"], tmp_path / "older", predictor=_ABSENT, graph=b"")
     frame = feature_frame(40, seed=13)[[*NUMBER_INPUTS, WINDOW_INPUT]]
     expected = _served(InferenceModel(bundles["return"]), frame)["target_next_return_predictions"]
     model = InferenceModel(older)
@@ -111,27 +127,18 @@ def test_a_bundle_exported_before_onnx_serves_the_same_predictions_with_torchscr
 
 @pytest.mark.integration
 def test_a_bundle_whose_manifest_names_a_missing_onnx_graph_is_refused(bundles, tmp_path: Path) -> None:
-    broken = tmp_path / "broken"
-    shutil.copytree(bundles["direction"], broken)
-    (broken / ONNX_FILE).unlink()
     with pytest.raises(BundleError, match=ONNX_FILE):
-        InferenceModel(broken)
+        InferenceModel(_copy(bundles["direction"], tmp_path / "broken", graph=b""))
 
 
 @pytest.mark.integration
 def test_a_corrupt_onnx_graph_or_an_unknown_runtime_is_refused_naming_the_file(
     bundles, tmp_path: Path
 ) -> None:
-    corrupt = tmp_path / "corrupt"
-    shutil.copytree(bundles["direction"], corrupt)
-    (corrupt / ONNX_FILE).write_bytes(b"not an ONNX graph")
+    corrupt = _copy(bundles["direction"], tmp_path / "corrupt", graph=b"not an ONNX graph")
     with pytest.raises(BundleError, match=f"unloadable ONNX graph .*{ONNX_FILE}"):
         InferenceModel(corrupt)
-    later = tmp_path / "later"
-    shutil.copytree(bundles["direction"], later)
-    manifest = _manifest(later)
-    manifest["predictor"] = {"runtime": "tensorrt", "reason": None}
-    (later / MANIFEST).write_text(json.dumps(manifest))
+    later = _copy(bundles["direction"], tmp_path / "later", predictor={"runtime": "tensorrt", "reason": None})
     with pytest.raises(BundleError, match=r"serving\.json: predictor: expected runtime"):
         InferenceModel(later)
 

@@ -102,15 +102,23 @@ def _metric(text: str, line_start: str) -> int:
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 
-def test_two_workers_share_the_port_and_the_metrics_and_sigterm_stops_them_all(bundles) -> None:
+def _start_two_workers(bundle: Path) -> tuple[subprocess.Popen, str, list[int]]:
+    """A server of two workers for ``bundle``, once ready: the supervisor, its URL and the workers."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "mlops_pipeline.serving.cli", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen([*command, "--model", f"x={bundles['return']}"], stdin=subprocess.DEVNULL)
-    workers: list[int] = []
+    server = subprocess.Popen([*command, "--model", f"x={bundle}"], stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
         _wait_until(lambda: _answers(f"{base}/ready") == 200, "the server to be ready")
-        workers = _workers_of(server.pid)
+    except BaseException:
+        server.kill()
+        raise
+    return server, base, _workers_of(server.pid)
+
+
+def test_two_workers_share_the_port_and_the_metrics_and_sigterm_stops_them_all(bundles) -> None:
+    server, base, workers = _start_two_workers(bundles["return"])
+    try:
         assert len(workers) == 2
 
         model = InferenceModel(bundles["return"])
@@ -140,18 +148,13 @@ def test_two_workers_share_the_port_and_the_metrics_and_sigterm_stops_them_all(b
 
 
 def test_workers_exit_when_their_supervisor_is_killed(bundles) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "mlops_pipeline.serving.cli", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen([*command, "--model", f"x={bundles['return']}"], stdin=subprocess.DEVNULL)
-    workers: list[int] = []
+    server, base, workers = _start_two_workers(bundles["return"])
     try:
-        _wait_until(lambda: _answers(f"http://127.0.0.1:{port}/ready") == 200, "the server to be ready")
-        workers = _workers_of(server.pid)
         assert len(workers) == 2
         server.kill()  # kill -9: the supervisor gets no chance to stop its workers
         server.wait(30)
         _wait_until(lambda: not any(_alive(worker) for worker in workers), "the workers to exit", 30)
-        assert _answers(f"http://127.0.0.1:{port}/ready") is None  # nothing holds the port
+        assert _answers(f"{base}/ready") is None  # nothing holds the port
     finally:
         for worker in workers:
             if _alive(worker):

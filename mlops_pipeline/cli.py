@@ -228,13 +228,18 @@ def compete(
     start: Annotated[datetime, _session_option("--from", "The first session")],
     end: Annotated[datetime, _session_option("--to", "The last session")],
     team: TeamOption = None,
-    force: ForceOption = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Materialize every partition again, not only the missing ones")
+    ] = False,
 ) -> None:
-    """Replay a range of sessions in order through the same partitioned jobs (a rerun resumes cheaply)."""
+    """Replay a range of sessions as one Dagster backfill (listed on the UI's backfills page); run
+    again, it carries on an unfinished one and skips what is materialized."""
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
-    from mlops_pipeline.sandbox_service import SandboxUnavailableError
-    from mlops_pipeline.session_runner import SessionRunError, replay
+    from mlops_pipeline.instance import open_instance
+    from mlops_pipeline.replay import ReplayError, replay
+    from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
+    from mlops_pipeline.session_runner import fail_orphaned_runs
 
     settings = settings_or_exit()
     platform = _platform_or_exit(settings)
@@ -245,14 +250,40 @@ def compete(
     except SessionError as exc:
         usage_error(str(exc))
     ensure_home(settings)
-    try:
-        reports = replay(platform, first, last, chosen, console=console, force=force)
-    except (SessionRunError, SandboxUnavailableError) as exc:
-        fail(str(exc))
-    failed = [report for report in reports if not report.ok]
-    console.print(f"replayed {len(reports)} session(s) from {first} to {last}")
-    if failed:
-        fail(f"{len(failed)} session(s) had failures: {', '.join(str(report.as_of) for report in failed)}")
+    with contextlib.ExitStack() as stack:
+        try:
+            if uses_sandbox(settings):  # the runs this process launches reach the same sandbox
+                os.environ["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
+            instance = stack.enter_context(open_instance())
+            for run_id in fail_orphaned_runs(instance):
+                console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
+            report = replay(instance, platform, first, last, chosen, console=console, everything=force)
+        except (ReplayError, SandboxUnavailableError) as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail(
+                "interrupted: the backfill stays requested; `mlops compete` with the same range carries it "
+                "on, and so does the daemon of `mlops ui` (cancel it on the UI's backfills page)"
+            )
+    for session in report.sessions:
+        if session.backfill_id is None:
+            console.print(f"{session.day}: already materialized ({session.targeted} asset partitions)")
+            continue
+        console.print(
+            f"{session.day}: backfill {session.backfill_id} {session.status.lower()}, "
+            f"{session.materialized} of {session.targeted} asset partitions materialized"
+        )
+        for failed in session.failed_runs:
+            where = f"run {failed.run_id[:8]} {failed.assets} {failed.partition}:"
+            err_console.print(labelled(where, failed.error), soft_wrap=True)
+    failed_sessions = [str(session.day) for session in report.sessions if not session.ok]
+    console.print(
+        f"replayed {len(report.sessions)} session(s) from {first} to {last} in {report.seconds:.0f} s"
+    )
+    if failed_sessions:
+        fail(f"{len(failed_sessions)} session(s) had failures ({', '.join(failed_sessions)}); see above")
+    if all(session.backfill_id is None for session in report.sessions):
+        console.print("every partition was already materialized (--force materializes them again)")
 
 
 _COMPONENTS = (

@@ -104,6 +104,9 @@ def build_definitions(platform: Platform) -> dg.Definitions:
             ),
         ],
         sensors=[record_run_failures, AUTOMATION_SENSOR],
+        # A run's steps run one after another in its process: a step's own process would cost more
+        # (about 5 s to start) than most steps take. Runs of different partitions run side by side.
+        executor=dg.in_process_executor,
         resources={
             "object_store": object_store_from_settings(settings),
             "market_data": market_data_from_settings(settings),

@@ -13,6 +13,7 @@ mlflow is imported inside the methods only.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import threading
@@ -93,11 +94,18 @@ class MlflowRegistry:
         if self._client is None:
             from mlflow import MlflowClient
 
-            # the embedded store's folder is made on first use, not when the code location loads
             if self.tracking_uri and self.tracking_uri.startswith("sqlite:///"):
-                Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                # The embedded store is made on first use, not when the code location loads, by one
+                # process at a time: runs starting together would each create its tables.
+                database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+                database.parent.mkdir(parents=True, exist_ok=True)
+                with (database.parent / f".{database.name}.lock").open("a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                    client.search_registered_models(max_results=1)  # the registry's store too
+            else:
+                client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = client
         return self._client
 
     def call(self, what: str, action: Callable[[], T]) -> T:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import socket
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from mlops_pipeline.assets.common import SETTINGS_TAG, WAITING
+from mlops_pipeline.assets.common import SETTINGS_TAG
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.assets.sessions import session_ticker_key
@@ -38,6 +37,8 @@ from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_defin
 from mlops_pipeline.instance import open_instance
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.processes import alive
+from mlops_pipeline.run_errors import failure_reason, waiting_note
+from mlops_pipeline.run_launcher import HOST_TAG, PID_TAG
 from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 from mlops_pipeline.stages import STAGES, TEAM_STAGES, team_job_name
 
@@ -50,9 +51,6 @@ _RECORDED_SETTINGS = (
     "dvc_remote_url",
     "serving_launcher",
 )
-_QUALIFIED_ERROR = re.compile(r"^(?:\w+\.)+\w+: ")  # "package.module.SomeError: " before a message
-HOST_TAG = "mlops/host"
-PID_TAG = "mlops/pid"
 
 
 class SessionRunError(RuntimeError):
@@ -127,33 +125,6 @@ class SessionReport:
             ("Dagster instance (runs, logs, asset history)", str(s.dagster_home_path)),
             ("Dagster UI", "make ui  (or: .venv/bin/mlops ui), then open http://127.0.0.1:3000"),
         ]
-
-
-def _error_text(result: dg.ExecuteInProcessResult) -> str:
-    """The root cause of the first failed step, in one line (the full trace is in the run's logs)."""
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
-        if error is not None:
-            while error.cause is not None:
-                error = error.cause
-            message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
-            return _QUALIFIED_ERROR.sub("", message)[:300]
-        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            evaluation = event.event_specific_data
-            if evaluation is not None and not evaluation.passed and evaluation.blocking:
-                return f"blocking check {evaluation.check_name!r} failed"
-    return "failed (see the run's logs in the UI)"
-
-
-def _waiting_note(result: dg.ExecuteInProcessResult) -> str | None:
-    """Why a successful run materialized nothing and waits (an observation's ``waiting`` metadata)."""
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
-            observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
-            waiting = observation.metadata.get(WAITING)
-            if waiting is not None:
-                return str(waiting.value)[:300]
-    return None
 
 
 @dataclass(frozen=True)
@@ -425,7 +396,7 @@ def _run_steps(
                 raise_on_error=False,
             )
             seconds = time.monotonic() - started
-            waiting = _waiting_note(result) if result.success else None
+            waiting = waiting_note(result.all_events) if result.success else None
             if waiting is not None:
                 if step.job == MARKET_JOB and step.ticker is not None:
                     market_outcome[step.ticker] = "waiting"
@@ -437,7 +408,9 @@ def _run_steps(
                 if step.job == MARKET_JOB and step.ticker is not None:
                     market_outcome[step.ticker] = "failure"
                 report.runs.append(
-                    PartitionRun(step.job, label, "failure", seconds, result.run_id, _error_text(result))
+                    PartitionRun(
+                        step.job, label, "failure", seconds, result.run_id, failure_reason(result.all_events)
+                    )
                 )
             progress.advance(task)
     return report

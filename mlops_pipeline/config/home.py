@@ -22,27 +22,56 @@ def broker_account_pool(team: str) -> str:
     return f"broker_account_{team}"
 
 
+# Runs at once on the embedded instance: more only thrash a small machine's cores and SQLite.
+EMBEDDED_MAX_CONCURRENT_RUNS = 4
+
+
+def _monitoring() -> dict:
+    return {
+        "enabled": True,
+        "start_timeout_seconds": 180,
+        "poll_interval_seconds": 30,
+        "free_slots_after_run_end_seconds": FREE_SLOTS_AFTER_RUN_END_S,
+    }
+
+
 def embedded_dagster_yaml() -> dict:
-    """The embedded instance: SQLite storage (Dagster's default), telemetry off, one step at a time
-    per pool across all runs (the AlphaVantage request stream, each team's broker account), and run
-    monitoring (a run whose process died is marked failed instead of staying STARTED, and its pool
-    slots are freed)."""
+    """The embedded instance: SQLite storage (Dagster's default), telemetry off, runs queued and
+    launched four at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
+    step at a time per pool across all runs (the AlphaVantage request stream, each team's broker
+    account), and run monitoring (a run whose process died is marked failed instead of staying
+    STARTED, and its pool slots are freed)."""
     return {
         "telemetry": {"enabled": False},
-        "concurrency": {"pools": {"default_limit": 1}},
-        "run_monitoring": {
-            "enabled": True,
-            "start_timeout_seconds": 180,
-            "poll_interval_seconds": 30,
-            "free_slots_after_run_end_seconds": FREE_SLOTS_AFTER_RUN_END_S,
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
         },
+        "run_launcher": {"module": "mlops_pipeline.run_launcher", "class": "PreforkRunLauncher"},
+        "concurrency": {
+            "runs": {"max_concurrent_runs": EMBEDDED_MAX_CONCURRENT_RUNS},
+            "pools": {"default_limit": 1},
+        },
+        "run_monitoring": _monitoring(),
     }
+
+
+# What earlier versions wrote: such a file is replaced by the current one, a user's own is kept.
+_EARLIER_EMBEDDED = (
+    {
+        "telemetry": {"enabled": False},
+        "concurrency": {"pools": {"default_limit": 1}},
+        "run_monitoring": _monitoring(),
+    },
+)
 
 
 def ensure_home(settings: PlatformSettings) -> None:
     """Create the embedded folders and the Dagster instance config; point DAGSTER_HOME at it.
 
-    Idempotent. An existing ``dagster.yaml`` written by a user (e.g. a Postgres one) is kept.
+    Idempotent. An existing ``dagster.yaml`` written by a user (e.g. a Postgres one) is kept; one an
+    earlier version of the platform wrote is brought up to date.
     """
     for folder in (settings.home_dir, settings.dagster_home_path, settings.home_dir / "mlflow"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,6 +80,9 @@ def ensure_home(settings: PlatformSettings) -> None:
     if settings.dvc_remote_url and "://" not in settings.dvc_remote_url:
         Path(settings.dvc_remote_url).mkdir(parents=True, exist_ok=True)
     instance_yaml = settings.dagster_home_path / "dagster.yaml"
-    if not instance_yaml.exists():
+    if (
+        not instance_yaml.exists()
+        or yaml.safe_load(instance_yaml.read_text(encoding="utf-8")) in _EARLIER_EMBEDDED
+    ):
         instance_yaml.write_text(yaml.safe_dump(embedded_dagster_yaml(), sort_keys=False), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home_path)

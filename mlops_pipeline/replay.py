@@ -1,0 +1,391 @@
+"""``mlops compete``: a range of sessions replayed as Dagster asset backfills, one per session.
+
+Each session's backfill targets the chosen teams' assets of that session, the shared market data of
+their tickers and the leaderboard, by default only the partitions not materialized yet, so running
+the same replay again costs nothing and one that was interrupted goes on where it stopped. They are
+ordinary backfills of the instance: the UI lists them on its backfills page, and their runs go
+through the instance's run coordinator and launcher. Within a session the dependencies order the
+runs (market data, models, serving, predictions, trading, backtest, leaderboard) and tickers and
+teams run side by side.
+
+Why one backfill per session rather than one over the range: a team's state moves forward from
+session to session outside the partitions (the models registered in MLflow and the champion alias,
+the live model server, the paper account), so session ``d + 1`` may only start once ``d`` is done.
+One backfill would start independent-looking partitions of later sessions early: a model trained
+on later data serving an earlier session's predictions.
+
+Who executes them: a running Dagster daemon (``mlops ui``, the compose stack) when there is one;
+otherwise this process does the daemon's work for its own backfill (the backfill iterations, and
+the run queue when the instance has one). Either way this process follows them with a progress
+bar. Interrupted, a backfill stays requested: the next ``mlops compete`` of the same range, or a
+daemon, carries it on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.events import AssetKeyPartitionKey
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.utils import make_new_backfill_id
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.backfill import execute_backfill_jobs
+from dagster._daemon.controller import get_daemon_statuses
+from dagster._daemon.daemon import BackfillDaemon
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster._time import get_current_timestamp
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mlops_pipeline.assets.common import SETTINGS_TAG
+from mlops_pipeline.assets.competition import LEADERBOARD
+from mlops_pipeline.assets.market import FEATURES, PRICES
+from mlops_pipeline.config.platform import Platform, SessionError
+from mlops_pipeline.market.calendar import trading_days
+from mlops_pipeline.run_errors import failure_reason, run_events
+
+CODE_LOCATION = "mlops_pipeline.definitions"  # the module, and the location name `mlops ui` gives it
+REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compete of them carries it on
+SESSION_TAG = "mlops/session"
+_POLL_S = 0.5
+_DAEMON_HEARTBEAT_TOLERANCE_S = 30  # a daemon silent longer than its heartbeat interval plus this is gone
+_RECORDED_SETTINGS = (
+    "storage",
+    "market_data",
+    "broker",
+    "mlflow_tracking_uri",
+    "dvc_remote_url",
+    "serving_launcher",
+)
+_TERMINAL = {
+    BulkActionStatus.COMPLETED,
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+}
+
+
+class ReplayError(RuntimeError):
+    """A replay could not start (a range outside the sessions, a code location that fails to load)."""
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    assets: str
+    partition: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SessionBackfill:
+    day: date
+    backfill_id: str | None  # None: every partition of the session was already materialized
+    status: str
+    targeted: int
+    materialized: int
+    failed: int
+    failed_runs: tuple[FailedRun, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("COMPLETED_SUCCESS", "NOTHING_TO_DO") and self.failed == 0
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    sessions: tuple[SessionBackfill, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(session.ok for session in self.sessions)
+
+
+def replay_partitions(
+    graph: BaseAssetGraph, platform: Platform, start: date, end: date, teams: list[str]
+) -> set[AssetKeyPartitionKey]:
+    """Every asset partition of the sessions ``start`` to ``end`` a replay of ``teams`` covers: the
+    teams' own assets, the market data of their tickers, and the leaderboard."""
+    chosen = {name: platform.teams[name] for name in teams}
+    tickers = {ticker for team in chosen.values() for ticker in team.tickers}
+    keys = [PRICES, FEATURES, LEADERBOARD] + [
+        key for key in graph.materializable_asset_keys if key.path[0] in chosen and len(key.path) > 1
+    ]
+    first, last = start.isoformat(), end.isoformat()
+    partitions = set()
+    for key in keys:
+        partitions_def = graph.get(key).partitions_def
+        if partitions_def is None:
+            continue
+        for partition in partitions_def.get_partition_keys():
+            session, _, ticker = str(partition).partition("|")
+            if first <= session <= last and (
+                not ticker or key not in (PRICES, FEATURES) or ticker in tickers
+            ):
+                partitions.add(AssetKeyPartitionKey(key, partition))
+    return partitions
+
+
+def _missing(
+    instance: dg.DagsterInstance, partitions: set[AssetKeyPartitionKey]
+) -> set[AssetKeyPartitionKey]:
+    """The partitions without a materialization yet."""
+    by_key: dict[dg.AssetKey, set[str]] = {}
+    for item in partitions:
+        by_key.setdefault(item.asset_key, set()).add(str(item.partition_key))
+    missing = set()
+    for key, wanted in by_key.items():
+        done = instance.get_materialized_partitions(key)
+        missing |= {AssetKeyPartitionKey(key, partition) for partition in wanted - done}
+    return missing
+
+
+@contextmanager
+def code_location_context(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext]:
+    """The code location, loaded in this process under the name the UI gives it."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable, module_name=CODE_LOCATION, working_directory=os.getcwd()
+        ),
+        location_name=CODE_LOCATION,
+    )
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as context:
+        errors = context.create_request_context().get_code_location_error(CODE_LOCATION)
+        if errors is not None:
+            raise ReplayError(f"the code location {CODE_LOCATION} does not load: {errors.message.strip()}")
+        yield context
+
+
+def daemon_runs_backfills(instance: dg.DagsterInstance) -> bool:
+    """Whether a Dagster daemon serves this instance's backfills now."""
+    status = get_daemon_statuses(
+        instance, [BackfillDaemon.daemon_type()], heartbeat_tolerance_seconds=_DAEMON_HEARTBEAT_TOLERANCE_S
+    ).get(BackfillDaemon.daemon_type())
+    return status is not None and status.healthy is True
+
+
+def _unfinished(instance: dg.DagsterInstance, replay_tag: str, day: date) -> PartitionBackfill | None:
+    for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])):
+        if backfill.tags.get(REPLAY_TAG) == replay_tag and backfill.tags.get(SESSION_TAG) == day.isoformat():
+            return backfill
+    return None
+
+
+def replay(
+    instance: dg.DagsterInstance,
+    platform: Platform,
+    start: date,
+    end: date,
+    teams: list[str],
+    console: Console | None = None,
+    everything: bool = False,
+) -> ReplayReport:
+    """Replay the sessions ``start`` to ``end`` of ``teams``, one asset backfill per session in
+    order, and wait for each. ``everything`` targets every partition, materialized or not (the
+    default: the missing ones); an unfinished backfill of a session of the same replay is carried
+    on rather than started again."""
+    try:
+        platform.check_range(start, end)
+    except SessionError as exc:
+        raise ReplayError(str(exc)) from None
+    console = console or Console(quiet=True)
+    replay_tag = json.dumps(
+        {"from": start.isoformat(), "to": end.isoformat(), "teams": sorted(teams)}, sort_keys=True
+    )
+    started = time.monotonic()
+    days = [stamp.date() for stamp in trading_days(start, end)]
+    with code_location_context(instance) as context, _progress(console) as progress:
+        graph = context.create_request_context().asset_graph
+        planned = [_plan(instance, graph, platform, day, teams, everything, replay_tag) for day in days]
+        task = progress.add_task("replay", total=sum(plan.remaining for plan in planned))
+        sessions = []
+        for index, plan in enumerate(planned):
+            label = f"session {plan.day} ({index + 1}/{len(days)})"
+            if plan.remaining == 0:
+                sessions.append(
+                    SessionBackfill(plan.day, None, "NOTHING_TO_DO", plan.wanted, plan.wanted, 0, ())
+                )
+                continue
+            backfill = plan.unfinished or _submit(instance, graph, plan, platform, teams, replay_tag)
+            verb = "carrying on" if plan.unfinished else "submitted"
+            progress.console.print(f"{label}: backfill {backfill.backfill_id} {verb}", highlight=False)
+            done_before = progress.tasks[0].completed - (
+                plan.wanted - plan.remaining if plan.unfinished else 0
+            )
+            result = _follow(
+                instance, context, graph, backfill.backfill_id, progress, task, done_before, label
+            )
+            sessions.append(
+                SessionBackfill(
+                    plan.day, backfill.backfill_id, *result, _failed_runs(instance, backfill.backfill_id)
+                )
+            )
+    return ReplayReport(tuple(sessions), time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class _SessionPlan:
+    day: date
+    wanted: int  # the session's asset partitions
+    target: frozenset[AssetKeyPartitionKey]  # those a new backfill would materialize
+    unfinished: PartitionBackfill | None  # a backfill of this session to carry on instead
+    remaining: int  # what is left to materialize
+    settled: int = 0  # what the unfinished backfill already materialized or failed
+
+
+def _plan(
+    instance: dg.DagsterInstance,
+    graph: BaseAssetGraph,
+    platform: Platform,
+    day: date,
+    teams: list[str],
+    everything: bool,
+    replay_tag: str,
+) -> _SessionPlan:
+    wanted = replay_partitions(graph, platform, day, day, teams)
+    target = frozenset(wanted if everything else _missing(instance, wanted))
+    unfinished = None if everything else _unfinished(instance, replay_tag, day)
+    if unfinished is None:
+        return _SessionPlan(day, len(wanted), target, None, len(target))
+    data = unfinished.get_asset_backfill_data(graph)
+    targeted = data.target_subset.num_partitions_and_non_partitioned_assets
+    left = (
+        data.target_subset - data.materialized_subset - data.failed_and_downstream_subset
+    ).num_partitions_and_non_partitioned_assets
+    return _SessionPlan(day, len(wanted), target, unfinished, left, targeted - left)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield progress
+
+
+def _submit(
+    instance: dg.DagsterInstance,
+    graph: BaseAssetGraph,
+    plan: _SessionPlan,
+    platform: Platform,
+    teams: list[str],
+    replay_tag: str,
+) -> PartitionBackfill:
+    redacted = platform.settings.redacted()
+    recorded = {name: redacted[name] for name in _RECORDED_SETTINGS}
+    backfill = PartitionBackfill.from_asset_graph_subset(
+        backfill_id=make_new_backfill_id(),
+        backfill_timestamp=get_current_timestamp(),
+        tags={
+            REPLAY_TAG: replay_tag,
+            SESSION_TAG: plan.day.isoformat(),
+            SETTINGS_TAG: json.dumps(recorded, sort_keys=True),
+        },
+        dynamic_partitions_store=instance,
+        asset_graph_subset=AssetGraphSubset.from_asset_partition_set(set(plan.target), graph),
+        title=f"compete session {plan.day}",
+        description=f"mlops compete, session {plan.day}: teams {', '.join(teams)}",
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill
+
+
+def _follow(
+    instance: dg.DagsterInstance,
+    context: WorkspaceProcessContext,
+    graph: BaseAssetGraph,
+    backfill_id: str,
+    progress: Progress,
+    task: TaskID,
+    done_before: float,
+    label: str,
+) -> tuple[str, int, int, int]:
+    """Drive (without a daemon) or follow one backfill to its end: its status, and how many asset
+    partitions it targeted, materialized and failed."""
+    quiet = logging.getLogger("mlops.replay")
+    quiet.setLevel(logging.WARNING)
+    logging.getLogger("dagster.daemon").setLevel(logging.WARNING)  # the run queue's per-tick lines
+    queue = QueuedRunCoordinatorDaemon(interval_seconds=1) if isinstance(
+        instance.run_coordinator, QueuedRunCoordinator
+    ) else None  # fmt: skip
+    announced = False
+    while True:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None
+        data = backfill.get_asset_backfill_data(graph)
+        targeted = data.target_subset.num_partitions_and_non_partitioned_assets
+        materialized = data.materialized_subset.num_partitions_and_non_partitioned_assets
+        failed = data.failed_and_downstream_subset.num_partitions_and_non_partitioned_assets
+        progress.update(task, completed=done_before + materialized + failed, description=label)
+        if backfill.status in _TERMINAL:
+            return backfill.status.value, targeted, materialized, failed
+        if daemon_runs_backfills(instance):
+            if not announced:
+                progress.console.print("a Dagster daemon executes it; following")
+                announced = True
+        else:
+            _drive(context, quiet, backfill, queue)
+        time.sleep(_POLL_S)
+
+
+def _drive(
+    context: WorkspaceProcessContext,
+    logger: logging.Logger,
+    backfill: PartitionBackfill,
+    queue: QueuedRunCoordinatorDaemon | None,
+) -> None:
+    """One iteration of the daemon's work for this backfill: request the runs whose inputs are
+    ready, and launch queued runs within the instance's limits."""
+    for error in execute_backfill_jobs(context, logger, [backfill]):
+        if error is not None:
+            raise ReplayError(f"backfill {backfill.backfill_id}: {error.message.strip()}")
+    if queue is not None:
+        for _ in queue.run_iteration(context):
+            pass
+
+
+def _failed_runs(instance: dg.DagsterInstance, backfill_id: str) -> tuple[FailedRun, ...]:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}, statuses=[dg.DagsterRunStatus.FAILURE])
+    )
+    failed = []
+    for run in runs:
+        assets = ", ".join(sorted(key.to_user_string() for key in run.asset_selection or ()))
+        partition = run.tags.get("dagster/partition", "")
+        failed.append(
+            FailedRun(run.run_id, assets, partition, failure_reason(run_events(instance, run.run_id)))
+        )
+    return tuple(failed)

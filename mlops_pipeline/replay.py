@@ -168,7 +168,9 @@ def _missing(
 
 @contextmanager
 def code_location_context(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext]:
-    """The code location, loaded in this process under the name the UI gives it."""
+    """The code location, loaded in this process under the name the UI gives it, from the current
+    settings (a module imported before, with other settings, is imported again)."""
+    sys.modules.pop(CODE_LOCATION, None)
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(
             executable_path=sys.executable, module_name=CODE_LOCATION, working_directory=os.getcwd()

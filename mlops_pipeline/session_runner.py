@@ -1,4 +1,4 @@
-"""``mlops run`` and ``mlops compete``: the session's partitioned jobs, executed in this process.
+"""``mlops run``: one session's partitioned jobs, executed in this process.
 
 A session runs the same partitioned asset jobs the schedules and the automation sensor launch:
 shared market data per session and ticker, then each team's stages, then the leaderboard. Each
@@ -35,7 +35,6 @@ from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_definitions
 from mlops_pipeline.instance import open_instance
-from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.processes import alive
 from mlops_pipeline.run_errors import failure_reason, waiting_note
 from mlops_pipeline.run_launcher import HOST_TAG, PID_TAG
@@ -269,25 +268,11 @@ def run_session(
         platform.check_session(day)
     except SessionError as exc:
         raise SessionRunError(str(exc)) from None
-    return _run_sessions(platform, [day], teams, console, stages, force)[0]
-
-
-def _run_sessions(
-    platform: Platform,
-    days: list[date],
-    teams: list[str] | None,
-    console: Console | None,
-    stages: tuple[str, ...],
-    force: bool,
-) -> list[SessionReport]:
-    """The sessions in order, against one sandbox (started if needed), one instance, one graph."""
     console = console or Console(quiet=True)
-    reports = []
     with ExitStack() as stack:
         settings = platform.settings
         # Before the sandbox: a run that waits must not lean on the sandbox of the run it waits for.
-        for day in days:
-            stack.enter_context(session_lock(settings, day, console))
+        stack.enter_context(session_lock(settings, day, console))
         if uses_sandbox(settings):
             settings = settings.model_copy(
                 update={"sandbox_url": stack.enter_context(ensure_sandbox(settings))}
@@ -296,19 +281,8 @@ def _run_sessions(
             Platform(settings, platform.teams, platform.first_session, platform.last_session)
         )
         instance = stack.enter_context(open_instance())
-        started = time.monotonic()
-        for index, day in enumerate(days):
-            steps = plan_steps(platform, day, teams or list(platform.teams), stages)
-            label = f"session {day}"
-            if len(days) > 1:
-                label += f" ({index + 1}/{len(days)}{_eta(started, index, len(days))})"
-            report = _run_steps(defs, instance, settings, day, steps, console, force, label)
-            if len(days) > 1:
-                waiting = f", {report.waiting_count} waiting" if report.waiting_count else ""
-                ok = report.total_count - report.failed_count - report.waiting_count
-                console.print(f"{day}: {ok}/{report.total_count} ok{waiting}")
-            reports.append(report)
-    return reports
+        steps = plan_steps(platform, day, teams or list(platform.teams), stages)
+        return _run_steps(defs, instance, settings, day, steps, console, force, f"session {day}")
 
 
 @contextmanager
@@ -334,14 +308,6 @@ def session_lock(settings: PlatformSettings, day: date, console: Console) -> Ite
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _eta(started: float, done: int, total: int) -> str:
-    """``, about N min left`` from the mean time of the sessions done so far."""
-    if done == 0:
-        return ""
-    left = (time.monotonic() - started) / done * (total - done)
-    return f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
 
 
 def _run_steps(
@@ -414,25 +380,3 @@ def _run_steps(
                 )
             progress.advance(task)
     return report
-
-
-def replay(
-    platform: Platform,
-    start: date,
-    end: date,
-    teams: list[str] | None = None,
-    console: Console | None = None,
-    stages: tuple[str, ...] = STAGES,
-    force: bool = False,
-) -> list[SessionReport]:
-    """Run every session from ``start`` to ``end`` in order, each as :func:`run_session` does.
-
-    Running a replay again costs little: stored snapshots, trained models, predictions and orders
-    of a session are kept, so an interrupted replay resumes where it stopped.
-    """
-    try:
-        platform.check_range(start, end)
-    except SessionError as exc:
-        raise SessionRunError(str(exc)) from None
-    days = [stamp.date() for stamp in trading_days(start, end)]
-    return _run_sessions(platform, days, teams, console, stages, force)

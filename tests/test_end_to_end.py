@@ -6,9 +6,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 from _teams import write_two_small_teams
+from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 from typer.testing import CliRunner
 
 from mlops_pipeline.cli import app
@@ -18,12 +21,14 @@ from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.market.recording import read_recording
 from mlops_pipeline.market.store import read_prices
 from mlops_pipeline.monitoring.dashboard import project_id
+from mlops_pipeline.replay import SESSION_TAG, replay
 from mlops_pipeline.resources.object_store import ObjectStore, object_store_from_settings
+from mlops_pipeline.run_launcher import PID_TAG
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.serving.launch import Deployment
 from mlops_pipeline.serving.predictions import read_predictions
-from mlops_pipeline.session_runner import replay, run_session
+from mlops_pipeline.session_runner import run_session
 
 pytestmark = pytest.mark.integration
 DAY_1, DAY_2 = date(2024, 3, 27), date(2024, 3, 28)
@@ -131,13 +136,26 @@ def test_replay_of_five_recorded_sessions_every_stage_resumes_without_duplicates
     platform_, store, recording = recorded_platform
     start, end = date(2024, 3, 21), date(2024, 3, 27)  # Thu, Fri, Mon, Tue, Wed
 
-    interrupted = replay(platform_, start, date(2024, 3, 22))
-    assert [report.as_of for report in interrupted] == [date(2024, 3, 21), date(2024, 3, 22)]
-    resumed = replay(platform_, start, end)
-    assert [report.as_of for report in resumed] == [
-        date(2024, 3, 21), date(2024, 3, 22), date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 27),
-    ]  # fmt: skip
-    assert all(report.ok for report in interrupted + resumed)
+    teams = list(platform_.teams)
+    with dg.DagsterInstance.get() as instance:
+        interrupted = replay(instance, platform_, start, date(2024, 3, 22), teams)
+        assert [session.day for session in interrupted.sessions] == [date(2024, 3, 21), date(2024, 3, 22)]
+        resumed = replay(instance, platform_, start, end, teams)
+        assert [session.day for session in resumed.sessions] == [
+            date(2024, 3, 21), date(2024, 3, 22), date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 27),
+        ]  # fmt: skip
+        assert interrupted.ok and resumed.ok, (interrupted, resumed)
+        # The sessions done before are not backfilled again; each new one is one backfill of the
+        # instance (listed in the UI), whose runs went through the queue and the fork launcher.
+        assert [session.backfill_id for session in resumed.sessions[:2]] == [None, None]
+        backfills = {backfill.backfill_id: backfill for backfill in instance.get_backfills()}
+        for session in interrupted.sessions + resumed.sessions[2:]:
+            backfill = backfills[session.backfill_id]
+            assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+            assert backfill.tags[SESSION_TAG] == session.day.isoformat()
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_ID_TAG: session.backfill_id}))
+            assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+            assert all(PID_TAG in run.tags for run in runs)
     predictions = read_predictions(store.scoped("teams/red"), "MSFT")
     assert len(predictions) == 5
     # The weekly retraining (Saturdays 06:00) happened once, on Monday: two model versions.

@@ -17,10 +17,11 @@ from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.defs_builder import build_definitions
 from mlops_pipeline.market.calendar import last_completed_trading_day, next_trading_day
 from mlops_pipeline.market.store import prices_key
+from mlops_pipeline.replay import ReplayError, replay
 from mlops_pipeline.resources.object_store import object_store_from_settings
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
-from mlops_pipeline.session_runner import SessionRunError, fail_orphaned_runs, plan_steps, replay, run_session
+from mlops_pipeline.session_runner import SessionRunError, fail_orphaned_runs, plan_steps, run_session
 
 pytestmark = pytest.mark.integration  # servers on 127.0.0.1
 
@@ -240,21 +241,6 @@ def test_failed_market_checks_block_the_training_dataset(
     assert "failed checks ['trading_days']: training data blocked" in str(failure.event_specific_data.error)
 
 
-def test_replay_moves_through_sessions_and_reruns_cheaply(
-    settings: PlatformSettings, platform: Platform, sandbox_url: str
-) -> None:
-    reports = replay(platform, date(2024, 3, 26), date(2024, 3, 27), ["red"], stages=MARKET)
-    assert [report.as_of for report in reports] == [date(2024, 3, 26), date(2024, 3, 27)]
-    assert all(report.ok for report in reports)
-    requests = _requests(sandbox_url)
-    assert requests == 2 * 2  # two tickers, one request each per session
-    again = replay(platform, date(2024, 3, 26), date(2024, 3, 27), ["red"], stages=MARKET)
-    assert all(report.ok for report in again)
-    assert _requests(sandbox_url) == requests  # every snapshot exists: no request
-    prices = object_store_from_settings(settings).get_parquet(prices_key("MSFT", AS_OF))
-    assert prices["date"].iloc[-1].date() == AS_OF and prices["date"].is_unique
-
-
 @pytest.mark.parametrize(
     ("start", "end", "message"),
     [
@@ -273,8 +259,9 @@ def test_replay_moves_through_sessions_and_reruns_cheaply(
     ],
 )
 def test_replay_range_errors(platform: Platform, start: date, end: date, message: str) -> None:
-    with pytest.raises(SessionRunError, match=message):
-        replay(platform, start, end)
+    with dg.DagsterInstance.get() as instance, pytest.raises(ReplayError, match=message):
+        replay(instance, platform, start, end, ["red"])
+    assert not instance.get_backfills()  # nothing submitted
 
 
 def test_on_alphavantage_the_sessions_end_at_the_last_completed_session(settings: PlatformSettings) -> None:
@@ -282,11 +269,14 @@ def test_on_alphavantage_the_sessions_end_at_the_last_completed_session(settings
     latest = last_completed_trading_day()
     assert live.last_session == latest
     upcoming = next_trading_day(latest)
-    with pytest.raises(
-        SessionRunError,
-        match=f"to {upcoming} is outside the sessions: the valid range is 2020-01-02 to {latest}",
+    with (
+        dg.DagsterInstance.get() as instance,
+        pytest.raises(
+            ReplayError,
+            match=f"to {upcoming} is outside the sessions: the valid range is 2020-01-02 to {latest}",
+        ),
     ):
-        replay(live, date(2024, 3, 26), upcoming)
+        replay(instance, live, date(2024, 3, 26), upcoming, ["red"])
     with pytest.raises(SessionRunError, match=f"{upcoming} is after the last completed session {latest}"):
         run_session(live, upcoming)
 

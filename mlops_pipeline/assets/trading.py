@@ -1,10 +1,9 @@
-"""Per-team portfolio assets, partitioned by session, materialized together by one step.
+"""Per-team portfolio assets, partitioned by session.
 
 ``<team>/orders`` places the session's orders on the team's account from its predictions;
-``<team>/reconciliation`` then pulls orders, fills, positions and equity into the team's journal.
-An account is path-dependent and only moves forward: each asset depends on its own previous
-session, and one step makes both, so a backfill trades and journals the sessions strictly in order
-(a session's orders never before the previous session is journaled).
+``<team>/reconciliation`` pulls orders, fills, positions and equity into the team's journal.
+An account is path-dependent: both assets depend on their own previous session, so a backfill
+trades and journals the sessions in order.
 """
 
 import os
@@ -45,48 +44,32 @@ def build_trading_assets(
     # Two runs of a session (a sensor's, a click in the UI, `mlops run`) wait for each other here.
     account_pool = broker_account_pool(team.name)
 
-    @dg.multi_asset(
-        specs=[
-            dg.AssetSpec(
-                orders_key,
-                deps=[
-                    dg.AssetKey([team.name, "predictions"]),
-                    dg.AssetDep(orders_key, partition_mapping=PREVIOUS_SESSION),
-                ],
-                automation_condition=PER_TEAM_STAGE,
-                group_name=team.name,
-                kinds={"alpaca"},
-                tags={"team": team.name},
-                metadata=team_metadata,
-                description=f"Team {team.name}: the trading date's {team.strategy.name} orders, placed once.",
-            ),
-            dg.AssetSpec(
-                reconciliation_key,
-                deps=[dg.AssetDep(reconciliation_key, partition_mapping=PREVIOUS_SESSION)],
-                automation_condition=PER_TEAM_STAGE,
-                group_name=team.name,
-                kinds={"alpaca", "parquet"},
-                tags={"team": team.name},
-                metadata=team_metadata,
-                skippable=True,
-                description=f"Team {team.name}: orders, fills, positions and equity journaled from the "
-                "broker (a past session re-run after later ones leaves the journal as it is).",
-            ),
+    @dg.asset(
+        key=orders_key,
+        deps=[
+            dg.AssetKey([team.name, "predictions"]),
+            dg.AssetDep(orders_key, partition_mapping=PREVIOUS_SESSION),
         ],
-        name=f"{team.name}__trading",
         partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
+        group_name=team.name,
+        kinds={"alpaca"},
         pool=account_pool,
+        tags={"team": team.name},
+        metadata=team_metadata,
+        description=f"Team {team.name}: the trading date's {team.strategy.name} orders, placed once.",
     )
-    def trading(
+    def orders(
         context: dg.AssetExecutionContext,
         object_store: ObjectStore,
         broker: BrokerResource,
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> dg.MaterializeResult:
         trading_date = session_of(context)
-        store = team_store(object_store, team.name)
         try:
             client = broker.client_for(team, trading_date)
-            report = place_daily_orders(team, client, store, trading_date, os.environ)
+            report = place_daily_orders(
+                team, client, team_store(object_store, team.name), trading_date, os.environ
+            )
         except (BrokerError, PredictionsError) as exc:
             raise dg.Failure(f"team {team.name}, {trading_date}: {exc}") from None
         metadata = _metadata(report.metadata())
@@ -98,30 +81,50 @@ def build_trading_assets(
                 + "; ".join(f"{item.intent.client_order_id}: {item.error}" for item in report.failures),
                 metadata=metadata,
             )
-        yield dg.MaterializeResult(asset_key=orders_key, metadata={**team_metadata, **metadata})
+        return dg.MaterializeResult(metadata={**team_metadata, **metadata})
 
-        later = latest_traded_session(store, team.name)
+    @dg.asset(
+        key=reconciliation_key,
+        deps=[orders_key, dg.AssetDep(reconciliation_key, partition_mapping=PREVIOUS_SESSION)],
+        partitions_def=sessions,
+        automation_condition=PER_TEAM_STAGE,
+        group_name=team.name,
+        kinds={"alpaca", "parquet"},
+        pool=account_pool,
+        tags={"team": team.name},
+        metadata=team_metadata,
+        output_required=False,
+        description=f"Team {team.name}: orders, fills, positions and equity journaled from the broker "
+        "(a past session re-run after later ones leaves the journal as it is).",
+    )
+    def reconciliation(
+        context: dg.AssetExecutionContext,
+        object_store: ObjectStore,
+        broker: BrokerResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        trading_date = session_of(context)
+        later = latest_traded_session(team_store(object_store, team.name), team.name)
         if later is not None and later > trading_date:
             context.log.info(
                 f"the account already traded {later}: the journal of {trading_date} stays as it is"
             )
             return
         try:
-            journal = reconcile(team, client, store, trading_date)
+            client = broker.client_for(team, trading_date)
+            report = reconcile(team, client, team_store(object_store, team.name), trading_date)
         except BrokerError as exc:
             raise dg.Failure(f"team {team.name}, {trading_date}: {exc}") from None
-        if not journal.problems.empty:
+        if not report.problems.empty:
             context.log.warning(
-                f"team {team.name}: {len(journal.problems)} rejected or canceled order(s): "
-                + ", ".join(journal.problems["client_order_id"])
+                f"team {team.name}: {len(report.problems)} rejected or canceled order(s): "
+                + ", ".join(report.problems["client_order_id"])
             )
         yield dg.MaterializeResult(
-            asset_key=reconciliation_key,
             metadata={
                 **team_metadata,
-                **_metadata(journal.metadata()),
-                **{f"{name}_uri": dg.MetadataValue.path(uri) for name, uri in journal.uris.items()},
-            },
+                **_metadata(report.metadata()),
+                **{f"{name}_uri": dg.MetadataValue.path(uri) for name, uri in report.uris.items()},
+            }
         )
 
-    return [trading]
+    return [orders, reconciliation]

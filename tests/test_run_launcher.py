@@ -1,0 +1,126 @@
+"""The embedded instance's run launcher: runs forked from a warm fork server, against a real
+sandbox on 127.0.0.1 and the code location loaded as the UI loads it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.launcher import WorkerStatus
+
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.platform import load_platform
+from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.defs_builder import MARKET_JOB, build_definitions
+from mlops_pipeline.market.store import prices_key
+from mlops_pipeline.processes import alive
+from mlops_pipeline.replay import CODE_LOCATION, code_location_context
+from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.run_launcher import PID_TAG, PreforkRunLauncher
+from mlops_pipeline.sandbox.config import SandboxConfig
+from mlops_pipeline.sandbox.runner import start_sandbox_thread
+from mlops_pipeline.session_runner import fail_orphaned_runs
+
+pytestmark = pytest.mark.integration
+
+AS_OF = date(2024, 3, 27)
+
+
+@pytest.fixture
+def instance(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
+    (project / "teams" / "blue.yaml").unlink()
+    sandbox = start_sandbox_thread(SandboxConfig(today=AS_OF))
+    monkeypatch.setenv("MLOPS_SANDBOX_URL", sandbox.base_url)
+    settings = load_settings()
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home_path))
+    ensure_home(settings)
+    try:
+        with dg.DagsterInstance.get() as opened:
+            yield opened
+    finally:
+        sandbox.stop()
+
+
+def _launch(instance: dg.DagsterInstance, partition: str) -> dg.DagsterRun:
+    """A market-data run of one session and ticker, launched by the instance's launcher."""
+    job = build_definitions(load_platform(load_settings())).resolve_job_def(MARKET_JOB)
+    with code_location_context(instance) as context:
+        request = context.create_request_context()
+        (repository,) = request.get_code_location(CODE_LOCATION).get_repositories().values()
+        remote = repository.get_full_job(MARKET_JOB)
+        run = instance.create_run_for_job(
+            job,
+            remote_job_origin=remote.get_remote_origin(),
+            job_code_origin=remote.get_python_origin(),
+            tags={"dagster/partition": partition},
+        )
+        instance.launch_run(run.run_id, request)
+    launched = instance.get_run_by_id(run.run_id)
+    assert launched is not None
+    return launched
+
+
+def _wait(instance: dg.DagsterInstance, run_id: str, statuses: set[dg.DagsterRunStatus]) -> dg.DagsterRun:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        if run.status in statuses:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {run.status}")
+
+
+def test_a_launched_run_executes_in_its_own_process_with_the_launchers_settings(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(instance.run_launcher, PreforkRunLauncher)
+    run = _launch(instance, f"{AS_OF}|MSFT")
+    pid = int(run.tags[PID_TAG])
+    assert pid != os.getpid()
+    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE})
+    assert done.status == dg.DagsterRunStatus.SUCCESS
+    store = object_store_from_settings(load_settings())
+    assert store.exists(prices_key("MSFT", AS_OF))  # in this test's home: the launcher's environment
+    assert not alive(pid)
+
+    # A second home in the same process: the next run sees it, not the fork server's first one.
+    other_home = Path(os.environ["MLOPS_HOME"]).parent / "second-home"
+    monkeypatch.setenv("MLOPS_HOME", str(other_home))
+    monkeypatch.setenv("DAGSTER_HOME", str(other_home / "dagster"))
+    ensure_home(load_settings())
+    with dg.DagsterInstance.get() as second:
+        again = _wait(second, _launch(second, f"{AS_OF}|MSFT").run_id, {dg.DagsterRunStatus.SUCCESS})
+        assert int(again.tags[PID_TAG]) != pid
+    assert object_store_from_settings(load_settings()).exists(prices_key("MSFT", AS_OF))
+
+
+def test_a_killed_worker_is_seen_dead_and_its_run_failed(instance: dg.DagsterInstance) -> None:
+    run = _launch(instance, f"{AS_OF}|MSFT")
+    pid = int(run.tags[PID_TAG])
+    assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    health = instance.run_launcher.check_run_worker_health(run)
+    assert health.status == WorkerStatus.FAILED and f"pid {pid}" in health.msg
+    assert run.run_id in fail_orphaned_runs(instance)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_terminate_cancels_a_started_run(instance: dg.DagsterInstance) -> None:
+    run = _launch(instance, f"{AS_OF}|MSFT")
+    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
+    assert instance.run_launcher.terminate(run.run_id)
+    done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS})
+    # A run interrupted between steps ends canceled; one whose last step was already done, succeeds.
+    assert done.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS)
+    assert not alive(int(run.tags[PID_TAG]))

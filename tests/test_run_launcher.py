@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 from dagster._core.launcher import WorkerStatus
 
-from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.home import ALPHAVANTAGE_POOL, ensure_home
 from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.defs_builder import MARKET_JOB, build_definitions
@@ -78,6 +78,14 @@ def _wait(instance: dg.DagsterInstance, run_id: str, statuses: set[dg.DagsterRun
     raise AssertionError(f"run {run_id} still {run.status}")
 
 
+def _exits(pid: int) -> bool:
+    """Whether process ``pid`` is gone within 30 s."""
+    deadline = time.monotonic() + 30
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not alive(pid)
+
+
 def test_a_launched_run_executes_in_its_own_process_with_the_launchers_settings(
     instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,7 +97,7 @@ def test_a_launched_run_executes_in_its_own_process_with_the_launchers_settings(
     assert done.status == dg.DagsterRunStatus.SUCCESS
     store = object_store_from_settings(load_settings())
     assert store.exists(prices_key("MSFT", AS_OF))  # in this test's home: the launcher's environment
-    assert not alive(pid)
+    assert _exits(pid)
 
     # A second home in the same process: the next run sees it, not the fork server's first one.
     other_home = Path(os.environ["MLOPS_HOME"]).parent / "second-home"
@@ -107,9 +115,7 @@ def test_a_killed_worker_is_seen_dead_and_its_run_failed(instance: dg.DagsterIns
     pid = int(run.tags[PID_TAG])
     assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert _exits(pid)
     health = instance.run_launcher.check_run_worker_health(run)
     assert health.status == WorkerStatus.FAILED and f"pid {pid}" in health.msg
     assert run.run_id in fail_orphaned_runs(instance)
@@ -117,10 +123,19 @@ def test_a_killed_worker_is_seen_dead_and_its_run_failed(instance: dg.DagsterIns
 
 
 def test_terminate_cancels_a_started_run(instance: dg.DagsterInstance) -> None:
-    run = _launch(instance, f"{AS_OF}|MSFT")
-    _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
-    assert instance.run_launcher.terminate(run.run_id)
+    # The AlphaVantage pool's only slot is taken: the run starts, and its prices step waits for it.
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(ALPHAVANTAGE_POOL)
+    assert storage.claim_concurrency_slot(ALPHAVANTAGE_POOL, "another-run", "its-step").is_claimed
+    try:
+        run = _launch(instance, f"{AS_OF}|MSFT")
+        _wait(instance, run.run_id, {dg.DagsterRunStatus.STARTED})
+        assert instance.run_launcher.terminate(run.run_id)
+        assert _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELING})
+    finally:
+        # A step waiting for a pool slot sees the interrupt once it stops waiting (Dagster's rule)
+        storage.free_concurrency_slots_for_run("another-run")
     done = _wait(instance, run.run_id, {dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS})
-    # A run interrupted between steps ends canceled; one whose last step was already done, succeeds.
-    assert done.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS)
-    assert not alive(int(run.tags[PID_TAG]))
+    assert done.status == dg.DagsterRunStatus.CANCELED
+    assert _exits(int(run.tags[PID_TAG]))
+    assert not object_store_from_settings(load_settings()).exists(prices_key("MSFT", AS_OF))

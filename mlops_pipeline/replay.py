@@ -61,7 +61,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mlops_pipeline.assets.common import SETTINGS_TAG
+from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.config.platform import Platform, SessionError
@@ -73,14 +73,6 @@ REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compet
 SESSION_TAG = "mlops/session"
 _POLL_S = 0.5
 _DAEMON_HEARTBEAT_TOLERANCE_S = 30  # a daemon silent longer than its heartbeat interval plus this is gone
-_RECORDED_SETTINGS = (
-    "storage",
-    "market_data",
-    "broker",
-    "mlflow_tracking_uri",
-    "dvc_remote_url",
-    "serving_launcher",
-)
 _TERMINAL = {
     BulkActionStatus.COMPLETED,
     BulkActionStatus.COMPLETED_SUCCESS,
@@ -237,9 +229,7 @@ def replay(
             backfill = plan.unfinished or _submit(instance, graph, plan, platform, teams, replay_tag)
             verb = "carrying on" if plan.unfinished else "submitted"
             progress.console.print(f"{label}: backfill {backfill.backfill_id} {verb}", highlight=False)
-            done_before = progress.tasks[0].completed - (
-                plan.wanted - plan.remaining if plan.unfinished else 0
-            )
+            done_before = progress.tasks[0].completed - plan.settled
             result = _follow(
                 instance, context, graph, backfill.backfill_id, progress, task, done_before, label
             )
@@ -305,15 +295,13 @@ def _submit(
     teams: list[str],
     replay_tag: str,
 ) -> PartitionBackfill:
-    redacted = platform.settings.redacted()
-    recorded = {name: redacted[name] for name in _RECORDED_SETTINGS}
     backfill = PartitionBackfill.from_asset_graph_subset(
         backfill_id=make_new_backfill_id(),
         backfill_timestamp=get_current_timestamp(),
         tags={
             REPLAY_TAG: replay_tag,
             SESSION_TAG: plan.day.isoformat(),
-            SETTINGS_TAG: json.dumps(recorded, sort_keys=True),
+            **settings_tag(platform.settings),
         },
         dynamic_partitions_store=instance,
         asset_graph_subset=AssetGraphSubset.from_asset_partition_set(set(plan.target), graph),

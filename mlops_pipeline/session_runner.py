@@ -12,7 +12,6 @@ the first (a file lock), and a team's serving step is not up to date while its s
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import time
@@ -27,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from mlops_pipeline.assets.common import SETTINGS_TAG
+from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.assets.sessions import session_ticker_key
@@ -42,14 +41,6 @@ from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 from mlops_pipeline.stages import STAGES, TEAM_STAGES, team_job_name
 
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-_RECORDED_SETTINGS = (
-    "storage",
-    "market_data",
-    "broker",
-    "mlflow_tracking_uri",
-    "dvc_remote_url",
-    "serving_launcher",
-)
 
 
 class SessionRunError(RuntimeError):
@@ -324,9 +315,8 @@ def _run_steps(
     for run_id in fail_orphaned_runs(instance):
         console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
     report = SessionReport(as_of=day, settings=settings)
-    recorded = {name: settings.redacted()[name] for name in _RECORDED_SETTINGS}
     base_tags = {
-        SETTINGS_TAG: json.dumps(recorded, sort_keys=True),
+        **settings_tag(settings),
         HOST_TAG: socket.gethostname(),
         PID_TAG: str(os.getpid()),
     }

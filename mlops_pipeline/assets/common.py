@@ -7,15 +7,31 @@ from typing import Any
 
 import dagster as dg
 
+from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.market.checks import CheckOutcome
 from mlops_pipeline.resources.object_store import ObjectStore
 
 TEAM_TAG = "mlops/team"
 CONFIG_HASH_TAG = "mlops/config_hash"
 SETTINGS_TAG = "mlops/settings"
+# The settings recorded on every run the platform starts itself (secrets masked).
+_RECORDED_SETTINGS = (
+    "storage",
+    "market_data",
+    "broker",
+    "mlflow_tracking_uri",
+    "dvc_remote_url",
+    "serving_launcher",
+)
 # Metadata key of an observation recorded instead of a materialization when an asset has to wait
 # (the day's market-data budget is used up, too little history to train): its value says why.
 WAITING = "waiting"
+
+
+def settings_tag(settings: PlatformSettings) -> dict[str, str]:
+    """The run tag that records the resolved settings (secrets masked) of a run."""
+    redacted = settings.redacted()
+    return {SETTINGS_TAG: json.dumps({name: redacted[name] for name in _RECORDED_SETTINGS}, sort_keys=True)}
 
 
 def check_result(asset_key: dg.AssetKey, outcome: CheckOutcome) -> dg.AssetCheckResult:

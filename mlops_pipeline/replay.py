@@ -61,6 +61,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mlops_pipeline.asset_freshness import fresh, input_partitions
 from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
@@ -144,18 +145,24 @@ def replay_partitions(
     return partitions
 
 
-def _missing(
-    instance: dg.DagsterInstance, partitions: set[AssetKeyPartitionKey]
+def _outdated(
+    instance: dg.DagsterInstance, graph: BaseAssetGraph, partitions: set[AssetKeyPartitionKey]
 ) -> set[AssetKeyPartitionKey]:
-    """The partitions without a materialization yet."""
+    """The partitions not materialized yet, materialized before one of their inputs (an import
+    of history, a model trained again), or reading one of those: what a replay has to make."""
     by_key: dict[dg.AssetKey, set[str]] = {}
     for item in partitions:
         by_key.setdefault(item.asset_key, set()).add(str(item.partition_key))
-    missing = set()
-    for key, wanted in by_key.items():
-        done = instance.get_materialized_partitions(key)
-        missing |= {AssetKeyPartitionKey(key, partition) for partition in wanted - done}
-    return missing
+    outdated: set[AssetKeyPartitionKey] = set()
+    for key in graph.toposorted_asset_keys:
+        for partition in sorted(by_key.get(key, ())):
+            reads_outdated = any(
+                AssetKeyPartitionKey(parent, upstream) in outdated
+                for parent, upstream in input_partitions(graph, key, partition)
+            )
+            if reads_outdated or not fresh(graph, instance, key, partition):
+                outdated.add(AssetKeyPartitionKey(key, partition))
+    return outdated
 
 
 @contextmanager
@@ -202,7 +209,7 @@ def replay(
 ) -> ReplayReport:
     """Replay the sessions ``start`` to ``end`` of ``teams``, one asset backfill per session in
     order, and wait for each. ``everything`` targets every partition, materialized or not (the
-    default: the missing ones); an unfinished backfill of a session of the same replay is carried
+    default: the missing and outdated ones); an unfinished backfill of a session of the same replay is carried
     on rather than started again."""
     try:
         platform.check_range(start, end)
@@ -261,7 +268,7 @@ def _plan(
     replay_tag: str,
 ) -> _SessionPlan:
     wanted = replay_partitions(graph, platform, day, day, teams)
-    target = frozenset(wanted if everything else _missing(instance, wanted))
+    target = frozenset(wanted if everything else _outdated(instance, graph, wanted))
     unfinished = None if everything else _unfinished(instance, replay_tag, day)
     if unfinished is None:
         return _SessionPlan(day, len(wanted), target, None, len(target))

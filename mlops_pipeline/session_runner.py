@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from mlops_pipeline.asset_freshness import fresh
 from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
@@ -180,39 +181,11 @@ def _skip(
     return None
 
 
-def _latest_storage_id(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> int | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    return records[0].storage_id if records else None
-
-
 def up_to_date(graph: dg.AssetGraph, instance: dg.DagsterInstance, step: _Step) -> bool:
     """Whether every asset of the step has a materialization of the step's partition that is newer
     than every materialization of its inputs (its own previous session aside): running it again
     would change nothing."""
-    for key in step.assets:
-        node = graph.get(key)
-        own = _latest_storage_id(instance, key, step.partition)
-        if own is None:
-            return False
-        for parent in node.parent_keys - {key}:
-            parent_def = graph.get(parent).partitions_def
-            partitions: list[str | None] = [None]
-            if parent_def is not None and node.partitions_def is not None:
-                mapped = graph.get_partition_mapping(
-                    key, parent
-                ).get_upstream_mapped_partitions_result_for_partitions(
-                    node.partitions_def.empty_subset().with_partition_keys([step.partition]),
-                    node.partitions_def,
-                    parent_def,
-                )
-                partitions = list(mapped.partitions_subset.get_partition_keys())
-            for partition in partitions:
-                upstream = _latest_storage_id(instance, parent, partition)
-                if upstream is not None and upstream > own:
-                    return False
-    return True
+    return all(fresh(graph, instance, key, step.partition) for key in step.assets)
 
 
 def model_server_answers(settings: PlatformSettings, team: str) -> bool:

@@ -229,7 +229,7 @@ def compete(
     end: Annotated[datetime, _session_option("--to", "The last session")],
     team: TeamOption = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Materialize every partition again, not only the missing ones")
+        bool, typer.Option("--force", help="Materialize every partition again, missing, outdated or not")
     ] = False,
 ) -> None:
     """Replay a range of sessions as one Dagster backfill (listed on the UI's backfills page); run

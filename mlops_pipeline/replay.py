@@ -65,6 +65,7 @@ from mlops_pipeline.asset_freshness import fresh, input_partitions
 from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
+from mlops_pipeline.assets.sessions import SESSION_KEY_FORMAT, TICKER, session_ticker_key
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.run_errors import failure_reason, run_events
@@ -121,27 +122,30 @@ class ReplayReport:
 
 
 def replay_partitions(
-    graph: BaseAssetGraph, platform: Platform, start: date, end: date, teams: list[str]
-) -> set[AssetKeyPartitionKey]:
-    """Every asset partition of the sessions ``start`` to ``end`` a replay of ``teams`` covers: the
+    graph: BaseAssetGraph, platform: Platform, days: list[date], teams: list[str]
+) -> dict[date, set[AssetKeyPartitionKey]]:
+    """Every asset partition of the sessions ``days`` a replay of ``teams`` covers, by session: the
     teams' own assets, the market data of their tickers, and the leaderboard."""
     chosen = {name: platform.teams[name] for name in teams}
     tickers = {ticker for team in chosen.values() for ticker in team.tickers}
     keys = [PRICES, FEATURES, LEADERBOARD] + [
         key for key in graph.materializable_asset_keys if key.path[0] in chosen and len(key.path) > 1
     ]
-    first, last = start.isoformat(), end.isoformat()
-    partitions = set()
+    partitions: dict[date, set[AssetKeyPartitionKey]] = {day: set() for day in days}
     for key in keys:
         partitions_def = graph.get(key).partitions_def
-        if partitions_def is None:
-            continue
-        for partition in partitions_def.get_partition_keys():
-            session, _, ticker = str(partition).partition("|")
-            if first <= session <= last and (
-                not ticker or key not in (PRICES, FEATURES) or ticker in tickers
-            ):
-                partitions.add(AssetKeyPartitionKey(key, partition))
+        if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+            ticker_keys = partitions_def.get_partitions_def_for_dimension(TICKER).get_partition_keys()
+            shared = key in (PRICES, FEATURES)  # every team's tickers: only the chosen teams' ones
+            for day in days:
+                partitions[day].update(
+                    AssetKeyPartitionKey(key, session_ticker_key(day, ticker))
+                    for ticker in ticker_keys
+                    if not shared or ticker in tickers
+                )
+        elif partitions_def is not None:  # the sessions
+            for day in days:
+                partitions[day].add(AssetKeyPartitionKey(key, day.strftime(SESSION_KEY_FORMAT)))
     return partitions
 
 
@@ -223,7 +227,9 @@ def replay(
     days = [stamp.date() for stamp in trading_days(start, end)]
     with code_location_context(instance) as context, _progress(console) as progress:
         graph = context.create_request_context().asset_graph
-        planned = [_plan(instance, graph, platform, day, teams, everything, replay_tag) for day in days]
+        driver = _Driver.for_instance(context)
+        wanted = replay_partitions(graph, platform, days, teams)
+        planned = [_plan(instance, graph, day, wanted[day], everything, replay_tag) for day in days]
         task = progress.add_task("replay", total=sum(plan.remaining for plan in planned))
         sessions = []
         for index, plan in enumerate(planned):
@@ -237,9 +243,7 @@ def replay(
             verb = "carrying on" if plan.unfinished else "submitted"
             progress.console.print(f"{label}: backfill {backfill.backfill_id} {verb}", highlight=False)
             done_before = progress.tasks[0].completed - plan.settled
-            result = _follow(
-                instance, context, graph, backfill.backfill_id, progress, task, done_before, label
-            )
+            result = _follow(driver, graph, backfill.backfill_id, progress, task, done_before, label)
             sessions.append(
                 SessionBackfill(
                     plan.day, backfill.backfill_id, *result, _failed_runs(instance, backfill.backfill_id)
@@ -261,13 +265,11 @@ class _SessionPlan:
 def _plan(
     instance: dg.DagsterInstance,
     graph: BaseAssetGraph,
-    platform: Platform,
     day: date,
-    teams: list[str],
+    wanted: set[AssetKeyPartitionKey],
     everything: bool,
     replay_tag: str,
 ) -> _SessionPlan:
-    wanted = replay_partitions(graph, platform, day, day, teams)
     target = frozenset(wanted if everything else _outdated(instance, graph, wanted))
     unfinished = None if everything else _unfinished(instance, replay_tag, day)
     if unfinished is None:
@@ -320,9 +322,34 @@ def _submit(
     return backfill
 
 
+@dataclass(frozen=True)
+class _Driver:
+    """The daemon's work for one backfill, done by this process when no daemon runs: request the
+    runs whose inputs are ready, and launch queued runs within the instance's limits."""
+
+    context: WorkspaceProcessContext
+    logger: logging.Logger
+    queue: QueuedRunCoordinatorDaemon | None
+
+    @classmethod
+    def for_instance(cls, context: WorkspaceProcessContext) -> _Driver:
+        logger = logging.getLogger("mlops.replay")
+        logger.setLevel(logging.WARNING)
+        logging.getLogger("dagster.daemon").setLevel(logging.WARNING)  # the run queue's per-tick lines
+        queued = isinstance(context.instance.run_coordinator, QueuedRunCoordinator)
+        return cls(context, logger, QueuedRunCoordinatorDaemon(interval_seconds=1) if queued else None)
+
+    def iterate(self, backfill: PartitionBackfill) -> None:
+        for error in execute_backfill_jobs(self.context, self.logger, [backfill]):
+            if error is not None:
+                raise ReplayError(f"backfill {backfill.backfill_id}: {error.message.strip()}")
+        if self.queue is not None:
+            for _ in self.queue.run_iteration(self.context):
+                pass
+
+
 def _follow(
-    instance: dg.DagsterInstance,
-    context: WorkspaceProcessContext,
+    driver: _Driver,
     graph: BaseAssetGraph,
     backfill_id: str,
     progress: Progress,
@@ -332,12 +359,7 @@ def _follow(
 ) -> tuple[str, int, int, int]:
     """Drive (without a daemon) or follow one backfill to its end: its status, and how many asset
     partitions it targeted, materialized and failed."""
-    quiet = logging.getLogger("mlops.replay")
-    quiet.setLevel(logging.WARNING)
-    logging.getLogger("dagster.daemon").setLevel(logging.WARNING)  # the run queue's per-tick lines
-    queue = QueuedRunCoordinatorDaemon(interval_seconds=1) if isinstance(
-        instance.run_coordinator, QueuedRunCoordinator
-    ) else None  # fmt: skip
+    instance = driver.context.instance
     announced = False
     while True:
         backfill = instance.get_backfill(backfill_id)
@@ -354,24 +376,8 @@ def _follow(
                 progress.console.print("a Dagster daemon executes it; following")
                 announced = True
         else:
-            _drive(context, quiet, backfill, queue)
+            driver.iterate(backfill)
         time.sleep(_POLL_S)
-
-
-def _drive(
-    context: WorkspaceProcessContext,
-    logger: logging.Logger,
-    backfill: PartitionBackfill,
-    queue: QueuedRunCoordinatorDaemon | None,
-) -> None:
-    """One iteration of the daemon's work for this backfill: request the runs whose inputs are
-    ready, and launch queued runs within the instance's limits."""
-    for error in execute_backfill_jobs(context, logger, [backfill]):
-        if error is not None:
-            raise ReplayError(f"backfill {backfill.backfill_id}: {error.message.strip()}")
-    if queue is not None:
-        for _ in queue.run_iteration(context):
-            pass
 
 
 def _failed_runs(instance: dg.DagsterInstance, backfill_id: str) -> tuple[FailedRun, ...]:

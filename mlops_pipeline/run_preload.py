@@ -1,9 +1,12 @@
 """Imported once by the fork server of :class:`~mlops_pipeline.run_launcher.PreforkRunLauncher`.
 
-It imports the libraries the code location and the asset bodies use: Dagster, pandas, Ludwig and
-torch (training, serving), MLflow, DVC, ONNX Runtime, evidently (monitoring), about 16 s in all,
-that no run then pays again. Then it forgets the platform's own modules, so that each run imports
-the code as it is on disk now (about 0.4 s): code reloaded in the UI is what the next run executes.
+It imports the libraries the code location and the asset bodies use: Dagster and its SQLite
+storage, pandas, the NYSE calendar (and builds it: exchange-calendars keeps it for the same
+arguments), Ludwig and torch (training, serving), MLflow and its SQL store, DVC, ONNX Runtime,
+evidently (monitoring), the broker client, about 20 s in all, that no run then pays again (they
+were 3 to 4 s of every run's start). Then it forgets the platform's own modules, so that each run
+imports the code as it is on disk now (about 0.4 s): code reloaded in the UI is what the next run
+executes.
 """
 
 from __future__ import annotations
@@ -11,25 +14,39 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+from datetime import date
 
 import dagster  # noqa: F401
 import pandas  # noqa: F401
 
 import mlops_pipeline.defs_builder  # noqa: F401  (everything the code location imports)
+from mlops_pipeline.market.calendar import is_trading_day
 
-# Imported by asset bodies on first use; a failure here only costs that run the import time.
-_IN_ASSET_BODIES = (
+# Imported on first use by a run (its instance, its code location, its asset bodies); a failure
+# here only costs that run the import time.
+_ON_FIRST_USE = (
+    "dagster._core.storage.sqlite_storage",  # the run's instance
+    "dagster_postgres",
+    "exchange_calendars",
     "mlops_pipeline.torch_shim",  # before ludwig
     "ludwig.api",
     "onnxruntime",
     "mlflow",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
     "dvc.repo",
     "evidently",
     "evidently.presets",
+    "alpaca.data",
+    "alpaca.trading",
+    "pyarrow.dataset",
+    "upath",
 )
-for _module in _IN_ASSET_BODIES:
+for _module in _ON_FIRST_USE:
     with contextlib.suppress(Exception):
         importlib.import_module(_module)
+with contextlib.suppress(Exception):
+    is_trading_day(date.today())  # builds the calendar, which exchange-calendars then keeps
 
 # The package itself (no code) and this module stay: the import of this module returns through them.
 for _name in [name for name in sys.modules if name.startswith("mlops_pipeline.") and name != __name__]:

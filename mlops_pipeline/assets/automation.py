@@ -30,13 +30,28 @@ PER_TICKER_STAGE = dg.AutomationCondition.eager()
 def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
     """A per-team stage: once its inputs (other than ``ignored``) updated and none is running; an
     input that never comes (a ticker waiting for history, a failed ticker) does not hold back the
-    team's other tickers."""
-    updated = dg.AutomationCondition.any_deps_updated()
-    if ignored:
-        updated = updated.ignore(dg.AssetSelection.assets(*sorted(ignored, key=lambda key: key.path)))
+    team's other tickers.
+
+    "Updated" means an input materialized after this asset's last materialization and after its last
+    request, decided by the events' timestamps: a second orders run that lands after the
+    reconciliation which followed the first, both between two sensor ticks, still journals the
+    session again, while the inputs a run made before this asset in that same run do not ask for it
+    again (nor does a run that failed or had nothing to materialize)."""
+
+    def deps_match(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+        matched = dg.AutomationCondition.any_deps_match(condition)
+        if ignored:
+            matched = matched.ignore(dg.AssetSelection.assets(*sorted(ignored, key=lambda key: key.path)))
+        return matched
+
+    # Bare operands keep the events' timestamps (boolean operators drop them): ``since`` needs both.
+    updated = deps_match(dg.AutomationCondition.newly_updated())
+    after_handled = updated.since(dg.AutomationCondition.newly_updated()) & updated.since(
+        dg.AutomationCondition.newly_requested()
+    )
     return (
         dg.AutomationCondition.in_latest_time_window()
-        & updated.since_last_handled()
+        & (after_handled | deps_match(dg.AutomationCondition.will_be_requested()))
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("after its inputs")

@@ -39,7 +39,9 @@ def embedded_dagster_yaml() -> dict:
     """The embedded instance: SQLite storage (Dagster's default), telemetry off, runs queued and
     launched four at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
     step at a time per pool across all runs (the AlphaVantage request stream, each team's broker
-    account), and run monitoring (a run whose process died is marked failed instead of staying
+    account; a run whose first step waits for its pool is launched anyway and its step waits, so
+    the other tickers' steps of a session do not queue behind one ticker's whole run), and run
+    monitoring (a run whose process died is marked failed instead of staying
     STARTED, and its pool slots are freed)."""
     return {
         "telemetry": {"enabled": False},
@@ -51,7 +53,7 @@ def embedded_dagster_yaml() -> dict:
         "run_launcher": {"module": "mlops_pipeline.run_launcher", "class": "PreforkRunLauncher"},
         "concurrency": {
             "runs": {"max_concurrent_runs": EMBEDDED_MAX_CONCURRENT_RUNS},
-            "pools": {"default_limit": 1},
+            "pools": {"default_limit": 1, "op_granularity_run_buffer": EMBEDDED_MAX_CONCURRENT_RUNS},
         },
         "run_monitoring": _monitoring(),
     }
@@ -62,6 +64,17 @@ _EARLIER_EMBEDDED = (
     {
         "telemetry": {"enabled": False},
         "concurrency": {"pools": {"default_limit": 1}},
+        "run_monitoring": _monitoring(),
+    },
+    {
+        "telemetry": {"enabled": False},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": 1},
+        },
+        "run_launcher": {"module": "mlops_pipeline.run_launcher", "class": "PreforkRunLauncher"},
+        "concurrency": {"runs": {"max_concurrent_runs": 4}, "pools": {"default_limit": 1}},
         "run_monitoring": _monitoring(),
     },
 )

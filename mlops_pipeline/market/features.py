@@ -134,7 +134,7 @@ def _window_text(values: np.ndarray, *, normalize_by_last: bool) -> pd.Series:
     complete = ~np.isnan(windows).any(axis=1)
     if not complete.any():
         return text
-    formatted = pd.DataFrame(np.char.mod(f"%.{WINDOW_DECIMALS}f", windows[complete]))
+    row_format = " ".join([f"%.{WINDOW_DECIMALS}f"] * WINDOW_LENGTH)
     rows = np.flatnonzero(complete) + WINDOW_LENGTH - 1
-    text.iloc[rows] = formatted.agg(" ".join, axis=1).to_numpy()
+    text.iloc[rows] = [row_format % tuple(window) for window in windows[complete].tolist()]
     return text

@@ -261,3 +261,12 @@ def test_automation_conditions_launch_each_stage_once_its_inputs_exist(
 
     materialize(SESSION, "red/orders", "red/reconciliation", "red/backtest", "leaderboard")
     assert tick() == {}  # the session is done
+
+    # Orders then the reconciliation (a sensor's run), then the same orders again (a click in the
+    # UI), all between two ticks: the later orders are journaled, then backtested and ranked.
+    materialize(SESSION, "red/orders", "red/reconciliation")
+    materialize(SESSION, "red/orders")
+    after_click = {name: {SESSION} for name in ("red/reconciliation", "red/backtest", "leaderboard")}
+    assert tick() == after_click
+    materialize(SESSION, "red/reconciliation", "red/backtest", "leaderboard")
+    assert tick() == {}

@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.home import embedded_dagster_yaml, ensure_home
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.sandbox.defaults import DEFAULT_PORT
 
@@ -92,6 +93,23 @@ def test_ensure_home_creates_instance_with_telemetry_off(isolated_env: Path) -> 
     assert config["run_monitoring"]["free_slots_after_run_end_seconds"] == 30
     assert settings.storage_root_path.is_dir()
     assert Path(settings.dvc_remote_url or "").is_dir()
+
+
+def test_ensure_home_brings_an_earlier_embedded_config_up_to_date_and_keeps_a_users_own(
+    isolated_env: Path,
+) -> None:
+    settings = load_settings()
+    ensure_home(settings)
+    path = settings.dagster_home_path / "dagster.yaml"
+    earlier = embedded_dagster_yaml()
+    del earlier["concurrency"]["pools"]["op_granularity_run_buffer"]  # the previous version's file
+    path.write_text(yaml.safe_dump(earlier, sort_keys=False), encoding="utf-8")
+    ensure_home(settings)
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == embedded_dagster_yaml()
+    own = {**earlier, "concurrency": {"runs": {"max_concurrent_runs": 2}}}
+    path.write_text(yaml.safe_dump(own, sort_keys=False), encoding="utf-8")
+    ensure_home(settings)
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == own
 
 
 def test_dotenv_values_are_exported_for_child_processes(

@@ -4,10 +4,10 @@
 launches every stage after a schedule tick's market data) launches the team's orders as soon as
 its predictions exist; the instant that run is created, the same orders partition is launched from
 the webserver with the request the asset page's Materialize button sends. Both runs go through
-the queued run coordinator and start together. The broker is slow (the team trades through a
-proxy that answers each new order 5 s late), so that two orders steps would overlap; the
-team's broker-account pool lets one trade at a time, and the second finds the first one's
-orders at the broker by their ``client_order_id``s.
+the queued run coordinator. The broker is slow (the team trades through a proxy that answers each
+new order 5 s late), so that two orders steps would overlap; the team's broker-account pool lets
+one trade at a time (the queue holds the second run, or its orders step waits for the pool), and
+the second finds the first one's orders at the broker by their ``client_order_id``s.
 """
 
 from __future__ import annotations
@@ -86,6 +86,13 @@ def _new_orders(record: dg.EventLogRecord) -> int:
     materialization = record.asset_materialization
     assert materialization is not None
     return int(materialization.metadata["new_orders"].value)
+
+
+def _held_in_queue_for_the_pool(daemon_output: str, run_id: str) -> bool:
+    """Whether the run queue held ``run_id`` because the team's broker-account pool was in use."""
+    held = f"Run {run_id} is blocked by global concurrency limits"
+    pool = broker_account_pool(TEAM)
+    return any(held in line and pool in line for line in daemon_output.splitlines())
 
 
 def _nothing_in_progress(fault_home: FaultHome) -> bool:
@@ -179,8 +186,10 @@ def test_a_sensor_launch_and_a_ui_launch_of_the_same_orders_place_one_set(
     assert ui.wait(timeout_s=30) in (0, 130, -signal.SIGTERM), ui.output()
 
     steps = _orders_steps(fault_home, [by_sensor, clicked])
-    (_, first_done, _), (second_start, _, second_blocked) = sorted(steps.values())
+    first, second = sorted(steps, key=lambda run_id: steps[run_id][0])
+    first_done, (second_start, _, step_blocked) = steps[first][1], steps[second]
     assert second_start >= first_done, f"both orders steps traded at once: {steps}"
+    second_blocked = step_blocked or _held_in_queue_for_the_pool(ui.output(), second)
     assert second_blocked, f"the runs never contended for the pool, so this proves nothing: {steps}"
     orders = broker_orders(fault_home.home)
     assert orders and {day for *_, day in orders} == {SESSION_KEY}, orders

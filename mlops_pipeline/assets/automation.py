@@ -36,7 +36,8 @@ def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
     request, decided by the events' timestamps: a second orders run that lands after the
     reconciliation which followed the first, both between two sensor ticks, still journals the
     session again, while the inputs a run made before this asset in that same run do not ask for it
-    again (nor does a run that failed or had nothing to materialize)."""
+    again. A request whose run fails or materializes nothing is not repeated for inputs it already
+    saw (one made together with its inputs' request is repeated once)."""
 
     def deps_match(condition: dg.AutomationCondition) -> dg.AutomationCondition:
         matched = dg.AutomationCondition.any_deps_match(condition)

@@ -37,14 +37,21 @@ def input_partitions(
     return inputs
 
 
+def materialized_after(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    partition: str | None,
+    inputs: list[tuple[dg.AssetKey, str | None]],
+) -> bool:
+    """Whether the partition is materialized after every materialization of ``inputs``."""
+    own = latest_storage_id(instance, key, partition)
+    if own is None:
+        return False
+    return all((latest_storage_id(instance, parent, upstream) or 0) < own for parent, upstream in inputs)
+
+
 def fresh(
     graph: BaseAssetGraph, instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None
 ) -> bool:
     """Whether the partition is materialized after every materialization of the inputs it reads."""
-    own = latest_storage_id(instance, key, partition)
-    if own is None:
-        return False
-    return all(
-        (latest_storage_id(instance, parent, upstream) or 0) < own
-        for parent, upstream in input_partitions(graph, key, partition)
-    )
+    return materialized_after(instance, key, partition, input_partitions(graph, key, partition))

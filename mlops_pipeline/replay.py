@@ -61,7 +61,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mlops_pipeline.asset_freshness import fresh, input_partitions
+from mlops_pipeline.asset_freshness import input_partitions, materialized_after
 from mlops_pipeline.assets.common import settings_tag
 from mlops_pipeline.assets.competition import LEADERBOARD
 from mlops_pipeline.assets.market import FEATURES, PRICES
@@ -160,11 +160,9 @@ def _outdated(
     outdated: set[AssetKeyPartitionKey] = set()
     for key in graph.toposorted_asset_keys:
         for partition in sorted(by_key.get(key, ())):
-            reads_outdated = any(
-                AssetKeyPartitionKey(parent, upstream) in outdated
-                for parent, upstream in input_partitions(graph, key, partition)
-            )
-            if reads_outdated or not fresh(graph, instance, key, partition):
+            inputs = input_partitions(graph, key, partition)
+            reads_outdated = any(AssetKeyPartitionKey(*item) in outdated for item in inputs)
+            if reads_outdated or not materialized_after(instance, key, partition, inputs):
                 outdated.add(AssetKeyPartitionKey(key, partition))
     return outdated
 
@@ -227,7 +225,7 @@ def replay(
     days = [stamp.date() for stamp in trading_days(start, end)]
     with code_location_context(instance) as context, _progress(console) as progress:
         graph = context.create_request_context().asset_graph
-        driver = _Driver.for_instance(context)
+        driver = _Driver.from_context(context)
         wanted = replay_partitions(graph, platform, days, teams)
         planned = [_plan(instance, graph, day, wanted[day], everything, replay_tag) for day in days]
         task = progress.add_task("replay", total=sum(plan.remaining for plan in planned))
@@ -332,7 +330,7 @@ class _Driver:
     queue: QueuedRunCoordinatorDaemon | None
 
     @classmethod
-    def for_instance(cls, context: WorkspaceProcessContext) -> _Driver:
+    def from_context(cls, context: WorkspaceProcessContext) -> _Driver:
         logger = logging.getLogger("mlops.replay")
         logger.setLevel(logging.WARNING)
         logging.getLogger("dagster.daemon").setLevel(logging.WARNING)  # the run queue's per-tick lines

@@ -1,4 +1,4 @@
-"""Two teams through every stage: two sessions on the synthetic sandbox, five replayed from a recording."""
+"""Two teams through every stage: two sessions on the synthetic sandbox, three replayed from a recording."""
 
 from __future__ import annotations
 
@@ -128,22 +128,20 @@ def test_two_teams_two_sessions_every_stage(platform: tuple[Platform, ObjectStor
     assert not store.exists("teams/red/serving/deployment.json")
 
 
-def test_replay_of_five_recorded_sessions_every_stage_resumes_without_duplicates(
+def test_replay_of_recorded_sessions_every_stage_resumes_without_duplicates(
     recorded_platform: tuple[Platform, ObjectStore, Path],
 ) -> None:
     from mlflow import MlflowClient
 
     platform_, store, recording = recorded_platform
-    start, end = date(2024, 3, 21), date(2024, 3, 27)  # Thu, Fri, Mon, Tue, Wed
+    start, end = date(2024, 3, 21), date(2024, 3, 25)  # Thu, Fri, then Mon (the weekly retraining)
 
     teams = list(platform_.teams)
     with dg.DagsterInstance.get() as instance:
         interrupted = replay(instance, platform_, start, date(2024, 3, 22), teams)
         assert [session.day for session in interrupted.sessions] == [date(2024, 3, 21), date(2024, 3, 22)]
         resumed = replay(instance, platform_, start, end, teams)
-        assert [session.day for session in resumed.sessions] == [
-            date(2024, 3, 21), date(2024, 3, 22), date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 27),
-        ]  # fmt: skip
+        assert [session.day for session in resumed.sessions] == [start, date(2024, 3, 22), end]
         assert interrupted.ok and resumed.ok, (interrupted, resumed)
         # The sessions done before are not backfilled again; each new one is one backfill of the
         # instance (listed in the UI), whose runs went through the queue and the fork launcher.
@@ -157,7 +155,7 @@ def test_replay_of_five_recorded_sessions_every_stage_resumes_without_duplicates
             assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
             assert all(PID_TAG in run.tags for run in runs)
     predictions = read_predictions(store.scoped("teams/red"), "MSFT")
-    assert len(predictions) == 5
+    assert len(predictions) == 3
     # The weekly retraining (Saturdays 06:00) happened once, on Monday: two model versions.
     client = MlflowClient(platform_.settings.mlflow_tracking_uri)
     assert len(client.search_model_versions("name = 'red-MSFT'")) == 2
@@ -170,7 +168,7 @@ def test_replay_of_five_recorded_sessions_every_stage_resumes_without_duplicates
     )
     orders = store.get_parquet("teams/red/journal/orders.parquet")
     equity = store.get_parquet("teams/red/journal/equity.parquet")
-    assert len(equity) == 5
+    assert len(equity) == 3
 
     # Re-running a past session by hand: no order against today's account, history kept as it was.
     past = run_session(platform_, date(2024, 3, 22))

@@ -41,7 +41,7 @@ from mlops_pipeline.serving.predictions import read_predictions
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 
-REPLAY = (date(2024, 3, 26), date(2024, 3, 27), date(2024, 3, 28))  # Tue, Wed, Thu
+REPLAY = (date(2024, 3, 26), date(2024, 3, 27))  # Tue (models train), Wed
 TODAY = REPLAY[-1]  # the sandbox's today: the broker's last completed session
 
 
@@ -274,14 +274,14 @@ def test_free_key_waits_for_history_then_starts_from_an_import(
         first = _invoke("run", "--date", first_day.isoformat())
         assert "failure" not in first and "skipped" not in first, first
         waiting = " ".join(first.split())
-        assert "waiting for history: 64 usable sessions of the 315" in waiting, waiting
-        assert "training starts on 2025-03-27" in waiting, waiting
+        assert "waiting for history: 65 usable sessions of the 315" in waiting, waiting
+        assert "training starts on 2025-03-26" in waiting, waiting
         assert _requests_served(sandbox.base_url) == 2
         assert _budget().used() == 2
         settings = load_settings()
         store = object_store_from_settings(settings)
         prices, manifest = store.get_parquet_with_manifest(prices_key("TSLA", first_day))
-        assert len(prices) == 98 and manifest["adjusted"] is False  # the latest 100, up to day one
+        assert len(prices) == 99 and manifest["adjusted"] is False  # the latest 100, up to day one
         assert prices["date"].iloc[-1].date() == first_day
         assert read_predictions(store.scoped("teams/red"), "MSFT") is None
         assert store.get_parquet("teams/blue/journal/orders.parquet").empty

@@ -58,20 +58,7 @@ UNTIL_PREDICTIONS = ("market", "train", "serve", "predict")
 def write_fault_teams(project: Path) -> None:
     """Red and blue, one ticker each, with two-epoch models on a short window (cheap to train)
     and permissive gates, so that each gets a champion on the first session."""
-    for name, source, epochs in (
-        ("tiny_return.yaml", "return_mlp.yaml", 2),
-        ("tiny_direction.yaml", "direction_classifier.yaml", 2),
-    ):
-        text = (REPO_ROOT / "ludwig_configs" / source).read_text(encoding="utf-8")
-        (project / "ludwig_configs" / name).write_text(
-            text.replace("epochs: 12", f"epochs: {epochs}"), encoding="utf-8"
-        )
-    for path in (project / "teams").glob("*.yaml"):
-        if path.name != "base.yaml":
-            path.unlink()
-    write_two_small_teams(
-        project, ("tiny_return.yaml", "tiny_direction.yaml"), train_window_days=400, blue_min_confidence=0.501
-    )
+    write_two_small_teams(project, train_window_days=400, blue_min_confidence=0.501)
 
 
 class MotoS3:

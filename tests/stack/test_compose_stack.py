@@ -26,7 +26,7 @@ import yaml
 from _compose import NETWORK, REPO_ROOT, SERVING_LABEL, Stack
 from _images import BASE_IMAGE, mlflow_image, platform_image, postgres_image
 from _net import free_port
-from _teams import write_two_small_teams
+from _teams import SHIPPED_CONFIGS, write_two_small_teams
 
 from mlops_pipeline.serving.image import ensure_image
 from mlops_pipeline.serving.launch_docker import COMPOSE_PROJECT_LABEL as PROJECT_LABEL
@@ -65,7 +65,7 @@ def images() -> dict[str, str]:
 def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Stack]:
     """The stack with a .env's worth of fresh secrets and free host ports; removed afterwards
     (containers, serving containers, volumes, network) whatever happened."""
-    write_two_small_teams(project)
+    write_two_small_teams(project, SHIPPED_CONFIGS)  # the image's configs: only teams/ is mounted
     session_override = tmp_path / "session.yml"
     session_override.write_text(
         yaml.safe_dump(

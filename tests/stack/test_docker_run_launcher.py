@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 import yaml
 from _images import platform_image
-from _teams import write_two_small_teams
+from _teams import SHIPPED_CONFIGS, write_two_small_teams
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
@@ -65,7 +65,7 @@ def _docker_instance_yaml(image: str, shared: Path) -> dict:
 def test_one_session_runs_in_a_container_of_the_platform_image(
     image: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_two_small_teams(project)
+    write_two_small_teams(project, SHIPPED_CONFIGS)  # the image's configs: only teams/ is mounted
     sandbox = start_sandbox_thread(SandboxConfig(today=SESSION))
     try:
         monkeypatch.setenv("MLOPS_SANDBOX_URL", sandbox.base_url)

@@ -136,6 +136,31 @@ def test_one_request_per_ticker_and_none_on_rerun(
     assert prices["date"].iloc[-1].date() == AS_OF and prices["date"].is_unique
 
 
+def test_prices_a_killed_run_left_without_features_get_them_on_the_next_run(
+    settings: PlatformSettings, platform: Platform, sandbox_url: str
+) -> None:
+    instance = dg.DagsterInstance.get()
+    market = build_definitions(platform).resolve_job_def("market_daily")
+    partition = f"{AS_OF}|MSFT"
+    # what a run killed after the prices and before the features leaves
+    killed = market.execute_in_process(
+        instance=instance, partition_key=partition, asset_selection=[dg.AssetKey(["market", "prices"])]
+    )
+    assert killed.success and _requests(sandbox_url) == 1
+    assert not _materialized(instance, ["market", "features"], partition)
+
+    report = run_session(platform, AS_OF, ["red"], stages=MARKET)
+    assert report.ok, report.runs
+    assert _materialized(instance, ["market", "features"], partition)
+    assert _latest_metadata(["market", "prices"], partition)["api_calls"] == 0  # the stored snapshot
+    assert _requests(sandbox_url) == 2  # AAPL's only
+
+
+def _materialized(instance: dg.DagsterInstance, key: list[str], partition: str) -> bool:
+    filters = dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition])
+    return bool(instance.fetch_materializations(filters, limit=1).records)
+
+
 def test_each_session_has_its_own_snapshot(
     settings: PlatformSettings, platform: Platform, sandbox_url: str
 ) -> None:

@@ -87,7 +87,7 @@ def build_market_assets(
                 asset_key=PRICES, partition=context.partition_key, metadata={WAITING: step.reason}
             )
             return
-        if step.unchanged and _materialized(context):
+        if step.unchanged and _features_made_from_it(context):
             # Nothing new: no second materialization, so nothing downstream runs again for it.
             context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
             yield dg.AssetObservation(
@@ -182,12 +182,19 @@ def stored_features(object_store: ObjectStore, ticker: str, session: date) -> pd
     return features
 
 
-def _materialized(context: dg.AssetExecutionContext) -> bool:
-    """Whether this partition of ``market/prices`` has a materialization on the instance."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=PRICES, asset_partitions=[str(context.partition_key)]), limit=1
-    ).records
-    return bool(records)
+def _features_made_from_it(context: dg.AssetExecutionContext) -> bool:
+    """Whether this partition of ``market/prices`` is materialized and ``market/features`` was
+    materialized after it. A run killed between the two left the prices without their features:
+    the prices are then materialized again (without a request), so that the features follow."""
+
+    def latest(key: dg.AssetKey) -> int | None:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[str(context.partition_key)]), limit=1
+        ).records
+        return records[0].storage_id if records else None
+
+    prices, features = latest(PRICES), latest(FEATURES)
+    return prices is not None and features is not None and features > prices
 
 
 def _prices_metadata(as_of: date, step: Snapshot, market_data: MarketDataResource) -> dict[str, object]:

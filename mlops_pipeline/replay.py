@@ -75,7 +75,7 @@ REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compet
 SESSION_TAG = "mlops/session"
 _POLL_S = 0.5
 # Without a new asset or run event, the backfill is iterated this often all the same (an iteration
-# costs about 0.5 s of CPU, which the runs of a 2-core machine need).
+# costs about a second of CPU, which the runs of a 2-core machine need).
 _QUIET_ITERATION_S = 5.0
 _DAEMON_HEARTBEAT_TOLERANCE_S = 30  # a daemon silent longer than its heartbeat interval plus this is gone
 _TERMINAL = {

@@ -11,6 +11,7 @@ import dagster as dg
 import httpx
 import pytest
 
+from mlops_pipeline.asset_freshness import latest_storage_id
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL, ensure_home
 from mlops_pipeline.config.platform import Platform, load_platform
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
@@ -157,8 +158,7 @@ def test_prices_a_killed_run_left_without_features_get_them_on_the_next_run(
 
 
 def _materialized(instance: dg.DagsterInstance, key: list[str], partition: str) -> bool:
-    filters = dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition])
-    return bool(instance.fetch_materializations(filters, limit=1).records)
+    return latest_storage_id(instance, dg.AssetKey(key), partition) is not None
 
 
 def test_each_session_has_its_own_snapshot(

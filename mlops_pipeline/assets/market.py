@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from mlops_pipeline.asset_freshness import materialized_after
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import WAITING, check_result, check_specs, json_metadata
 from mlops_pipeline.assets.sessions import (
@@ -183,18 +184,11 @@ def stored_features(object_store: ObjectStore, ticker: str, session: date) -> pd
 
 
 def _features_made_from_it(context: dg.AssetExecutionContext) -> bool:
-    """Whether this partition of ``market/prices`` is materialized and ``market/features`` was
-    materialized after it. A run killed between the two left the prices without their features:
-    the prices are then materialized again (without a request), so that the features follow."""
-
-    def latest(key: dg.AssetKey) -> int | None:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[str(context.partition_key)]), limit=1
-        ).records
-        return records[0].storage_id if records else None
-
-    prices, features = latest(PRICES), latest(FEATURES)
-    return prices is not None and features is not None and features > prices
+    """Whether ``market/features`` of this partition was materialized after its prices. A run killed
+    between the two left the prices without their features: the prices are then materialized again
+    (without a request), so that the features follow."""
+    partition = str(context.partition_key)
+    return materialized_after(context.instance, FEATURES, partition, [(PRICES, partition)])
 
 
 def _prices_metadata(as_of: date, step: Snapshot, market_data: MarketDataResource) -> dict[str, object]:

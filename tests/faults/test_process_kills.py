@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -77,14 +78,24 @@ def _statuses(home: FaultHome, run: MlopsProcess) -> set[str]:
         return {dagster_run.status.value for dagster_run in runs_of(instance, run.pid)}
 
 
+def _written_since(path: Path, run: MlopsProcess) -> bool:
+    try:
+        return path.stat().st_mtime >= run.wall_started
+    except FileNotFoundError:
+        return False
+
+
 def _kill_the_model_server_before_predictions(home: FaultHome) -> tuple[int, MlopsProcess]:
     """Run the session until its deployment is done, kill the model server (the run frozen
     meanwhile), let the run go on: its predictions must fail naming the model server."""
     run = home.run_session("server-killed.log")
-    deployed = step_event(home.home, run, f"{TEAM}__serving", dg.DagsterEventType.STEP_SUCCESS)
-    wait_until("the serving deployment", deployed, run)
+    serving = home.home / "objects" / "teams" / TEAM / "serving"
+    # the session's deployment record is the serving step's last write: a file to poll fast, so the
+    # run is frozen before its predictions start (a step event read from the instance can come late)
+    session_record = serving / "deployments" / f"{SESSION.isoformat()}.json"
+    wait_until("the serving deployment", lambda: _written_since(session_record, run), run, every_s=0.01)
     run.freeze()
-    record = home.home / "objects" / "teams" / TEAM / "serving" / "deployment.json"
+    record = serving / "deployment.json"
     server = int(json.loads(record.read_text())["instance_id"])
     # the whole server at once, its supervisor and its worker processes, as a crash or an
     # out-of-memory kill takes them (a worker whose supervisor alone dies finishes its requests)

@@ -101,11 +101,13 @@ def test_ensure_home_brings_an_earlier_embedded_config_up_to_date_and_keeps_a_us
     settings = load_settings()
     ensure_home(settings)
     path = settings.dagster_home_path / "dagster.yaml"
-    earlier = embedded_dagster_yaml()
-    del earlier["concurrency"]["pools"]["op_granularity_run_buffer"]  # the previous version's file
-    path.write_text(yaml.safe_dump(earlier, sort_keys=False), encoding="utf-8")
-    ensure_home(settings)
-    assert yaml.safe_load(path.read_text(encoding="utf-8")) == embedded_dagster_yaml()
+    earlier = embedded_dagster_yaml(max_concurrent_runs=4)  # the previous version's file
+    older = embedded_dagster_yaml(max_concurrent_runs=4)
+    del older["concurrency"]["pools"]["op_granularity_run_buffer"]  # the one before
+    for previous in (earlier, older):
+        path.write_text(yaml.safe_dump(previous, sort_keys=False), encoding="utf-8")
+        ensure_home(settings)
+        assert yaml.safe_load(path.read_text(encoding="utf-8")) == embedded_dagster_yaml()
     own = {**earlier, "concurrency": {"runs": {"max_concurrent_runs": 2}}}
     path.write_text(yaml.safe_dump(own, sort_keys=False), encoding="utf-8")
     ensure_home(settings)

@@ -1,7 +1,7 @@
 """Two small teams for end-to-end tests: red trades MSFT with a return model, blue TSLA with a
 direction classifier, both with permissive gates so that each gets a champion on a short history.
 By default their models are the shipped configs cut to two epochs (cheap to train); the shipped
-configs as they are train in the shipped-teams test and in the compose stack."""
+configs as they are train in the shipped-teams test."""
 
 from __future__ import annotations
 

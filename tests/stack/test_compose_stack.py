@@ -7,7 +7,8 @@ here on the local base image). One session runs through the daemon (a backfill o
 every later stage by the automation sensor), then: MLflow holds the runs (PostgreSQL) and their
 artifacts (S3), DVC pushed to its bucket, the objects are in S3, the serving containers answered
 predictions over the compose network, and ``down`` then ``up`` keeps the history. Two small teams
-(red on MSFT, blue on TSLA) keep the session short; the stack is otherwise as shipped.
+(red on MSFT, blue on TSLA, two-epoch copies of the shipped Ludwig configs) keep the session short;
+the stack is otherwise as shipped.
 
 Runs in containers: an instance whose run launcher is dagster-docker's ``DockerRunLauncher`` runs
 one session's market data in a container of the platform image, to success, with the run's logs in
@@ -83,14 +84,15 @@ def images() -> dict[str, str]:
 def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Stack]:
     """The stack with a .env's worth of fresh secrets and free host ports; removed afterwards
     (containers, serving containers, volumes, network) whatever happened."""
-    write_two_small_teams(project, SHIPPED_CONFIGS)  # the image's configs: only teams/ is mounted
+    write_two_small_teams(project)  # two-epoch copies of the shipped configs, mounted with the teams
     session_override = tmp_path / "session.yml"
+    mounted = [f"{project / name}:/opt/mlops/{name}:ro" for name in ("teams", "ludwig_configs")]
     session_override.write_text(
         yaml.safe_dump(
             {
                 "services": {
                     "sandbox": {"environment": {"MLOPS_SANDBOX_TODAY": str(SESSION)}},
-                    "code-location": {"volumes": [f"{project / 'teams'}:/opt/mlops/teams:ro"]},
+                    "code-location": {"volumes": mounted},
                 }
             }
         ),

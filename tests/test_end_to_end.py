@@ -177,3 +177,15 @@ def test_replay_of_recorded_sessions_every_stage_resumes_without_duplicates(
     pd.testing.assert_frame_equal(store.get_parquet("teams/red/journal/equity.parquet"), equity)
     pd.testing.assert_frame_equal(read_predictions(store.scoped("teams/red"), "MSFT"), predictions)
     assert len(client.search_model_versions("name = 'red-MSFT'")) == 2
+
+    # The last session again, everything of it (`mlops compete --force`): every partition is
+    # materialized again from what is stored; no order, prediction or model version is added.
+    with dg.DagsterInstance.get() as instance:
+        forced = replay(instance, platform_, end, end, teams, everything=True)
+    assert forced.ok, forced
+    (again,) = forced.sessions
+    assert again.backfill_id is not None and again.materialized == again.targeted > 0, again
+    pd.testing.assert_frame_equal(store.get_parquet("teams/red/journal/orders.parquet"), orders)
+    assert len(store.get_parquet("teams/red/journal/equity.parquet")) == 3
+    pd.testing.assert_frame_equal(read_predictions(store.scoped("teams/red"), "MSFT"), predictions)
+    assert len(client.search_model_versions("name = 'red-MSFT'")) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import httpx
 import pytest
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from mlops_pipeline.asset_freshness import latest_storage_id
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL, ensure_home
@@ -155,6 +156,32 @@ def test_prices_a_killed_run_left_without_features_get_them_on_the_next_run(
     assert _materialized(instance, ["market", "features"], partition)
     assert _latest_metadata(["market", "prices"], partition)["api_calls"] == 0  # the stored snapshot
     assert _requests(sandbox_url) == 2  # AAPL's only
+
+
+def test_prices_a_backfill_asks_for_again_are_materialized_from_the_stored_snapshot(
+    settings: PlatformSettings, platform: Platform, sandbox_url: str
+) -> None:
+    """A backfill over a complete session (``mlops compete --force``, a range launched in the UI)
+    counts every targeted partition failed unless it is materialized: the unchanged snapshot is
+    materialized again, without a request, and the features after it."""
+    instance = dg.DagsterInstance.get()
+    market = build_definitions(platform).resolve_job_def("market_daily")
+    partition = f"{AS_OF}|MSFT"
+    assert market.execute_in_process(instance=instance, partition_key=partition).success
+    made = {
+        key: latest_storage_id(instance, dg.AssetKey(["market", key]), partition)
+        for key in ("prices", "features")
+    }
+
+    again = market.execute_in_process(
+        instance=instance, partition_key=partition, tags={BACKFILL_ID_TAG: "abcdefgh"}
+    )
+    assert again.success
+    for key, first in made.items():
+        latest = latest_storage_id(instance, dg.AssetKey(["market", key]), partition)
+        assert first is not None and latest is not None and latest > first, key
+    assert _latest_metadata(["market", "prices"], partition)["api_calls"] == 0
+    assert _requests(sandbox_url) == 1
 
 
 def _materialized(instance: dg.DagsterInstance, key: list[str], partition: str) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from mlops_pipeline.asset_freshness import materialized_after
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
@@ -88,7 +89,7 @@ def build_market_assets(
                 asset_key=PRICES, partition=context.partition_key, metadata={WAITING: step.reason}
             )
             return
-        if step.unchanged and _features_made_from_it(context):
+        if step.unchanged and not _in_backfill(context) and _features_made_from_it(context):
             # Nothing new: no second materialization, so nothing downstream runs again for it.
             context.log.info(f"{ticker}: the snapshot of {as_of} is complete and unchanged")
             yield dg.AssetObservation(
@@ -181,6 +182,13 @@ def stored_features(object_store: ObjectStore, ticker: str, session: date) -> pd
     if features is None:
         raise dg.Failure(no_features(ticker, session))
     return features
+
+
+def _in_backfill(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run is one of a backfill's (``mlops compete``, a range launched in the UI): a
+    backfill asked for this partition and what follows it in the run, and counts them failed unless
+    they are materialized, so the stored snapshot is materialized again (without a request)."""
+    return BACKFILL_ID_TAG in context.run.tags
 
 
 def _features_made_from_it(context: dg.AssetExecutionContext) -> bool:

@@ -237,7 +237,7 @@ def compete(
     from mlops_pipeline.config.home import ensure_home
     from mlops_pipeline.config.platform import SessionError
     from mlops_pipeline.instance import open_instance
-    from mlops_pipeline.replay import ReplayError, replay
+    from mlops_pipeline.replay import ReplayError, replay, start_launching
     from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
     from mlops_pipeline.session_runner import fail_orphaned_runs
 
@@ -252,9 +252,10 @@ def compete(
     ensure_home(settings)
     with contextlib.ExitStack() as stack:
         try:
+            instance = stack.enter_context(open_instance())
+            start_launching(instance)  # the run processes' imports, while the sandbox starts
             if uses_sandbox(settings):  # the runs this process launches reach the same sandbox
                 os.environ["MLOPS_SANDBOX_URL"] = stack.enter_context(ensure_sandbox(settings))
-            instance = stack.enter_context(open_instance())
             for run_id in fail_orphaned_runs(instance):
                 console.print(f"run {run_id[:8]} of a process that is gone: marked failed")
             report = replay(instance, platform, first, last, chosen, console=console, everything=force)

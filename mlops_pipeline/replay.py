@@ -69,6 +69,7 @@ from mlops_pipeline.assets.sessions import SESSION_KEY_FORMAT, TICKER, session_t
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.run_errors import failure_reason, run_events
+from mlops_pipeline.run_launcher import PreforkRunLauncher
 
 CODE_LOCATION = "mlops_pipeline.definitions"  # the module, and the location name `mlops ui` gives it
 REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compete of them carries it on
@@ -196,6 +197,14 @@ def daemon_runs_backfills(instance: dg.DagsterInstance) -> bool:
     return status is not None and status.healthy is True
 
 
+def start_launching(instance: dg.DagsterInstance) -> None:
+    """Prepare this process to launch the replay's runs when it is the one to launch them (no
+    daemon serves the instance): the embedded launcher's fork server starts importing now."""
+    launcher = instance.run_launcher
+    if isinstance(launcher, PreforkRunLauncher) and not daemon_runs_backfills(instance):
+        launcher.start_fork_server()
+
+
 def _unfinished(instance: dg.DagsterInstance, replay_tag: str, day: date) -> PartitionBackfill | None:
     for backfill in instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED])):
         if backfill.tags.get(REPLAY_TAG) == replay_tag and backfill.tags.get(SESSION_TAG) == day.isoformat():
@@ -220,6 +229,7 @@ def replay(
         platform.check_range(start, end)
     except SessionError as exc:
         raise ReplayError(str(exc)) from None
+    start_launching(instance)
     console = console or Console(quiet=True)
     replay_tag = json.dumps(
         {"from": start.isoformat(), "to": end.isoformat(), "teams": sorted(teams)}, sort_keys=True

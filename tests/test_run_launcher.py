@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -139,3 +141,51 @@ def test_terminate_cancels_a_started_run(instance: dg.DagsterInstance) -> None:
     assert done.status == dg.DagsterRunStatus.CANCELED
     assert _exits(int(run.tags[PID_TAG]))
     assert not object_store_from_settings(load_settings()).exists(prices_key("MSFT", AS_OF))
+
+
+_START_LAUNCHING = """
+import sys, time
+import dagster as dg
+from dagster._daemon.daemon import BackfillDaemon
+from dagster._daemon.types import DaemonHeartbeat
+from mlops_pipeline.replay import start_launching
+with dg.DagsterInstance.get() as instance:
+    if sys.argv[1] == "with-daemon":
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), BackfillDaemon.daemon_type(), "d", None))
+    start_launching(instance)
+    print("started", flush=True)
+    time.sleep(600)
+"""
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of the processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("daemon", ["no-daemon", "with-daemon"])
+def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_launches(
+    instance: dg.DagsterInstance, daemon: str
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _START_LAUNCHING, daemon], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "started"
+        fork_servers = [line for line in _children(process.pid) if "forkserver" in line]
+        if daemon == "no-daemon":  # importing the run processes' libraries while nothing launched yet
+            assert len(fork_servers) == 1 and "mlops_pipeline.run_preload" in fork_servers[0]
+        else:  # the daemon launches the runs: this process starts nothing
+            assert fork_servers == []
+        assert instance.get_runs() == []
+    finally:
+        process.kill()
+        process.wait(timeout=30)

@@ -189,3 +189,14 @@ def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_la
     finally:
         process.kill()
         process.wait(timeout=30)
+
+
+def test_run_processes_compute_on_one_thread_each() -> None:
+    """The fork server's imports fix the threads of torch (and OpenMP) for every run it forks: one,
+    as runs already run side by side."""
+    env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
+    probe = "import mlops_pipeline.run_preload, torch; print(torch.get_num_threads())"
+    threads = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=300
+    ).stdout.split()[-1]
+    assert threads == "1"

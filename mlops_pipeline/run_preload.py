@@ -15,8 +15,8 @@ import os
 
 # Before torch, NumPy and OpenMP load, which read it once: a run computes on one thread, as the
 # instance runs six at a time side by side. A run's own threads only fight its siblings for the
-# cores (three training runs of a 2-core machine, two threads each): a replay with a weekly
-# retraining took 12 to 20 % longer with each library's default. A value set by the user is kept.
+# cores (three training runs of a 2-core machine, two threads each): three sessions with a weekly
+# retraining took 14 to 26 % longer with the libraries' defaults. A value set by the user is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import contextlib

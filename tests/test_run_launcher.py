@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from _processes import cmdline, descendants
 from dagster._core.launcher import WorkerStatus
 
 from mlops_pipeline.config.home import ALPHAVANTAGE_POOL, ensure_home
@@ -158,19 +159,6 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
-def _children(pid: int) -> list[str]:
-    """The command lines of the processes whose parent is ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if parent == pid:
-                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 @pytest.mark.parametrize("daemon", ["no-daemon", "with-daemon"])
 def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_launches(
     instance: dg.DagsterInstance, daemon: str
@@ -180,7 +168,8 @@ def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_la
     )
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "started"
-        fork_servers = [line for line in _children(process.pid) if "forkserver" in line]
+        below = [cmdline(pid).replace(b"\0", b" ").decode() for pid in descendants(process.pid)]
+        fork_servers = [line for line in below if "forkserver" in line]
         if daemon == "no-daemon":  # importing the run processes' libraries while nothing launched yet
             assert len(fork_servers) == 1 and "mlops_pipeline.run_preload" in fork_servers[0]
         else:  # the daemon launches the runs: this process starts nothing
@@ -192,8 +181,8 @@ def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_la
 
 
 def test_run_processes_compute_on_one_thread_each() -> None:
-    """The fork server's imports fix the threads of torch (and OpenMP) for every run it forks: one,
-    as runs already run side by side."""
+    """Importing the fork server's preload fixes torch's (and OpenMP's) threads at one, which the
+    runs it forks inherit: runs already run side by side."""
     env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
     probe = "import mlops_pipeline.run_preload, torch; print(torch.get_num_threads())"
     threads = subprocess.run(

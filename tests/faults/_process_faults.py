@@ -25,6 +25,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from _net import free_port
+from _processes import cmdline, descendants
 
 from mlops_pipeline.instance import open_instance
 from mlops_pipeline.processes import alive
@@ -80,31 +81,6 @@ def platform_env(home: Path, project: Path, sandbox_port: int, today: date = SES
         ),
     )
     return env
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (children first), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, queue = [], [pid]
-    while queue:
-        for child in children.get(queue.pop(0), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 @dataclass

@@ -12,12 +12,11 @@ from _net import free_port, wait_for_http
 from _process_faults import (
     MlopsProcess,
     alive,
-    cmdline,
-    descendants,
     platform_env,
     wait_until,
     write_fault_team,
 )
+from _processes import cmdline, descendants
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,19 @@ prediction and its realized value, so that a dashboard can plot predicted agains
 time. The snapshots are merged into one, stripped of the widget copies that every metric result
 carries and of the plotly template repeated in every figure, with plot coordinates rounded: a
 stored snapshot is about 100 kB instead of 560 kB.
+
+The drift preset draws its own table of every column; evidently still draws a plot for each of the
+preset's per-column ``ValueDrift`` metrics, which the preset then discards. Skipping those plots
+(see :func:`_discarded_drift_plots_skipped`) leaves the snapshot identical and takes the drift
+report from about 0.44 s to 0.25 s for nine features.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +47,7 @@ LATEST_COLUMNS: dict[ModelKind, tuple[str, str]] = {
 }
 # evidently's own failures on odd data (an all-missing task, a single class) become notes.
 EVIDENTLY_ERRORS = (ValueError, TypeError, KeyError, ZeroDivisionError)
+_DRIFT_PLOTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -92,10 +101,27 @@ def run_drift(
         [DataDriftPreset(columns=columns, drift_share=drift_share, num_method=NUMERIC_DRIFT_TEST)],
         include_tests=True,
     )
-    return report.run(
-        current_data=Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
-        reference_data=Dataset.from_pandas(reference.loc[:, columns], data_definition=definition),
-    )
+    with _discarded_drift_plots_skipped():
+        return report.run(
+            current_data=Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
+            reference_data=Dataset.from_pandas(reference.loc[:, columns], data_definition=definition),
+        )
+
+
+@contextmanager
+def _discarded_drift_plots_skipped() -> Iterator[None]:
+    """While it is open, evidently's ``ValueDrift`` draws no plot of its own: a preset renders its
+    own widgets and ignores its metrics' ones, which cost about 40 % of the drift report. One
+    report at a time in a process holds it, and the original method is always put back."""
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+
+    with _DRIFT_PLOTS_LOCK:
+        render = ValueDriftCalculation._render
+        ValueDriftCalculation._render = lambda self, *args, **kwargs: []  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            ValueDriftCalculation._render = render  # type: ignore[method-assign]
 
 
 def _direction_tasks(frame: pd.DataFrame) -> tuple[list[Any], list[Any]]:

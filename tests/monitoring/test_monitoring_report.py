@@ -194,3 +194,38 @@ def test_direction_model_uses_the_classification_preset() -> None:
         report
     )
     assert ("MAE", "champion") not in _metric_types(report)
+
+
+def test_the_drift_report_skips_only_plots_that_evidently_discards() -> None:
+    """The drift snapshot is the one evidently makes with every per-column plot drawn, and
+    evidently's own per-column plots work again afterwards."""
+    import re
+
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+
+    from mlops_pipeline.monitoring.evidently_report import SnapshotLabels, merge_snapshots, run_drift
+
+    features = crafted_features(drift_from="2024-05-01", shift=4.0)
+    reference, current = features.iloc[:300], features.iloc[-30:]
+    labels = SnapshotLabels("red", "AAPL", AS_OF.date(), "3")
+    render = ValueDriftCalculation._render
+    skipped = run_drift(reference, current, RETURN_INPUTS, 0.5)
+    assert ValueDriftCalculation._render is render
+
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=RETURN_INPUTS)
+    drawn = Report(
+        [DataDriftPreset(columns=RETURN_INPUTS, drift_share=0.5, num_method="ks")], include_tests=True
+    ).run(
+        current_data=Dataset.from_pandas(current.loc[:, RETURN_INPUTS], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference.loc[:, RETURN_INPUTS], data_definition=definition),
+    )
+    assert any(result.widget for result in drawn._context._metrics.values())  # evidently drew them
+
+    def stored(snapshot: object) -> str:
+        text = json.dumps(merge_snapshots([snapshot], labels).to_snapshot_model().dict(), default=str)
+        return re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", text)
+
+    assert stored(skipped) == stored(drawn) and "rsi_14" in stored(drawn)

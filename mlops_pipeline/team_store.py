@@ -3,7 +3,8 @@
 A team writes only under ``teams/<team>/`` (:func:`team_store` refuses any other key); the keys
 below are relative to that prefix. Each session has its own dataset, prediction and deployment
 object, so re-materializing one session never rewrites another; the journal and the monitoring
-summary are one table each, rewritten whole.
+summary are one table each, rewritten whole. A session's backtest is stored under its session, and
+the newest one is also the team's current backtest.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EQUITY_KEY = "journal/equity.parquet"
 MONITORING_SUMMARY_KEY = f"{MONITORING_PREFIX}/summary.parquet"
 BACKTEST_DAILY_KEY = "backtest/daily.parquet"
 BACKTEST_CHART_KEY = "backtest/equity_drawdown.png"
+SESSION_BACKTESTS_PREFIX = "backtest/sessions"
 
 # What a model predicts; with its dates, what monitoring scores, inside the full record stored per session.
 PREDICTED_VALUES: list[str] = ["predicted_return", "predicted_close", "prob_up", "predicted_direction"]
@@ -83,6 +85,12 @@ def predictions_prefix(ticker: str) -> str:
 def prediction_key(ticker: str, session: date) -> str:
     """A ticker's prediction made after ``session``'s close."""
     return f"{predictions_prefix(ticker)}/{session.isoformat()}.parquet"
+
+
+def session_backtest_key(session: date, suffix: str = "parquet") -> str:
+    """The backtest of the champions as they were after ``session`` (``suffix`` parquet: its daily
+    table; png: its equity and drawdown chart)."""
+    return f"{SESSION_BACKTESTS_PREFIX}/{session.isoformat()}.{suffix}"
 
 
 def session_deployment_key(session: date) -> str:

@@ -3,14 +3,14 @@ every team (always every team of the platform, whichever team's run materializes
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
 
 from mlops_pipeline.assets.automation import per_team_stage
 from mlops_pipeline.assets.common import json_metadata, object_link
-from mlops_pipeline.assets.sessions import session_of
+from mlops_pipeline.assets.sessions import session_of, session_ticker_key
 from mlops_pipeline.competition.backtest import BacktestError, BacktestResult
 from mlops_pipeline.competition.charts import data_uri
 from mlops_pipeline.competition.leaderboard import (
@@ -35,7 +35,7 @@ from mlops_pipeline.competition.team_inputs import (
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.resources.object_store import ObjectStore
-from mlops_pipeline.team_store import BACKTEST_CHART_KEY, team_store
+from mlops_pipeline.team_store import session_backtest_key, team_store
 
 LEADERBOARD = dg.AssetKey(["leaderboard"])
 LEAKAGE_CHECK = "no_probable_leakage"
@@ -45,7 +45,25 @@ def backtest_key(team: str) -> dg.AssetKey:
     return dg.AssetKey([team, "backtest"])
 
 
-def _backtest_metadata(step: Backtested, store: ObjectStore) -> dict[str, object]:
+def session_champions(instance: dg.DagsterInstance, team: TeamConfig, session: date) -> dict[str, str | None]:
+    """Ticker -> the version the session's promotion gate left as champion (``None``: none), from
+    the newest materialization of ``<team>/champion`` for the session; tickers without one are left
+    out (their current champion is backtested)."""
+    key = dg.AssetKey([team.name, "champion"])
+    found: dict[str, str | None] = {}
+    for ticker in team.tickers:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[str(session_ticker_key(session, ticker))]),
+            limit=1,
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        recorded = materialization.metadata.get("champion") if materialization else None
+        if recorded is not None:
+            found[ticker] = None if recorded.value == "none" else str(recorded.value)
+    return found
+
+
+def _backtest_metadata(step: Backtested, store: ObjectStore, session: date) -> dict[str, object]:
     """The backtest's statistics, period, champions and chart."""
     summary = step.summary
     stats = {name: value for name, value in summary.items() if isinstance(value, int | float)}
@@ -57,7 +75,7 @@ def _backtest_metadata(step: Backtested, store: ObjectStore) -> dict[str, object
         "champions": json_metadata(step.champions),
         "missing_tickers": json_metadata(step.missing),
         "equity_drawdown": dg.MetadataValue.md(f"![equity and drawdown]({data_uri(step.chart)})"),
-        "chart": object_link(store, BACKTEST_CHART_KEY),
+        "chart": object_link(store, session_backtest_key(session, "png")),
     }
 
 
@@ -114,8 +132,10 @@ def build_competition_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = team_store(object_store, team.name)
+        session = session_of(context)
+        champions = session_champions(context.instance, team, session)
         try:
-            step = backtest_session(team, tracking_uri, store)
+            step = backtest_session(team, session, champions, tracking_uri, store)
         except BacktestError as exc:
             raise dg.Failure(f"team {team.name}: {exc}") from exc
         if isinstance(step, NoChampionYet):
@@ -129,7 +149,7 @@ def build_competition_assets(
         if step.missing:
             context.log.warning(f"backtest of {team.name} without {sorted(step.missing)}: {step.missing}")
         yield dg.MaterializeResult(
-            metadata={**metadata, **_backtest_metadata(step, store)},
+            metadata={**metadata, **_backtest_metadata(step, store, session)},
             check_results=[_leakage_check(team.name, step.result)],
             data_version=dg.DataVersion(step.version),
         )
@@ -158,10 +178,10 @@ def build_leaderboard_assets(
         description=f"Who is winning and why, ranked by {rank_by} (teams/*.yaml leaderboard.rank_by).",
     )
     def leaderboard(context: dg.AssetExecutionContext, object_store: ObjectStore) -> dg.MaterializeResult:
-        standings = [read_standing(team_store(object_store, name), name) for name in teams]
+        session = session_of(context)
+        standings = [read_standing(team_store(object_store, name), name, session) for name in teams]
         frame = leaderboard_frame(standings, rank_by)
         page = render_html(frame, standings, rank_by, datetime.now(UTC))
-        session = session_of(context)
         manifest = {"rank_by": rank_by, "session": session.isoformat()}
         object_store.put_parquet(session_leaderboard_key(session), frame, manifest)
         object_store.put_text(session_leaderboard_key(session, "html"), page)

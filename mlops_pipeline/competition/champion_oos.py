@@ -36,13 +36,19 @@ class ChampionPredictions:
     below_naive: bool = False
 
 
-def load_champion_oos(tracking_uri: str, team: str, ticker: str) -> ChampionPredictions:
-    """Download and read the champion's OOS predictions; rows of other tickers are dropped."""
+def load_champion_oos(
+    tracking_uri: str, team: str, ticker: str, version_number: str | None = None
+) -> ChampionPredictions:
+    """Download and read the OOS predictions of the champion (or of ``version_number``, a version
+    that was the champion); rows of other tickers are dropped."""
     name = registered_model_name(team, ticker)
     registry = MlflowRegistry(tracking_uri)
-    version = registry.alias_version(name, CHAMPION)
-    if version is None:
-        raise ChampionNotFoundError(f"no {CHAMPION!r} alias on registered model {name!r}")
+    if version_number is None:
+        version = registry.alias_version(name, CHAMPION)
+        if version is None:
+            raise ChampionNotFoundError(f"no {CHAMPION!r} alias on registered model {name!r}")
+    else:  # a version recorded as the champion of a session: its absence is an error, not a state
+        version = registry.version(name, version_number)
     if not version.run_id:
         raise ChampionNotFoundError(f"{name} version {version.version} has no MLflow run")
     with tempfile.TemporaryDirectory() as folder:

@@ -2,7 +2,9 @@
 
 :func:`backtest_session` holds every decision of the ``<team>/backtest`` asset: no champion yet
 (with the tickers and why), or a stored backtest (daily table, chart) with what it was run on; the
-asset turns the outcome into metadata and the leakage check.
+asset turns the outcome into metadata and the leakage check. The champions are those of the
+session (the versions its promotion gates left as champion), so backtesting an earlier session
+again gives what it gave then; the newest session's backtest is also the team's current one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -19,9 +23,14 @@ from mlops_pipeline.competition.backtest import BacktestResult, run_backtest
 from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
 from mlops_pipeline.competition.charts import equity_drawdown_png
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.objects import Objects
+from mlops_pipeline.objects import Objects, parquet_sessions
 from mlops_pipeline.outcomes import Skipped
-from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY
+from mlops_pipeline.team_store import (
+    BACKTEST_CHART_KEY,
+    BACKTEST_DAILY_KEY,
+    SESSION_BACKTESTS_PREFIX,
+    session_backtest_key,
+)
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,25 @@ def _finite(value: object) -> object:
     return value
 
 
-def backtest_session(team: TeamConfig, tracking_uri: str, store: Objects) -> SessionBacktest:
-    """Backtest the champions of every ticker that has one and store the daily table and chart in
-    the team's ``store``. Raises ``BacktestError`` when the predictions cannot be backtested."""
+def backtest_session(
+    team: TeamConfig,
+    session: date,
+    session_champions: Mapping[str, str | None],
+    tracking_uri: str,
+    store: Objects,
+) -> SessionBacktest:
+    """Backtest the session's champion of every ticker that has one and store the daily table and
+    chart in the team's ``store``, under the session (and as the current backtest when no later
+    session has one). ``session_champions`` maps a ticker to the version its gate left as champion
+    on ``session`` (``None``: it had none); a ticker without a record uses the current champion.
+    Raises ``BacktestError`` when the predictions cannot be backtested."""
     frames, champions, missing = [], {}, {}
     for ticker in team.tickers:
+        if ticker in session_champions and session_champions[ticker] is None:
+            missing[ticker] = f"no champion after the promotion gate of {session.isoformat()}"
+            continue
         try:
-            champion = load_champion_oos(tracking_uri, team.name, ticker)
+            champion = load_champion_oos(tracking_uri, team.name, ticker, session_champions.get(ticker))
         except ChampionNotFoundError as exc:
             missing[ticker] = str(exc)
             continue
@@ -82,13 +103,19 @@ def backtest_session(team: TeamConfig, tracking_uri: str, store: Objects) -> Ses
         )
     result = run_backtest(pd.concat(frames, ignore_index=True), team.strategy, team.risk, team.costs)
     summary = {name: _finite(value) for name, value in result.summary().items()}
-    store.put_parquet(
-        BACKTEST_DAILY_KEY,
-        result.daily,
-        {**team_metadata(team), "summary": summary, "champions": champions, "missing": missing},
-    )
+    manifest = {
+        **team_metadata(team),
+        "session": session.isoformat(),
+        "summary": summary,
+        "champions": champions,
+        "missing": missing,
+    }
     chart = equity_drawdown_png(result.daily, f"{team.name}: backtest vs buy and hold")
-    store.put_bytes(BACKTEST_CHART_KEY, chart)
+    store.put_parquet(session_backtest_key(session), result.daily, manifest)
+    store.put_bytes(session_backtest_key(session, "png"), chart)
+    if session >= max(parquet_sessions(store, SESSION_BACKTESTS_PREFIX)):
+        store.put_parquet(BACKTEST_DAILY_KEY, result.daily, manifest)
+        store.put_bytes(BACKTEST_CHART_KEY, chart)
     version = hashlib.sha256(
         json.dumps({"champions": champions, "config": team.config_hash}, sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -13,7 +13,12 @@ from mlops_pipeline.objects import (
     ObjectStoreError,
     parquet_sessions,
 )
-from mlops_pipeline.team_store import BACKTEST_DAILY_KEY, EQUITY_KEY, MONITORING_SUMMARY_KEY
+from mlops_pipeline.team_store import (
+    BACKTEST_DAILY_KEY,
+    EQUITY_KEY,
+    MONITORING_SUMMARY_KEY,
+    session_backtest_key,
+)
 
 LEADERBOARD_TABLE_KEY = "competition/leaderboard.parquet"
 LEADERBOARD_HTML_KEY = "competition/leaderboard.html"
@@ -41,12 +46,22 @@ def _read(store: Objects, key: str, notes: list[str]) -> tuple[pd.DataFrame | No
     return frame, manifest
 
 
-def read_standing(team_store: Objects, team: str) -> TeamStanding:
-    """A team's journal equity, backtest summary and monitoring summary; absent ones stay ``None``."""
+def _until(frame: pd.DataFrame | None, session: date | None) -> pd.DataFrame | None:
+    """The rows dated on or before ``session`` (all of them without a session)."""
+    if frame is None or session is None or frame.empty:
+        return frame
+    return frame[pd.to_datetime(frame["date"]) <= pd.Timestamp(session)].reset_index(drop=True)
+
+
+def read_standing(team_store: Objects, team: str, session: date | None = None) -> TeamStanding:
+    """A team's journal equity, backtest summary and monitoring summary; absent ones stay ``None``.
+    With ``session``, the standing as it was after that session: the session's backtest, and the
+    equity and monitoring rows up to that session."""
     notes: list[str] = []
-    equity, _ = _read(team_store, EQUITY_KEY, notes)
-    daily, manifest = _read(team_store, BACKTEST_DAILY_KEY, notes)
-    monitoring, _ = _read(team_store, MONITORING_SUMMARY_KEY, notes)
+    backtest_key = BACKTEST_DAILY_KEY if session is None else session_backtest_key(session)
+    equity = _until(_read(team_store, EQUITY_KEY, notes)[0], session)
+    daily, manifest = _read(team_store, backtest_key, notes)
+    monitoring = _until(_read(team_store, MONITORING_SUMMARY_KEY, notes)[0], session)
     backtest_equity = None
     if daily is not None and not daily.empty:
         backtest_equity = daily.set_index("date")["equity"]

@@ -23,7 +23,7 @@ from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
 from mlops_pipeline.config.teams import load_teams
 from mlops_pipeline.resources.object_store import object_store_from_settings
-from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY
+from mlops_pipeline.team_store import BACKTEST_CHART_KEY, BACKTEST_DAILY_KEY, session_backtest_key
 
 SESSIONS = nyse_sessions(date(2024, 1, 2), date(2024, 3, 27))
 
@@ -95,6 +95,7 @@ def test_backtest_and_leaderboard_assets(project: Path, tmp_path: Path) -> None:
     daily, manifest = red_store.get_parquet_with_manifest(BACKTEST_DAILY_KEY)
     assert len(daily) == 120 and manifest["summary"]["tickers"] == ["AAPL", "MSFT"]
     assert red_store.get_bytes(BACKTEST_CHART_KEY).startswith(b"\x89PNG")
+    assert red_store.get_parquet(session_backtest_key(date(2024, 3, 27))).equals(daily)
 
     board = store.get_parquet(LEADERBOARD_TABLE_KEY)
     assert board["team"].tolist() == ["red", "blue"] or board["team"].tolist() == ["blue", "red"]
@@ -121,3 +122,66 @@ def test_backtest_without_any_champion_materializes_nothing(project: Path) -> No
     (check,) = result.get_asset_check_evaluations()
     assert check.metadata["not_evaluated"].value == "no champion yet"
     assert not object_store_from_settings(settings).exists(f"teams/blue/{BACKTEST_DAILY_KEY}")
+
+
+def test_a_session_backtests_its_own_champions_and_ranks_as_it_stood_then(
+    project: Path, tmp_path: Path
+) -> None:
+    """Backtesting an earlier session again uses the champion its gate left, not today's, and
+    leaves the current backtest alone; that session's leaderboard ranks what was known then."""
+    settings = load_settings()
+    ensure_home(settings)
+    teams = load_teams(settings.teams_path, settings.ludwig_configs_path)
+    red = teams["red"]
+    _register_champion(settings, "red", "AAPL", _oos("AAPL", 1), tmp_path)  # v1
+    _register_champion(settings, "red", "AAPL", _oos("AAPL", 2), tmp_path)  # v2, the champion now
+    instance = dg.DagsterInstance.ephemeral()
+    for session, aapl, msft in (("2024-03-26", "1", "none"), ("2024-03-27", "2", "none")):
+        for ticker, version in (("AAPL", aapl), ("MSFT", msft)):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(["red", "champion"]),
+                    partition=f"{session}|{ticker}",
+                    metadata={"champion": version},
+                )
+            )
+    store = object_store_from_settings(settings)
+    red_store = store.scoped("teams/red")
+    red_store.put_parquet(
+        "journal/equity.parquet",
+        pd.DataFrame(
+            {
+                "date": pd.to_datetime(["2024-03-26", "2024-03-27"]),
+                "equity": [101_000.0, 99_000.0],
+                "cash": [0.0, 0.0],
+                "long_market_value": [101_000.0, 99_000.0],
+                "return_since_start": [0.01, -0.01],
+            }
+        ),
+    )
+    assets = build_competition_assets(red, settings, SESSIONS) + build_leaderboard_assets(teams, SESSIONS)
+
+    def materialize(session: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            assets,
+            instance=instance,
+            resources={"object_store": store},
+            selection=[backtest_key("red"), LEADERBOARD],
+            partition_key=session,
+        )
+
+    materialize("2024-03-27")
+    current = red_store.get_parquet(BACKTEST_DAILY_KEY)
+    earlier = materialize("2024-03-26").asset_materializations_for_node("red__backtest")[0].metadata
+
+    assert earlier["champions"].value["AAPL"]["version"] == "1"
+    assert "no champion after the promotion gate of 2024-03-26" in earlier["missing_tickers"].value["MSFT"]
+    old, manifest = red_store.get_parquet_with_manifest(session_backtest_key(date(2024, 3, 26)))
+    new = red_store.get_parquet(session_backtest_key(date(2024, 3, 27)))
+    assert manifest["champions"]["AAPL"]["version"] == "1" and not old.equals(new)
+    assert red_store.get_parquet(BACKTEST_DAILY_KEY).equals(current) and current.equals(new)
+
+    board = store.get_parquet("competition/leaderboards/2024-03-26.parquet").set_index("team")
+    assert board.loc["red", "backtest_return"] == pytest.approx(manifest["summary"]["total_return"])
+    assert board.loc["red", "paper_equity"] == 101_000.0  # not the later session's 99,000
+    assert store.get_parquet(LEADERBOARD_TABLE_KEY).set_index("team").loc["red", "paper_equity"] == 99_000.0

@@ -4,8 +4,12 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
+# OMP_NUM_THREADS=1: runs go side by side (the run queue, a Docker or Kubernetes run per
+# container), each computing on one thread, as the embedded launcher's runs do; a run's own
+# torch/OpenMP threads would only fight its siblings for the cores. Set it per service to override.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DAGSTER_HOME=/opt/dagster/home MLOPS_PROJECT_DIR=/opt/mlops PATH=/opt/venv/bin:$PATH
+    DAGSTER_HOME=/opt/dagster/home MLOPS_PROJECT_DIR=/opt/mlops PATH=/opt/venv/bin:$PATH \
+    OMP_NUM_THREADS=1
 
 WORKDIR /opt/mlops
 # Exactly the tested versions: requirements.lock (hashes checked, nothing resolved), as `make setup`

@@ -335,7 +335,9 @@ def test_one_session_runs_in_a_container_of_the_platform_image(
             messages = [event.message or "" for event in logs]
             assert run.status == dg.DagsterRunStatus.SUCCESS, messages[-20:]
             container_id = run.tags["docker/container_id"]  # the launcher's container, on the run
-            docker_client(timeout_s=60)[0].containers.get(container_id).remove(force=True)
+            container = docker_client(timeout_s=60)[0].containers.get(container_id)
+            assert "OMP_NUM_THREADS=1" in container.attrs["Config"]["Env"]  # one thread a run
+            container.remove(force=True)
             steps = {
                 event.step_key
                 for event in logs

@@ -76,4 +76,4 @@ def window_sessions(features: pd.DataFrame, as_of: date, window_days: int) -> li
     """The sessions (feature dates) of the current window: the days predictions were expected for."""
     _require(features, ["date"], "features")
     dates = pd.to_datetime(features["date"])
-    return sorted(dates.loc[dates <= pd.Timestamp(as_of)])[-window_days:]
+    return dates.loc[dates <= pd.Timestamp(as_of)].sort_values().iloc[-window_days:].tolist()

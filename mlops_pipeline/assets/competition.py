@@ -11,6 +11,7 @@ import pandas as pd
 from mlops_pipeline.assets.automation import per_team_stage
 from mlops_pipeline.assets.common import json_metadata, object_link
 from mlops_pipeline.assets.sessions import session_of, session_ticker_key
+from mlops_pipeline.assets.training import CHAMPION_AFTER_GATE, NO_CHAMPION
 from mlops_pipeline.competition.backtest import BacktestError, BacktestResult
 from mlops_pipeline.competition.charts import data_uri
 from mlops_pipeline.competition.leaderboard import (
@@ -57,9 +58,9 @@ def session_champions(instance: dg.DagsterInstance, team: TeamConfig, session: d
             limit=1,
         ).records
         materialization = records[0].asset_materialization if records else None
-        recorded = materialization.metadata.get("champion") if materialization else None
+        recorded = materialization.metadata.get(CHAMPION_AFTER_GATE) if materialization else None
         if recorded is not None:
-            found[ticker] = None if recorded.value == "none" else str(recorded.value)
+            found[ticker] = None if recorded.value == NO_CHAMPION else str(recorded.value)
     return found
 
 

@@ -32,6 +32,10 @@ from mlops_pipeline.training.folds import FoldError
 from mlops_pipeline.training.session_model import NotRetrained, Trained, session_model
 from mlops_pipeline.training.versioning import VersioningError
 
+# On every <team>/champion materialization: the version its gate left as champion, or NO_CHAMPION.
+CHAMPION_AFTER_GATE = "champion"
+NO_CHAMPION = "none"
+
 
 def build_training_assets(
     team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
@@ -117,7 +121,7 @@ def build_training_assets(
         metadata = _gate_metadata(outcome)
         context.log.info(f"{outcome.model_name}: {metadata['reason']}")
         return dg.MaterializeResult(
-            metadata=metadata, data_version=dg.DataVersion(str(outcome.champion_after or "none"))
+            metadata=metadata, data_version=dg.DataVersion(str(outcome.champion_after or NO_CHAMPION))
         )
 
     return [model, champion]
@@ -130,7 +134,7 @@ def _gate_metadata(outcome: GateOutcome) -> dict[str, object]:
         "model_name": outcome.model_name,
         "challenger_version": outcome.challenger_version,
         "champion_before": outcome.champion_before or "none",
-        "champion": outcome.champion_after or "none",
+        CHAMPION_AFTER_GATE: outcome.champion_after or NO_CHAMPION,
         "promoted": bool(decision and decision.promote),
         "reason": decision.reason if decision else outcome.note,
         "champion_scores": outcome.note,

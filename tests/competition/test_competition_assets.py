@@ -18,6 +18,7 @@ from mlops_pipeline.assets.competition import (
     build_leaderboard_assets,
 )
 from mlops_pipeline.assets.sessions import nyse_sessions
+from mlops_pipeline.assets.training import CHAMPION_AFTER_GATE, NO_CHAMPION
 from mlops_pipeline.competition.team_inputs import LEADERBOARD_HTML_KEY, LEADERBOARD_TABLE_KEY
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import PlatformSettings, load_settings
@@ -136,13 +137,13 @@ def test_a_session_backtests_its_own_champions_and_ranks_as_it_stood_then(
     _register_champion(settings, "red", "AAPL", _oos("AAPL", 1), tmp_path)  # v1
     _register_champion(settings, "red", "AAPL", _oos("AAPL", 2), tmp_path)  # v2, the champion now
     instance = dg.DagsterInstance.ephemeral()
-    for session, aapl, msft in (("2024-03-26", "1", "none"), ("2024-03-27", "2", "none")):
+    for session, aapl, msft in (("2024-03-26", "1", NO_CHAMPION), ("2024-03-27", "2", NO_CHAMPION)):
         for ticker, version in (("AAPL", aapl), ("MSFT", msft)):
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     asset_key=dg.AssetKey(["red", "champion"]),
                     partition=f"{session}|{ticker}",
-                    metadata={"champion": version},
+                    metadata={CHAMPION_AFTER_GATE: version},
                 )
             )
     store = object_store_from_settings(settings)

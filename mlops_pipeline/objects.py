@@ -53,16 +53,16 @@ def normalize_key(key: str) -> str:
     return "/".join(parts)
 
 
-def parquet_sessions(store: Objects, prefix: str) -> list[date]:
-    """The dates that name ``<prefix>/<YYYY-MM-DD>.parquet`` objects (one per session), oldest first;
-    other names are ignored."""
+def session_dates(store: Objects, prefix: str, suffix: str = ".parquet") -> list[date]:
+    """The dates that name ``<prefix>/<YYYY-MM-DD><suffix>`` objects (one per session), oldest
+    first; other names are ignored."""
     sessions = []
     for key in store.list_keys(f"{prefix.rstrip('/')}/"):
         name = key.rsplit("/", 1)[-1]
-        if not name.endswith(".parquet"):
+        if not name.endswith(suffix):
             continue
         try:
-            sessions.append(date.fromisoformat(name.removesuffix(".parquet")))
+            sessions.append(date.fromisoformat(name.removesuffix(suffix)))
         except ValueError:
             continue
     return sorted(sessions)

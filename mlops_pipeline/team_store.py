@@ -93,9 +93,12 @@ def session_backtest_key(session: date, suffix: str = "parquet") -> str:
     return f"{SESSION_BACKTESTS_PREFIX}/{session.isoformat()}.{suffix}"
 
 
+SESSION_DEPLOYMENTS_PREFIX = "serving/deployments"
+
+
 def session_deployment_key(session: date) -> str:
     """The deployment that served ``session``'s predictions."""
-    return f"serving/deployments/{session.isoformat()}.json"
+    return f"{SESSION_DEPLOYMENTS_PREFIX}/{session.isoformat()}.json"
 
 
 def run_failure_key(run_id: str) -> str:

@@ -62,6 +62,8 @@ def build_serving_assets(
         if isinstance(step, Skipped):
             context.log.warning(step.reason)
             return
+        if step.kept_past:
+            context.log.info("a past session: its deployment is kept as recorded, nothing deployed")
         for pid in step.strays:
             context.log.warning(f"stopped model server {pid}: started by a run that died, never recorded")
         for ticker, reason in step.not_served.items():
@@ -145,5 +147,6 @@ def _deployment_metadata(step: "Deployed") -> dict[str, object]:
         "models": json_metadata(deployment.models),
         "code_version": deployment.code_version,
         "changed": step.changed,
+        "kept_past_session": step.kept_past,
         "not_served": json_metadata(step.not_served),
     }

@@ -23,7 +23,7 @@ from mlops_pipeline.competition.backtest import BacktestResult, run_backtest
 from mlops_pipeline.competition.champion_oos import ChampionNotFoundError, load_champion_oos
 from mlops_pipeline.competition.charts import equity_drawdown_png
 from mlops_pipeline.config.teams import TeamConfig
-from mlops_pipeline.objects import Objects, parquet_sessions
+from mlops_pipeline.objects import Objects, session_dates
 from mlops_pipeline.outcomes import Skipped
 from mlops_pipeline.team_store import (
     BACKTEST_CHART_KEY,
@@ -113,7 +113,7 @@ def backtest_session(
     chart = equity_drawdown_png(result.daily, f"{team.name}: backtest vs buy and hold")
     store.put_parquet(session_backtest_key(session), result.daily, manifest)
     store.put_bytes(session_backtest_key(session, "png"), chart)
-    if session >= max(parquet_sessions(store, SESSION_BACKTESTS_PREFIX)):
+    if session >= max(session_dates(store, SESSION_BACKTESTS_PREFIX)):
         store.put_parquet(BACKTEST_DAILY_KEY, result.daily, manifest)
         store.put_bytes(BACKTEST_CHART_KEY, chart)
     version = hashlib.sha256(

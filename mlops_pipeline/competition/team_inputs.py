@@ -11,7 +11,7 @@ from mlops_pipeline.objects import (
     ObjectNotFoundError,
     Objects,
     ObjectStoreError,
-    parquet_sessions,
+    session_dates,
 )
 from mlops_pipeline.team_store import (
     BACKTEST_DAILY_KEY,
@@ -32,7 +32,7 @@ def session_leaderboard_key(session: date, suffix: str = "parquet") -> str:
 
 def leaderboard_sessions(store: Objects) -> list[date]:
     """The sessions with a stored leaderboard, oldest first."""
-    return parquet_sessions(store, LEADERBOARDS_PREFIX)
+    return session_dates(store, LEADERBOARDS_PREFIX)
 
 
 def _read(store: Objects, key: str, notes: list[str]) -> tuple[pd.DataFrame | None, dict]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.objects import Objects, parquet_sessions
+from mlops_pipeline.objects import Objects, session_dates
 
 PRICES_PREFIX = "market/prices"
 FEATURES_PREFIX = "market/features"
@@ -30,7 +30,7 @@ def features_key(ticker: str, session: date) -> str:
 
 def stored_sessions(store: Objects, prefix: str, ticker: str) -> list[date]:
     """The sessions with a stored snapshot of ``ticker`` under ``prefix``, oldest first."""
-    return parquet_sessions(store, f"{prefix}/{ticker}")
+    return session_dates(store, f"{prefix}/{ticker}")
 
 
 def _read(store: Objects, key: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:

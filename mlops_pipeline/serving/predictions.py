@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_pipeline.objects import ObjectNotFoundError, Objects, parquet_sessions
+from mlops_pipeline.objects import ObjectNotFoundError, Objects, session_dates
 from mlops_pipeline.team_store import PREDICTION_COLUMNS, prediction_key, predictions_prefix
 
 
@@ -23,7 +23,7 @@ class PredictionError(ValueError):
 
 def prediction_sessions(store: Objects, ticker: str) -> list[date]:
     """The sessions with a stored prediction of ``ticker``, oldest first (from the keys alone)."""
-    return parquet_sessions(store, predictions_prefix(ticker))
+    return session_dates(store, predictions_prefix(ticker))
 
 
 def read_predictions(store: Objects, ticker: str, since: date | None = None) -> pd.DataFrame | None:

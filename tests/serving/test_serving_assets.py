@@ -168,3 +168,39 @@ def test_a_later_model_never_predicts_a_past_session(project) -> None:  # type: 
     message = str(failure.event_specific_data.error)
     assert "deployment served version 1, the model server now serves 2" in message
     assert store.list_keys("predictions/") == []
+
+
+def test_a_past_session_keeps_its_deployment_and_deploys_nothing(project) -> None:  # type: ignore[no-untyped-def]
+    """Re-materializing the serving of a session before the newest deployed one never records
+    today's models for it (they would then predict that past session) and starts no server."""
+    settings = load_settings()
+    team = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])["red"]
+    serving, _ = build_serving_assets(team, settings, SESSIONS)
+    object_store = object_store_from_settings(settings)
+    store = team_store(object_store, "red")
+
+    def deployment(version: str) -> str:
+        models = {"red-AAPL": {"version": version, "run_id": f"run-{version}"}}
+        return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
+
+    monday, tuesday = date(2024, 7, 1), date(2024, 7, 2)
+    then, now = deployment("1"), deployment("2")
+    store.put_text(session_deployment_key(monday), then)
+    store.put_text(session_deployment_key(AS_OF), now)
+    store.put_text(LIVE_DEPLOYMENT_KEY, now)
+
+    def materialize(day: date) -> dg.ExecuteInProcessResult:
+        resources = {"object_store": object_store}
+        return dg.materialize([serving], resources=resources, partition_key=day.isoformat())
+
+    kept = materialize(monday)
+    (materialized,) = kept.asset_materializations_for_node("red__serving")
+    assert materialized.metadata["kept_past_session"].value is True
+    assert materialized.metadata["model_versions"].value == {"red-AAPL": "1"}
+    assert store.get_text(session_deployment_key(monday)) == then
+
+    never_served = materialize(tuesday)
+    assert never_served.success and never_served.asset_materializations_for_node("red__serving") == []
+    assert not store.exists(session_deployment_key(tuesday))
+    assert store.get_text(LIVE_DEPLOYMENT_KEY) == now
+    assert not (settings.home_dir / "serving" / "red").exists()  # no launcher ran

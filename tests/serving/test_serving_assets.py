@@ -143,6 +143,12 @@ def test_serving_then_predictions_assets(project, registry: Registry, monkeypatc
         ProcessLauncher(tmp_path).stop(deployment.instance_id)
 
 
+def _red_deployment(version: str) -> str:
+    """A recorded deployment of red-AAPL ``version`` (no server behind it)."""
+    models = {"red-AAPL": {"version": version, "run_id": f"run-{version}"}}
+    return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
+
+
 def test_a_later_model_never_predicts_a_past_session(project) -> None:  # type: ignore[no-untyped-def]
     settings = load_settings()
     team = load_teams(settings.teams_path, settings.ludwig_configs_path, only=["red"])["red"]
@@ -150,12 +156,8 @@ def test_a_later_model_never_predicts_a_past_session(project) -> None:  # type: 
     object_store = object_store_from_settings(settings)
     store = team_store(object_store, "red")
 
-    def deployment(version: str) -> str:
-        models = {"red-AAPL": {"version": version, "run_id": f"run-{version}"}}
-        return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
-
-    store.put_text(session_deployment_key(AS_OF), deployment("1"))
-    store.put_text(LIVE_DEPLOYMENT_KEY, deployment("2"))  # a later session promoted version 2
+    store.put_text(session_deployment_key(AS_OF), _red_deployment("1"))
+    store.put_text(LIVE_DEPLOYMENT_KEY, _red_deployment("2"))  # a later session promoted version 2
     object_store.put_parquet(features_key("AAPL", AS_OF), _features(40), {"data_version": "test"})
     result = dg.materialize(
         [predictions],
@@ -179,12 +181,8 @@ def test_a_past_session_keeps_its_deployment_and_deploys_nothing(project) -> Non
     object_store = object_store_from_settings(settings)
     store = team_store(object_store, "red")
 
-    def deployment(version: str) -> str:
-        models = {"red-AAPL": {"version": version, "run_id": f"run-{version}"}}
-        return Deployment("red", "process", "http://127.0.0.1:9", models, "code", "1").to_json()
-
     monday, tuesday = date(2024, 7, 1), date(2024, 7, 2)
-    then, now = deployment("1"), deployment("2")
+    then, now = _red_deployment("1"), _red_deployment("2")
     store.put_text(session_deployment_key(monday), then)
     store.put_text(session_deployment_key(AS_OF), now)
     store.put_text(LIVE_DEPLOYMENT_KEY, now)

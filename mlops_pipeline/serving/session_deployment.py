@@ -43,7 +43,7 @@ class Deployed:
     kept_past: bool = False  # a past session's record, kept as it was: nothing was deployed
 
 
-SessionDeployment = Skipped | Deployed  # Skipped: no ticker has a champion yet
+SessionDeployment = Skipped | Deployed  # Skipped: no champion yet, or a past session never served
 
 
 def deploy_session(

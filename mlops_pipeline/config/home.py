@@ -39,8 +39,19 @@ def _monitoring() -> dict:
     }
 
 
+# Dagster's SQLite storage, with pool slots that hold when two processes claim one at once.
+_POOL_SAFE_STORAGE = {
+    "custom": {
+        "module": "mlops_pipeline.instance_storage",
+        "class": "PoolSafeSqliteStorage",
+        "config": {"base_dir": {"env": "DAGSTER_HOME"}},
+    }
+}
+
+
 def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUNS) -> dict:
-    """The embedded instance: SQLite storage (Dagster's default), telemetry off, runs queued and
+    """The embedded instance: SQLite storage (Dagster's, in the same files, with pool slots claimed
+    under a file lock: ``mlops_pipeline.instance_storage``), telemetry off, runs queued and
     launched six at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
     step at a time per pool across all runs (the AlphaVantage request stream, each team's broker
     account; a run whose first step waits for its pool is launched anyway and its step waits, so
@@ -49,6 +60,7 @@ def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUN
     STARTED, and its pool slots are freed)."""
     return {
         "telemetry": {"enabled": False},
+        "storage": _POOL_SAFE_STORAGE,
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
@@ -61,6 +73,10 @@ def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUN
         },
         "run_monitoring": _monitoring(),
     }
+
+
+def _with_plain_sqlite(config: dict) -> dict:
+    return {key: value for key, value in config.items() if key != "storage"}
 
 
 # What earlier versions wrote: such a file is replaced by the current one, a user's own is kept.
@@ -81,7 +97,8 @@ _EARLIER_EMBEDDED = (
         "concurrency": {"runs": {"max_concurrent_runs": 4}, "pools": {"default_limit": 1}},
         "run_monitoring": _monitoring(),
     },
-    embedded_dagster_yaml(max_concurrent_runs=4),
+    _with_plain_sqlite(embedded_dagster_yaml(max_concurrent_runs=4)),
+    _with_plain_sqlite(embedded_dagster_yaml()),
 )
 
 

@@ -101,10 +101,13 @@ def test_ensure_home_brings_an_earlier_embedded_config_up_to_date_and_keeps_a_us
     settings = load_settings()
     ensure_home(settings)
     path = settings.dagster_home_path / "dagster.yaml"
-    earlier = embedded_dagster_yaml(max_concurrent_runs=4)  # the previous version's file
+    earlier = embedded_dagster_yaml()
+    del earlier["storage"]  # the previous version's file: Dagster's plain SQLite storage
     older = embedded_dagster_yaml(max_concurrent_runs=4)
-    del older["concurrency"]["pools"]["op_granularity_run_buffer"]  # the one before
-    for previous in (earlier, older):
+    del older["storage"]  # the one before
+    oldest = embedded_dagster_yaml(max_concurrent_runs=4)
+    del oldest["storage"], oldest["concurrency"]["pools"]["op_granularity_run_buffer"]
+    for previous in (earlier, older, oldest):
         path.write_text(yaml.safe_dump(previous, sort_keys=False), encoding="utf-8")
         ensure_home(settings)
         assert yaml.safe_load(path.read_text(encoding="utf-8")) == embedded_dagster_yaml()

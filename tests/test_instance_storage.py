@@ -1,0 +1,85 @@
+"""The embedded instance's SQLite storage: a pool slot is held by one step however many claim it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from mlops_pipeline.config.home import ensure_home
+from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.instance_storage import PoolSafeSqliteEventLogStorage
+
+CLAIMERS = 6
+TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers in 3 of 10 trials
+STEP = "orders"
+
+
+def _claim_fresh_pools(barrier: Barrier, run_id: str, results: Queue) -> None:
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        for trial in range(TRIALS):
+            barrier.wait(timeout=60)  # every claimer starts the trial's claims at the same moment
+            pool = f"pool-{trial}"
+            storage.initialize_concurrency_limit_to_default(pool)
+            results.put((trial, run_id, storage.claim_concurrency_slot(pool, run_id, STEP).is_claimed))
+
+
+def test_a_pool_of_one_is_held_by_one_step_when_several_claim_it_at_once(isolated_env: Path) -> None:
+    ensure_home(load_settings())
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+        assert instance.global_op_concurrency_default_limit == 1
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(CLAIMERS), context.Queue()
+    run_ids = [str(uuid.uuid4()) for _ in range(CLAIMERS)]
+    claimers = [
+        context.Process(target=_claim_fresh_pools, args=(barrier, run_id, results)) for run_id in run_ids
+    ]
+    for claimer in claimers:
+        claimer.start()
+    answers = [results.get(timeout=120) for _ in range(CLAIMERS * TRIALS)]
+    for claimer in claimers:
+        claimer.join(timeout=30)
+        assert claimer.exitcode == 0
+    holders = {
+        trial: [run_id for t, run_id, held in answers if t == trial and held] for trial in range(TRIALS)
+    }
+    assert {trial: len(held) for trial, held in holders.items()} == dict.fromkeys(range(TRIALS), 1)
+
+    # The holder's slot goes to the step that has waited longest.
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.free_concurrency_slot_for_step(holders[0][0], STEP)
+        now_claimed = [
+            run_id for run_id in run_ids if storage.claim_concurrency_slot("pool-0", run_id, STEP).is_claimed
+        ]
+        assert len(now_claimed) == 1 and now_claimed != holders[0]
+
+
+def test_a_home_written_with_dagsters_plain_sqlite_storage_keeps_its_runs(isolated_env: Path) -> None:
+    settings = load_settings()
+    ensure_home(settings)
+    instance_yaml = settings.dagster_home_path / "dagster.yaml"
+    earlier = yaml.safe_load(instance_yaml.read_text(encoding="utf-8"))
+    del earlier["storage"]  # as the previous version wrote it
+    instance_yaml.write_text(yaml.safe_dump(earlier), encoding="utf-8")
+
+    @dg.asset
+    def prices() -> int:
+        return 1
+
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+        run_id = dg.materialize([prices], instance=instance).run_id
+    ensure_home(settings)  # brings the file up to date
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+        assert instance.get_run_by_id(run_id).is_success
+        assert instance.get_latest_materialization_event(dg.AssetKey("prices")).run_id == run_id

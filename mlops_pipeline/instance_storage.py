@@ -18,7 +18,7 @@ Configure it in ``dagster.yaml`` (the embedded instance does)::
         module: mlops_pipeline.instance_storage
         class: PoolSafeSqliteStorage
         config:
-          base_dir: {env: DAGSTER_HOME}
+          base_dir: /absolute/path/of/the/dagster/home
 """
 
 from __future__ import annotations

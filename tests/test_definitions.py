@@ -116,7 +116,7 @@ def test_each_teams_account_steps_share_its_pool_of_one(project: Path) -> None:
             for name in ("orders", "reconciliation")
         }
         assert pools == {broker_account_pool(team)} == {f"broker_account_{team}"}
-    assert embedded_dagster_yaml()["concurrency"]["pools"]["default_limit"] == 1
+    assert embedded_dagster_yaml(project)["concurrency"]["pools"]["default_limit"] == 1
 
 
 def test_stages_after_market_data_carry_automation_conditions(project: Path) -> None:

@@ -39,17 +39,9 @@ def _monitoring() -> dict:
     }
 
 
-# Dagster's SQLite storage, with pool slots that hold when two processes claim one at once.
-_POOL_SAFE_STORAGE = {
-    "custom": {
-        "module": "mlops_pipeline.instance_storage",
-        "class": "PoolSafeSqliteStorage",
-        "config": {"base_dir": {"env": "DAGSTER_HOME"}},
-    }
-}
-
-
-def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUNS) -> dict:
+def embedded_dagster_yaml(
+    dagster_home: Path, max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUNS
+) -> dict:
     """The embedded instance: SQLite storage (Dagster's, in the same files, with pool slots claimed
     under a file lock: ``mlops_pipeline.instance_storage``), telemetry off, runs queued and
     launched six at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
@@ -60,7 +52,13 @@ def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUN
     STARTED, and its pool slots are freed)."""
     return {
         "telemetry": {"enabled": False},
-        "storage": _POOL_SAFE_STORAGE,
+        "storage": {
+            "custom": {
+                "module": "mlops_pipeline.instance_storage",
+                "class": "PoolSafeSqliteStorage",
+                "config": {"base_dir": str(dagster_home.resolve())},
+            }
+        },
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
@@ -77,6 +75,22 @@ def embedded_dagster_yaml(max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUN
 
 def _with_plain_sqlite(config: dict) -> dict:
     return {key: value for key, value in config.items() if key != "storage"}
+
+
+def _storage_dir(config: object) -> str | None:
+    """The folder an embedded ``dagster.yaml`` names for its storage, if it names one."""
+    try:
+        return config["storage"]["custom"]["config"]["base_dir"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return None
+
+
+def _written_by_the_platform(config: object) -> bool:
+    """Whether ``config`` is a ``dagster.yaml`` this or an earlier version wrote (a moved home's too)."""
+    if config in _EARLIER_EMBEDDED:
+        return True
+    storage_dir = _storage_dir(config)
+    return isinstance(storage_dir, str) and config == embedded_dagster_yaml(Path(storage_dir))
 
 
 # What earlier versions wrote: such a file is replaced by the current one, a user's own is kept.
@@ -97,8 +111,8 @@ _EARLIER_EMBEDDED = (
         "concurrency": {"runs": {"max_concurrent_runs": 4}, "pools": {"default_limit": 1}},
         "run_monitoring": _monitoring(),
     },
-    _with_plain_sqlite(embedded_dagster_yaml(max_concurrent_runs=4)),
-    _with_plain_sqlite(embedded_dagster_yaml()),
+    _with_plain_sqlite(embedded_dagster_yaml(Path("."), max_concurrent_runs=4)),
+    _with_plain_sqlite(embedded_dagster_yaml(Path("."))),
 )
 
 
@@ -115,9 +129,8 @@ def ensure_home(settings: PlatformSettings) -> None:
     if settings.dvc_remote_url and "://" not in settings.dvc_remote_url:
         Path(settings.dvc_remote_url).mkdir(parents=True, exist_ok=True)
     instance_yaml = settings.dagster_home_path / "dagster.yaml"
-    if (
-        not instance_yaml.exists()
-        or yaml.safe_load(instance_yaml.read_text(encoding="utf-8")) in _EARLIER_EMBEDDED
-    ):
-        instance_yaml.write_text(yaml.safe_dump(embedded_dagster_yaml(), sort_keys=False), encoding="utf-8")
+    current = embedded_dagster_yaml(settings.dagster_home_path)
+    written = yaml.safe_load(instance_yaml.read_text(encoding="utf-8")) if instance_yaml.exists() else None
+    if written is None or (written != current and _written_by_the_platform(written)):
+        instance_yaml.write_text(yaml.safe_dump(current, sort_keys=False), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home_path)

@@ -101,16 +101,19 @@ def test_ensure_home_brings_an_earlier_embedded_config_up_to_date_and_keeps_a_us
     settings = load_settings()
     ensure_home(settings)
     path = settings.dagster_home_path / "dagster.yaml"
-    earlier = embedded_dagster_yaml()
+    current = embedded_dagster_yaml(settings.dagster_home_path)
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == current
+    moved = embedded_dagster_yaml(isolated_env.parent / "elsewhere" / "dagster")  # a home moved here
+    earlier = embedded_dagster_yaml(settings.dagster_home_path)
     del earlier["storage"]  # the previous version's file: Dagster's plain SQLite storage
-    older = embedded_dagster_yaml(max_concurrent_runs=4)
+    older = embedded_dagster_yaml(settings.dagster_home_path, max_concurrent_runs=4)
     del older["storage"]  # the one before
-    oldest = embedded_dagster_yaml(max_concurrent_runs=4)
+    oldest = embedded_dagster_yaml(settings.dagster_home_path, max_concurrent_runs=4)
     del oldest["storage"], oldest["concurrency"]["pools"]["op_granularity_run_buffer"]
-    for previous in (earlier, older, oldest):
+    for previous in (moved, earlier, older, oldest):
         path.write_text(yaml.safe_dump(previous, sort_keys=False), encoding="utf-8")
         ensure_home(settings)
-        assert yaml.safe_load(path.read_text(encoding="utf-8")) == embedded_dagster_yaml()
+        assert yaml.safe_load(path.read_text(encoding="utf-8")) == current
     own = {**earlier, "concurrency": {"runs": {"max_concurrent_runs": 2}}}
     path.write_text(yaml.safe_dump(own, sort_keys=False), encoding="utf-8")
     ensure_home(settings)

@@ -107,20 +107,25 @@ def build_training_assets(
         kinds={"mlflow"},
         tags={"team": team.name},
         metadata=team_metadata,
-        description=f"Team {team.name}: the champion alias, moved only when the challenger passes the gate.",
+        output_required=False,
+        description=f"Team {team.name}: the champion alias, moved only when the challenger passes the gate "
+        "(a past session, older than the challenger's, keeps its record and moves nothing).",
     )
     def champion(
         context: dg.AssetExecutionContext, object_store: ObjectStore, mlflow_tracking: MlflowTrackingResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         ticker, session = ticker_of(context), session_of(context)
         features = stored_features(object_store, ticker, session)
         try:
-            outcome = run_gate(mlflow_tracking.tracker(), team, ticker, features, ludwig_path)
+            outcome = run_gate(mlflow_tracking.tracker(), team, ticker, session, features, ludwig_path)
         except (TrackingError, PromotionError, DatasetError, FoldError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from None  # the one line names the service
+        if isinstance(outcome, Skipped):
+            context.log.warning(outcome.reason)
+            return
         metadata = _gate_metadata(outcome)
         context.log.info(f"{outcome.model_name}: {metadata['reason']}")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata=metadata, data_version=dg.DataVersion(str(outcome.champion_after or NO_CHAMPION))
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +13,10 @@ import pandas as pd
 from mlops_pipeline.config.ludwig import LudwigConfigFile
 from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.model_registry import CHALLENGER, CHAMPION, registered_model_name
+from mlops_pipeline.outcomes import Skipped
 from mlops_pipeline.training.dataset import build_training_dataset
 from mlops_pipeline.training.promotion import GateDecision, decide
+from mlops_pipeline.training.retrain_policy import LAST_ROW, trained_after
 from mlops_pipeline.training.tracking import LUDWIG_CONFIG_ARTIFACT, Tracker
 from mlops_pipeline.training.walk_forward import cross_validate, evaluation_frame
 
@@ -42,20 +45,36 @@ def version_metrics(version) -> dict[str, float]:
 
 
 def run_gate(
-    tracker: Tracker, team: TeamConfig, ticker: str, features: pd.DataFrame, ludwig_path: Path
-) -> GateOutcome:
-    """Decide on the current challenger; move ``champion`` only when it passes."""
+    tracker: Tracker,
+    team: TeamConfig,
+    ticker: str,
+    session: date,
+    features: pd.DataFrame,
+    ludwig_path: Path,
+) -> GateOutcome | Skipped:
+    """Decide on the current challenger in ``session`` (``features``: the session's); move
+    ``champion`` only when it passes. A challenger trained for a later session is that session's to
+    decide: Skipped, and nothing moves."""
     name = registered_model_name(team.name, ticker)
     aliases = tracker.aliases(name)
     challenger = aliases.get(CHALLENGER)
     if challenger is None:
         raise PromotionError(f"{name} has no {CHALLENGER!r} version: materialize the model first")
+    challenger_version = tracker.version(name, challenger)
+    last_row = date.fromisoformat(
+        challenger_version.tags.get(LAST_ROW)
+        or tracker.get_run(challenger_version.run_id).data.params[LAST_ROW]
+    )
+    if trained_after(last_row, session):
+        return Skipped(
+            f"{name} v{challenger} was trained for a later session (its data runs to {last_row}): "
+            f"{session} is a past session, whose gate decides nothing"
+        )
     champion = aliases.get(CHAMPION)
     if champion == challenger:
         return GateOutcome(
             name, challenger, champion, champion, None, f"v{challenger} is already the champion"
         )
-    challenger_version = tracker.version(name, challenger)
     earlier = challenger_version.tags.get("promotion.reason")
     if earlier is not None:
         return GateOutcome(
@@ -103,7 +122,7 @@ def champion_scores_on_same_folds(
             f"champion v{champion_version.version} uses the same Ludwig config: same scores on these folds"
         )
     params = challenger_run.data.params
-    first, last = pd.Timestamp(params["data.first_date"]), pd.Timestamp(params["data.last_date"])
+    first, last = pd.Timestamp(params["data.first_date"]), pd.Timestamp(params[LAST_ROW])
     dataset = build_training_dataset(features, champion_ludwig, None)
     dataset = dataset[(dataset["date"] >= first) & (dataset["date"] <= last)].reset_index(drop=True)
     if len(dataset) != int(params["data.rows"]):

@@ -22,6 +22,7 @@ from mlops_pipeline.config.teams import TeamConfig
 from mlops_pipeline.training.folds import Fold
 from mlops_pipeline.training.ludwig_runner import SEED
 from mlops_pipeline.training.plots import predicted_vs_actual_png
+from mlops_pipeline.training.retrain_policy import LAST_ROW
 from mlops_pipeline.training.tracking import Tracker, TrainingLog, log_training_run
 from mlops_pipeline.training.versioning import DATASET_FILE, MODEL_DIR, DvcStore
 from mlops_pipeline.training.walk_forward import evaluation_frame, run_walk_forward
@@ -149,7 +150,7 @@ def run_params(
     dates = frame["date"]
     params: dict[str, Any] = {
         "data.first_date": dates.iloc[0].strftime("%Y-%m-%d"),
-        "data.last_date": dates.iloc[-1].strftime("%Y-%m-%d"),
+        LAST_ROW: dates.iloc[-1].strftime("%Y-%m-%d"),
         "data.rows": len(frame),
         "ludwig_config": ludwig.path.name,
         "seed": SEED,

@@ -23,6 +23,14 @@ RETRAIN_TAG = "mlops/retrain"
 FORCE = "force"
 COVERED_UNTIL_TAG = "retrain.covered_until"
 SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
+LAST_ROW = "data.last_date"  # run param and model-version tag: the date of the last training row
+
+
+def trained_after(last_row: date, session: date) -> bool:
+    """Whether a model whose last training row is ``last_row`` was trained for a later session than
+    ``session``. A row's target is the next session's close, so such a model has seen a close after
+    ``session``: a past session neither retrains over it nor runs its promotion gate."""
+    return last_row >= session
 
 
 @dataclass(frozen=True)
@@ -33,20 +41,20 @@ class RetrainDecision:
 
 @dataclass(frozen=True)
 class PreviousTraining:
-    """The newest trained model of a ticker: until when it counts as current, and its config hash."""
+    """The newest trained model of a ticker: until when it counts as current, its config hash and
+    the date of its last training row."""
 
     covered_until: datetime
     config_hash: str
+    last_row: date
 
 
 def previous_training(run_tags: dict[str, str], run_params: dict[str, str]) -> PreviousTraining:
     """Read :class:`PreviousTraining` from an MLflow run (older runs: from their training window)."""
+    last_row = date.fromisoformat(run_params[LAST_ROW])
     covered = run_tags.get(COVERED_UNTIL_TAG)
-    if covered:
-        covered_until = datetime.fromisoformat(covered)
-    else:
-        covered_until = session_close(next_trading_day(date.fromisoformat(run_params["data.last_date"])))
-    return PreviousTraining(covered_until, run_tags.get("config_hash", ""))
+    covered_until = datetime.fromisoformat(covered) if covered else session_close(next_trading_day(last_row))
+    return PreviousTraining(covered_until, run_tags.get("config_hash", ""), last_row)
 
 
 def covered_until(as_of: date, run_tags: dict[str, str]) -> datetime:
@@ -66,6 +74,12 @@ def retrain_decision(
 ) -> RetrainDecision:
     if previous is None:
         return RetrainDecision(True, "no trained model yet")
+    if trained_after(previous.last_row, as_of):
+        return RetrainDecision(
+            False,
+            f"the current model was trained for a later session (its data runs to {previous.last_row}): "
+            f"{as_of} is a past session, which never retrains, even when asked to",
+        )
     if forced:
         return RetrainDecision(True, f"requested by run tag {RETRAIN_TAG}={FORCE}")
     if previous.config_hash != config_hash:

@@ -30,6 +30,7 @@ from mlops_pipeline.model_registry import (
     TrackingError,
     registered_model_name,
 )
+from mlops_pipeline.training.retrain_policy import LAST_ROW
 
 AUDIT_PREFIX = "audit."
 LUDWIG_CONFIG_ARTIFACT = "ludwig/config.json"
@@ -220,7 +221,11 @@ def log_training_run(tracker: Tracker, log: TrainingLog, final_model) -> RunReco
     run_id = tracker.call("log training run", record_run)
     run = tracker.get_run(run_id)
     name = registered_model_name(log.team, log.ticker)
-    version_tags = {**tags, **{f"metric.{k}": repr(v) for k, v in log.mean_metrics.items()}}
+    version_tags = {
+        **tags,
+        LAST_ROW: log.params[LAST_ROW],
+        **{f"metric.{k}": repr(v) for k, v in log.mean_metrics.items()},
+    }
     version = tracker.register(name, run, version_tags)
     try:
         tracker.call("tag run", lambda: tracker.client.set_tag(run_id, "model_version", version))

@@ -162,6 +162,20 @@ def test_train_track_version_promote_reproduce(small_team, tmp_path: Path, monke
     assert _aliases(client) == {"challenger": "2", "champion": "1"}
     assert client.get_model_version("green-AAPL", "2").tags["promotion.promote"] == "False"
 
+    # The first session again, after the next one trained v2, forced and with a changed training
+    # config: a past session never trains over a later model, and its gate, which would judge v2
+    # on the past session's shorter features, decides nothing and records nothing.
+    window = (team.model.train_window_days or 500) - 1
+    changed = team.model_copy(update={"model": team.model.model_copy(update={"train_window_days": window})})
+    past = _materialize(settings, changed, ["model", "champion"], date(2025, 6, 30), force=True)
+    assert past.success
+    kept = _metadata(past, "model")
+    assert kept["retrained"] is False and kept["model_version"] == "2"
+    assert "2025-06-30 is a past session, which never retrains, even when asked to" in kept["skip_reason"]
+    assert [e.asset_key.path[-1] for e in past.get_asset_materialization_events()] == ["model"]
+    assert _aliases(client) == {"challenger": "2", "champion": "1"}
+    assert sorted(int(v.version) for v in client.search_model_versions("name = 'green-AAPL'")) == [1, 2]
+
     # Humans: promote, roll back, and every move is in the audit trail.
     assert runner.invoke(cli, ["model", "promote", "--team", "green", "--ticker", "AAPL"]).exit_code == 0
     assert _aliases(client)["champion"] == "2"

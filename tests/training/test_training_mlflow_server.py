@@ -69,7 +69,7 @@ def test_training_on_a_tracking_server_with_s3(
     assert any(key.endswith("/artifacts/model/MLmodel") for key in keys)
     assert any(key.endswith("/artifacts/evaluation/oos_predictions.parquet") for key in keys)
 
-    gate = run_gate(tracker, team, "AAPL", features, path)
+    gate = run_gate(tracker, team, "AAPL", date(2025, 6, 30), features, path)
     assert gate.decision is not None and gate.decision.promote and gate.champion_after == "1"
     assert tracker.aliases("green-AAPL") == {"challenger": "1", "champion": "1"}
 

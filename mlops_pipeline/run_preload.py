@@ -1,11 +1,12 @@
 """Imported once by the fork server of :class:`~mlops_pipeline.run_launcher.PreforkRunLauncher`.
 
 It imports the libraries the code location and the asset bodies use: Dagster and its SQLite
-storage, pandas, the NYSE calendar (and builds it: exchange-calendars keeps it for the same
-arguments), Ludwig and torch (training, serving), MLflow and its SQL store, DVC, ONNX Runtime,
-evidently (monitoring), the broker client, about 20 s in all, that no run then pays again (they
-were 3 to 4 s of every run's start). Then it forgets the platform's own modules, so that each run
-imports the code as it is on disk now (about 0.4 s): code reloaded in the UI is what the next run
+storage (the embedded instance's, with the empty run database each run's is copied from), pandas,
+the NYSE calendar (and builds it: exchange-calendars keeps it for the same arguments), Ludwig and
+torch (training, serving), MLflow and its SQL store, DVC, ONNX Runtime, evidently (monitoring),
+the broker client, about 20 s in all, that no run then pays again (they were 3 to 4 s of every
+run's start). Then it forgets the platform's own modules but the instance's storage, so that each
+run imports the code as it is on disk now (about 0.4 s): code reloaded in the UI is what the next run
 executes.
 """
 
@@ -28,6 +29,7 @@ import dagster  # noqa: F401
 import pandas  # noqa: F401
 
 import mlops_pipeline.defs_builder  # noqa: F401  (everything the code location imports)
+from mlops_pipeline.instance_storage import warm_run_databases
 from mlops_pipeline.market.calendar import is_trading_day
 
 # Imported on first use by a run (its instance, its code location, its asset bodies); a failure
@@ -55,7 +57,13 @@ for _module in _ON_FIRST_USE:
         importlib.import_module(_module)
 with contextlib.suppress(Exception):
     is_trading_day(date.today())  # builds the calendar, which exchange-calendars then keeps
+# The instance's storage, like Dagster's own, is the instance's code, not the code location's: it
+# stays loaded, with the empty run database every run's own is copied from.
+with contextlib.suppress(Exception):
+    warm_run_databases()
 
-# The package itself (no code) and this module stay: the import of this module returns through them.
-for _name in [name for name in sys.modules if name.startswith("mlops_pipeline.") and name != __name__]:
+# The package itself (no code), this module and the instance's storage stay: the import of this
+# module returns through them.
+_KEPT = {__name__, "mlops_pipeline.instance_storage"}
+for _name in [name for name in sys.modules if name.startswith("mlops_pipeline.") and name not in _KEPT]:
     del sys.modules[_name]

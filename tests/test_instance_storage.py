@@ -1,8 +1,10 @@
-"""The embedded instance's SQLite storage: a pool slot is held by one step however many claim it."""
+"""The embedded instance's SQLite storage: a pool slot is held by one step however many claim it,
+and a run's database is Dagster's, made by a copy."""
 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import uuid
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -14,7 +16,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.instance_storage import PoolSafeSqliteEventLogStorage
+from mlops_pipeline.instance_storage import EmbeddedSqliteEventLogStorage
 
 CLAIMERS = 6
 TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers in 3 of 10 trials
@@ -34,7 +36,7 @@ def _claim_fresh_pools(barrier: Barrier, run_id: str, results: Queue) -> None:
 def test_a_pool_of_one_is_held_by_one_step_when_several_claim_it_at_once(isolated_env: Path) -> None:
     ensure_home(load_settings())
     with dg.DagsterInstance.get() as instance:
-        assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+        assert isinstance(instance.event_log_storage, EmbeddedSqliteEventLogStorage)
         assert instance.global_op_concurrency_default_limit == 1
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(CLAIMERS), context.Queue()
@@ -80,6 +82,38 @@ def test_a_home_written_with_dagsters_plain_sqlite_storage_keeps_its_runs(isolat
         run_id = dg.materialize([prices], instance=instance).run_id
     ensure_home(settings)  # brings the file up to date
     with dg.DagsterInstance.get() as instance:
-        assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+        assert isinstance(instance.event_log_storage, EmbeddedSqliteEventLogStorage)
         assert instance.get_run_by_id(run_id).is_success
         assert instance.get_latest_materialization_event(dg.AssetKey("prices")).run_id == run_id
+
+
+def _schema(database: Path) -> tuple[list, list, list]:
+    with sqlite3.connect(database) as connection:
+        objects = connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+        return (
+            objects.fetchall(),
+            connection.execute("SELECT version_num FROM alembic_version").fetchall(),
+            connection.execute("PRAGMA journal_mode").fetchall(),
+        )
+
+
+def test_a_runs_database_is_the_one_dagster_makes(tmp_path: Path) -> None:
+    dagsters, embedded = (
+        SqliteEventLogStorage(str(tmp_path / "plain")),
+        EmbeddedSqliteEventLogStorage(str(tmp_path / "embedded")),
+    )
+    for storage in (dagsters, embedded):
+        with storage.run_connection("a-run"):
+            pass
+    made = _schema(Path(embedded.path_for_shard("a-run")))
+    assert made == _schema(Path(dagsters.path_for_shard("a-run")))
+    assert any(name == "event_logs" for _, name, *_ in made[0]) and made[2] == [("wal",)]
+    assert {path.name for path in (tmp_path / "embedded").glob("*.db*")} <= {
+        "a-run.db", "a-run.db-wal", "a-run.db-shm", "index.db", "index.db-wal", "index.db-shm"
+    }  # fmt: skip
+
+    # A reader that opened the file first (SQLite then leaves it empty): the run's tables are added.
+    sqlite3.connect(embedded.path_for_shard("early")).close()
+    with embedded.run_connection("early"):
+        pass
+    assert _schema(Path(embedded.path_for_shard("early"))) == made

@@ -55,7 +55,7 @@ def embedded_dagster_yaml(
         "storage": {
             "custom": {
                 "module": "mlops_pipeline.instance_storage",
-                "class": "PoolSafeSqliteStorage",
+                "class": "EmbeddedSqliteStorage",
                 "config": {"base_dir": str(dagster_home.resolve())},
             }
         },

@@ -1,4 +1,5 @@
-"""The embedded instance's storage: Dagster's SQLite storage, safe and quick for many processes.
+"""The embedded instance's storage: Dagster's SQLite storage and local compute logs, safe and quick
+for many processes.
 
 :class:`EmbeddedSqliteStorage` is :class:`DagsterSqliteStorage` (the same files, tables and layout:
 a home written by the plain SQLite storage is read as is) with two changes to its event log:
@@ -18,7 +19,13 @@ a home written by the plain SQLite storage is read as is) with two changes to it
   revision) and each new run's file is a copy of it, linked into place whole (a few ms). A file
   that exists already is checked and completed as Dagster does, with the scripts loaded once.
 
-Configure it in ``dagster.yaml`` (the embedded instance does)::
+:class:`EmbeddedComputeLogManager` is Dagster's local compute log manager (the same files under
+``<home>/storage``, read by the UI as before) whose runs show their output where it went before
+through a thread, not processes: Dagster starts a ``tail -F`` and a Python watcher for each of
+stdout and stderr of every run, four processes a run (measured: twenty runs' captures took 1.1 s
+and 0.6 s of CPU in those processes).
+
+Configure them in ``dagster.yaml`` (the embedded instance does)::
 
     storage:
       custom:
@@ -26,31 +33,42 @@ Configure it in ``dagster.yaml`` (the embedded instance does)::
         class: EmbeddedSqliteStorage
         config:
           base_dir: /absolute/path/of/the/dagster/home
+    compute_logs:
+      module: mlops_pipeline.instance_storage
+      class: EmbeddedComputeLogManager
+      config:
+        base_dir: /absolute/path/of/the/dagster/home/storage
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
+import io
 import os
 import re
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import IO, Any, ParamSpec, Self, TypeVar
 
 import sqlalchemy as db
 import sqlalchemy.exc as db_exc
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from dagster._core.execution.compute_logs import redirect_to_file
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sql import get_alembic_config, safe_commit
@@ -61,6 +79,7 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
+from dagster._utils import ensure_file, touch_file
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
@@ -214,3 +233,62 @@ class EmbeddedSqliteStorage(DagsterSqliteStorage):
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Any) -> Self:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+class EmbeddedComputeLogManager(LocalComputeLogManager):
+    """Dagster's local compute logs, mirrored to the run's own output by a thread."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Self:
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def capture_logs(self, log_key: Sequence[str]) -> Iterator[CapturedLogContext]:
+        out = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDOUT])
+        err = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDERR])
+        with _mirrored_to_file(sys.stdout, out), _mirrored_to_file(sys.stderr, err):
+            yield CapturedLogContext(log_key)
+        touch_file(self.complete_artifact_path(log_key))  # the UI: this capture is complete
+
+
+@contextmanager
+def _mirrored_to_file(stream: IO, path: str) -> Iterator[None]:
+    """Everything written to ``stream``'s file descriptor (child processes' output too) goes to
+    ``path``, and a thread copies it to where the stream went before, as it is written."""
+    ensure_file(path)
+    try:
+        shown = os.dup(stream.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):  # no descriptor: Dagster captures nothing
+        with redirect_to_file(stream, path):
+            yield
+        return
+    finished = threading.Event()
+
+    def copy() -> None:
+        with open(path, "rb") as written:
+            while True:
+                chunk = written.read(1 << 16)
+                if chunk:
+                    _write_all(shown, chunk)
+                elif finished.is_set():
+                    return
+                else:
+                    finished.wait(0.1)
+
+    mirror = threading.Thread(target=copy, name=f"mirror {os.path.basename(path)}", daemon=True)
+    mirror.start()
+    try:
+        with redirect_to_file(stream, path):
+            yield
+    finally:
+        finished.set()
+        mirror.join(timeout=30)
+        os.close(shown)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` whole; output nobody reads any more (a closed pipe) is dropped, not raised."""
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view) :]

@@ -1,10 +1,12 @@
-"""The embedded instance's SQLite storage: a pool slot is held by one step however many claim it,
-and a run's database is Dagster's, made by a copy."""
+"""The embedded instance's storage: a pool slot is held by one step however many claim it, a run's
+database is Dagster's, made by a copy, and a run's output is captured and still shown."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 import uuid
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -70,7 +72,7 @@ def test_a_home_written_with_dagsters_plain_sqlite_storage_keeps_its_runs(isolat
     ensure_home(settings)
     instance_yaml = settings.dagster_home_path / "dagster.yaml"
     earlier = yaml.safe_load(instance_yaml.read_text(encoding="utf-8"))
-    del earlier["storage"]  # as the previous version wrote it
+    del earlier["storage"], earlier["compute_logs"]  # as the previous version wrote it
     instance_yaml.write_text(yaml.safe_dump(earlier), encoding="utf-8")
 
     @dg.asset
@@ -117,3 +119,42 @@ def test_a_runs_database_is_the_one_dagster_makes(tmp_path: Path) -> None:
     with embedded.run_connection("early"):
         pass
     assert _schema(Path(embedded.path_for_shard("early"))) == made
+
+
+_PRINTING_RUN = """
+import os, sys
+import dagster as dg
+
+@dg.asset
+def talkative() -> None:
+    print("from the step")
+    print("to stderr", file=sys.stderr)
+    os.system("echo from a child process")
+
+with dg.DagsterInstance.get() as instance:
+    result = dg.materialize([talkative], instance=instance)
+    print("RUN", result.run_id)
+"""
+
+
+def test_a_runs_output_is_captured_for_the_ui_and_still_shown(isolated_env: Path) -> None:
+    ensure_home(load_settings())
+    shown = subprocess.run(
+        [sys.executable, "-c", _PRINTING_RUN], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "from the step" in shown.stdout and "from a child process" in shown.stdout
+    assert "to stderr" in shown.stderr
+    run_id = shown.stdout.split("RUN ")[-1].strip()
+    with dg.DagsterInstance.get() as instance:
+        manager = instance.compute_log_manager
+        assert type(manager).__name__ == "EmbeddedComputeLogManager"
+        [captured] = [
+            event.dagster_event.logs_captured_data
+            for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
+        ]
+        log_key = manager.build_log_key_for_run(run_id, captured.file_key)
+        assert manager.is_capture_complete(log_key)
+        logs = manager.get_log_data(log_key)
+    assert b"from the step" in logs.stdout and b"from a child process" in logs.stdout
+    assert b"to stderr" in logs.stderr

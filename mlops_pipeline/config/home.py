@@ -42,8 +42,9 @@ def _monitoring() -> dict:
 def embedded_dagster_yaml(
     dagster_home: Path, max_concurrent_runs: int = EMBEDDED_MAX_CONCURRENT_RUNS
 ) -> dict:
-    """The embedded instance: SQLite storage (Dagster's, in the same files, with pool slots claimed
-    under a file lock: ``mlops_pipeline.instance_storage``), telemetry off, runs queued and
+    """The embedded instance: SQLite storage and local compute logs (Dagster's, in the same files,
+    quicker and with pool slots claimed under a file lock: ``mlops_pipeline.instance_storage``),
+    telemetry off, runs queued and
     launched six at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
     step at a time per pool across all runs (the AlphaVantage request stream, each team's broker
     account; a run whose first step waits for its pool is launched anyway and its step waits, so
@@ -58,6 +59,11 @@ def embedded_dagster_yaml(
                 "class": "EmbeddedSqliteStorage",
                 "config": {"base_dir": str(dagster_home.resolve())},
             }
+        },
+        "compute_logs": {
+            "module": "mlops_pipeline.instance_storage",
+            "class": "EmbeddedComputeLogManager",
+            "config": {"base_dir": str(dagster_home.resolve() / "storage")},
         },
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
@@ -74,7 +80,7 @@ def embedded_dagster_yaml(
 
 
 def _with_plain_sqlite(config: dict) -> dict:
-    return {key: value for key, value in config.items() if key != "storage"}
+    return {key: value for key, value in config.items() if key not in ("storage", "compute_logs")}
 
 
 def _storage_dir(config: object) -> str | None:

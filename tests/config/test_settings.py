@@ -105,11 +105,11 @@ def test_ensure_home_brings_an_earlier_embedded_config_up_to_date_and_keeps_a_us
     assert yaml.safe_load(path.read_text(encoding="utf-8")) == current
     moved = embedded_dagster_yaml(isolated_env.parent / "elsewhere" / "dagster")  # a home moved here
     earlier = embedded_dagster_yaml(settings.dagster_home_path)
-    del earlier["storage"]  # the previous version's file: Dagster's plain SQLite storage
+    del earlier["storage"], earlier["compute_logs"]  # the previous version's file: Dagster's own
     older = embedded_dagster_yaml(settings.dagster_home_path, max_concurrent_runs=4)
-    del older["storage"]  # the one before
+    del older["storage"], older["compute_logs"]  # the one before
     oldest = embedded_dagster_yaml(settings.dagster_home_path, max_concurrent_runs=4)
-    del oldest["storage"], oldest["concurrency"]["pools"]["op_granularity_run_buffer"]
+    del oldest["storage"], oldest["compute_logs"], oldest["concurrency"]["pools"]["op_granularity_run_buffer"]
     for previous in (moved, earlier, older, oldest):
         path.write_text(yaml.safe_dump(previous, sort_keys=False), encoding="utf-8")
         ensure_home(settings)

@@ -44,13 +44,12 @@ def embedded_dagster_yaml(
 ) -> dict:
     """The embedded instance: SQLite storage and local compute logs (Dagster's, in the same files,
     quicker and with pool slots claimed under a file lock: ``mlops_pipeline.instance_storage``),
-    telemetry off, runs queued and
-    launched six at a time, each forked from a warm process (``mlops_pipeline.run_launcher``), one
-    step at a time per pool across all runs (the AlphaVantage request stream, each team's broker
-    account; a run whose first step waits for its pool is launched anyway and its step waits, so
-    the other tickers' steps of a session do not queue behind one ticker's whole run), and run
-    monitoring (a run whose process died is marked failed instead of staying
-    STARTED, and its pool slots are freed)."""
+    telemetry off, runs queued and launched six at a time, each forked from a warm process
+    (``mlops_pipeline.run_launcher``), one step at a time per pool across all runs (the AlphaVantage
+    request stream, each team's broker account; a run whose first step waits for its pool is
+    launched anyway and its step waits, so the other tickers' steps of a session do not queue
+    behind one ticker's whole run), and run monitoring (a run whose process died is marked failed
+    instead of staying STARTED, and its pool slots are freed)."""
     return {
         "telemetry": {"enabled": False},
         "storage": {

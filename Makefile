@@ -53,7 +53,7 @@ system-deps:
 
 # Every tier on every core; the 20 slowest tests are listed at the end.
 test: setup system-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The unit tier: no network, no services, no training; runs anywhere in a minute or two.
 test-fast: setup

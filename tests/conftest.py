@@ -41,12 +41,7 @@ _INET = (socket.AF_INET, socket.AF_INET6)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test gets exactly one tier marker: the highest of its markers and its server fixtures.
-
-    Then the files run highest tier first (a file goes with its highest test): the system and
-    integration files hold the longest tests, and started first they do not leave one worker
-    running them alone at the end (``make test`` keeps this order: ``--no-loadscope-reorder``)."""
-    tiers: dict[pytest.Item, int] = {}
+    """Each test gets exactly one tier marker: the highest of its markers and its server fixtures."""
     for item in items:
         marked = [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
         used = [FIXTURE_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS]
@@ -55,11 +50,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(marked)}; it belongs to {tier}")
         if not marked:
             item.add_marker(getattr(pytest.mark, tier))
-        tiers[item] = TIERS.index(tier)
-    file_tier: dict[Path, int] = {}
-    for item, tier in tiers.items():
-        file_tier[item.path] = max(tier, file_tier.get(item.path, tier))
-    items.sort(key=lambda item: -file_tier[item.path])  # stable: the order within a tier stays
 
 
 @pytest.fixture(autouse=True)

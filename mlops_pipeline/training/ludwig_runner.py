@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_pipeline.config.settings import get_settings
+from mlops_pipeline.ludwig_api import import_ludwig_api as setup_ludwig_api
 from mlops_pipeline.training.dataset import frame_fingerprint
 
 if TYPE_CHECKING:
@@ -33,53 +34,14 @@ TRAINING_SET_METADATA = "training_set_metadata.json"
 
 @functools.cache
 def import_ludwig_api():
-    """``ludwig.api`` with the CPU torch shim applied first; set up once per process."""
-    import mlops_pipeline.torch_shim  # noqa: F401  (must precede any ludwig import)
-
-    # isort: split
-    import ludwig.api
-
-    _check_ludwig_schema_once()
+    """``ludwig.api`` set up once per process (:mod:`mlops_pipeline.ludwig_api`), with training's
+    log levels and filters."""
+    ludwig_api = setup_ludwig_api()
     logging.getLogger("ludwig").setLevel(logging.WARNING)
     # Predicting never splits, so the chronological split column is rightly absent then.
     logging.getLogger("ludwig.data.preprocessing").addFilter(_NoSplitColumnNotice())
     warnings.filterwarnings("ignore", message=f"column: '{SPLIT_COLUMN}' is required", category=UserWarning)
-    return ludwig.api
-
-
-def _check_ludwig_schema_once() -> None:
-    """Validate Ludwig configs against a JSON schema that is itself checked once per process.
-
-    Ludwig validates every config it builds a model from (training, each walk-forward fold,
-    loading) with ``jsonschema.validate``, which first checks Ludwig's own schema, a constant,
-    against the Draft 7 metaschema: about 4 s per model, most of a small training's time. Here
-    the schema is checked once per model type and each config is still validated in full, raising
-    the same ``ConfigValidationError`` with the same message.
-    """
-    import jsonschema
-    from ludwig.config_validation import validation
-    from ludwig.constants import MODEL_ECD, MODEL_TYPE
-    from ludwig.error import ConfigValidationError
-    from ludwig.schema.model_types import base
-
-    @functools.lru_cache(maxsize=3)
-    def validator(model_type: str) -> Any:
-        schema = validation.get_schema(model_type=model_type)
-        checker = validation.get_validator()
-        checker.check_schema(schema)
-        return checker(schema)
-
-    def check_schema(updated_config: dict[str, Any]) -> None:
-        model_type = updated_config.get(MODEL_TYPE, MODEL_ECD)
-        with validation.VALIDATION_LOCK:
-            error = jsonschema.exceptions.best_match(validator(model_type).iter_errors(updated_config))
-        if error is not None:
-            raise ConfigValidationError(
-                f"Failed to validate JSON schema for config. Error: {error.message}"
-            ) from error
-
-    validation.check_schema = check_schema
-    base.check_schema = check_schema
+    return ludwig_api
 
 
 class _NoSplitColumnNotice(logging.Filter):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import sys
 
 import pytest
 
+from mlops_pipeline.ludwig_api import warm_ludwig_schema
 from mlops_pipeline.training.ludwig_runner import import_ludwig_api
 
 pytestmark = pytest.mark.integration  # imports Ludwig
@@ -52,3 +55,29 @@ def test_every_config_is_validated_without_checking_the_schema_again(monkeypatch
     with pytest.raises(ConfigValidationError) as refused:
         ModelConfig.from_dict(bad)
     assert str(refused.value) == expected
+
+
+def _build_a_model_config_without_generating_the_schema() -> None:
+    from ludwig.config_validation import validation
+    from ludwig.schema.model_types.base import ModelConfig
+
+    def no_schema(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the schema is generated and checked again")
+
+    validation.get_schema = no_schema
+    for name in [name for name in sys.modules if name.startswith("mlops_pipeline.")]:
+        del sys.modules[name]  # as a run forked by the run launcher imports the platform anew
+    from mlops_pipeline.training.ludwig_runner import import_ludwig_api as imported_anew
+
+    imported_anew()
+    assert ModelConfig.from_dict(CONFIG).combiner.output_size == 8
+
+
+def test_a_process_forked_after_the_warm_up_never_checks_the_schema_again() -> None:
+    warm_ludwig_schema()  # what the run launcher's fork server does
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_a_model_config_without_generating_the_schema
+    )
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0

@@ -1,0 +1,73 @@
+"""``ludwig.api``, set up once per process for whatever builds or loads a Ludwig model (training,
+the serving bundle export): the CPU torch shim first, and Ludwig's config validation against a
+JSON schema that is itself checked once.
+
+Ludwig validates every config it builds a model from (training, each walk-forward fold, loading a
+saved model) with ``jsonschema.validate``, which first checks Ludwig's own schema, a constant,
+against the Draft 7 metaschema, after generating that schema from its marshmallow classes: about
+4 s the first time in a process and 1 to 3 s each time after, most of a small training's time and
+of a bundle export's. Here the schema is generated and checked once per model type, and each config
+is still validated in full, raising the same ``ConfigValidationError`` with the same message. The
+checked schema lives in Ludwig's own module, so a process forked from one that warmed it
+(:func:`warm_ludwig_schema`, the run launcher's fork server) never checks it again.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+from typing import Any
+
+_PATCHED = "_mlops_schema_checked_once"
+
+
+@functools.cache
+def import_ludwig_api() -> ModuleType:
+    """``ludwig.api`` with the CPU torch shim applied first and the schema checked once."""
+    import mlops_pipeline.torch_shim  # noqa: F401  (must precede any ludwig import)
+
+    # isort: split
+    import ludwig.api
+
+    _check_ludwig_schema_once()
+    return ludwig.api
+
+
+def warm_ludwig_schema(model_type: str = "ecd") -> None:
+    """Generate and check the schema of ``model_type`` now (a process that forks others)."""
+    import_ludwig_api()
+    from ludwig.config_validation import validation
+
+    validation.check_schema.validator(model_type)  # type: ignore[attr-defined]
+
+
+def _check_ludwig_schema_once() -> None:
+    import jsonschema
+    from ludwig.config_validation import validation
+    from ludwig.constants import MODEL_ECD, MODEL_TYPE
+    from ludwig.error import ConfigValidationError
+    from ludwig.schema.model_types import base
+
+    if getattr(validation.check_schema, _PATCHED, False):  # by this module imported before (a fork)
+        return
+
+    @functools.lru_cache(maxsize=3)
+    def validator(model_type: str) -> Any:
+        schema = validation.get_schema(model_type=model_type)
+        checker = validation.get_validator()
+        checker.check_schema(schema)
+        return checker(schema)
+
+    def check_schema(updated_config: dict[str, Any]) -> None:
+        model_type = updated_config.get(MODEL_TYPE, MODEL_ECD)
+        with validation.VALIDATION_LOCK:
+            error = jsonschema.exceptions.best_match(validator(model_type).iter_errors(updated_config))
+        if error is not None:
+            raise ConfigValidationError(
+                f"Failed to validate JSON schema for config. Error: {error.message}"
+            ) from error
+
+    check_schema.validator = validator  # type: ignore[attr-defined]
+    setattr(check_schema, _PATCHED, True)
+    validation.check_schema = check_schema
+    base.check_schema = check_schema

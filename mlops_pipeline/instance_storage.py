@@ -134,8 +134,9 @@ def _migration_scripts() -> ScriptDirectory:
 
 
 @functools.cache
-def _empty_run_database() -> bytes:
-    """The bytes of a new run's database, as :func:`_create_run_tables` makes it."""
+def empty_run_database() -> bytes:
+    """The bytes of a new run's database, as :func:`_create_run_tables` makes it (once per process:
+    a process that forks runs makes it before it forks)."""
     with tempfile.TemporaryDirectory(prefix="mlops-run-db-") as scratch:
         path = Path(scratch) / "run.db"
         engine = db.create_engine(f"sqlite:///{path}", poolclass=NullPool)
@@ -144,11 +145,6 @@ def _empty_run_database() -> bytes:
         finally:
             engine.dispose()
         return path.read_bytes()
-
-
-def warm_run_databases() -> None:
-    """Load the migration scripts and make the empty run database now (a process that forks runs)."""
-    _empty_run_database()
 
 
 def _place_new_file(path: str, content: bytes) -> bool:
@@ -167,7 +163,7 @@ def _place_new_file(path: str, content: bytes) -> bool:
 
 class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log whose pool-slot changes are serialized by a file lock and whose
-    run databases are created with the migration scripts loaded once."""
+    new run databases are copies of an empty one."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(base_dir, inst_data=inst_data)
@@ -185,7 +181,7 @@ class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
             super()._initdb(engine, for_index_shard=True)
             return
         path = engine.url.database
-        if path and not os.path.exists(path) and _place_new_file(path, _empty_run_database()):
+        if path and not os.path.exists(path) and _place_new_file(path, empty_run_database()):
             return
         _create_run_tables(engine)
 

@@ -18,7 +18,7 @@ import functools
 from types import ModuleType
 from typing import Any
 
-_PATCHED = "_mlops_schema_checked_once"
+from mlops_pipeline.config.ludwig_schema import SUPPORTED_MODEL_TYPE
 
 
 @functools.cache
@@ -33,12 +33,12 @@ def import_ludwig_api() -> ModuleType:
     return ludwig.api
 
 
-def warm_ludwig_schema(model_type: str = "ecd") -> None:
-    """Generate and check the schema of ``model_type`` now (a process that forks others)."""
+def warm_ludwig_schema() -> None:
+    """Generate and check the schema of the platform's model type now (a process that forks others)."""
     import_ludwig_api()
     from ludwig.config_validation import validation
 
-    validation.check_schema.validator(model_type)  # type: ignore[attr-defined]
+    validation.check_schema.validator(SUPPORTED_MODEL_TYPE)  # type: ignore[attr-defined]
 
 
 def _check_ludwig_schema_once() -> None:
@@ -48,7 +48,7 @@ def _check_ludwig_schema_once() -> None:
     from ludwig.error import ConfigValidationError
     from ludwig.schema.model_types import base
 
-    if getattr(validation.check_schema, _PATCHED, False):  # by this module imported before (a fork)
+    if hasattr(validation.check_schema, "validator"):  # by this module imported before (a fork)
         return
 
     @functools.lru_cache(maxsize=3)
@@ -68,6 +68,5 @@ def _check_ludwig_schema_once() -> None:
             ) from error
 
     check_schema.validator = validator  # type: ignore[attr-defined]
-    setattr(check_schema, _PATCHED, True)
     validation.check_schema = check_schema
     base.check_schema = check_schema

@@ -29,7 +29,7 @@ import dagster  # noqa: F401
 import pandas  # noqa: F401
 
 import mlops_pipeline.defs_builder  # noqa: F401  (everything the code location imports)
-from mlops_pipeline.instance_storage import warm_run_databases
+from mlops_pipeline.instance_storage import empty_run_database
 from mlops_pipeline.ludwig_api import warm_ludwig_schema
 from mlops_pipeline.market.calendar import is_trading_day
 
@@ -61,7 +61,7 @@ with contextlib.suppress(Exception):
 # The instance's storage, like Dagster's own, is the instance's code, not the code location's: it
 # stays loaded, with the empty run database every run's own is copied from.
 with contextlib.suppress(Exception):
-    warm_run_databases()
+    empty_run_database()
 # Ludwig's schema, generated and checked here once: a training or a bundle export no longer spends
 # its first 4 s on it in every run.
 with contextlib.suppress(Exception):

@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_pipeline.ludwig_api import import_ludwig_api
 from mlops_pipeline.model_registry import MODEL_ARTIFACT, MlflowRegistry
 from mlops_pipeline.serving.onnx_predictor import (
     ONNX_FILE,
@@ -88,8 +87,11 @@ def read_manifest(bundle_dir: Path) -> BundleManifest:
 def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
     """Export the Ludwig model in ``ludwig_dir`` to a bundle in ``dest`` (replaced atomically): its
     TorchScript modules, and the ONNX graph where it equals them (else the manifest says why not)."""
-    LudwigModel = import_ludwig_api().LudwigModel  # noqa: N806
     from ludwig.globals import LUDWIG_VERSION
+
+    from mlops_pipeline.ludwig_api import import_ludwig_api  # the serving image has neither
+
+    LudwigModel = import_ludwig_api().LudwigModel  # noqa: N806
 
     schema = ModelSchema.from_ludwig_dir(ludwig_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)

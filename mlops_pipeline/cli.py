@@ -360,8 +360,11 @@ def ui(
     from mlops_pipeline.instance import open_instance
     from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
 
-    # SIGTERM stops the UI as Ctrl-C does, from the first moment (children are started below).
+    # SIGTERM stops the UI as Ctrl-C does, from the first moment (children are started below), and
+    # so does SIGINT even where it came in ignored (a shell's background job): the children would
+    # inherit that, and `dagster dev` then ignores SIGTERM as well.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     settings = settings_or_exit()
     teams_or_exit(settings)
     ensure_home(settings)

@@ -91,14 +91,23 @@ class MlopsProcess:
     env: dict[str, str]
     cwd: Path
     log: Path
+    # Started as a shell's background job is: SIGINT ignored, which the command inherits.
+    sigint_ignored: bool = False
     process: subprocess.Popen[bytes] = field(init=False)
     wall_started: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as out:
+            command = [sys.executable, "-m", "mlops_pipeline.cli", *self.args]
+            if self.sigint_ignored:
+                ignoring = (
+                    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                    "os.execv(sys.argv[1], sys.argv[1:])"
+                )
+                command = [sys.executable, "-c", ignoring, *command]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlops_pipeline.cli", *self.args],
+                command,
                 cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip

@@ -1,5 +1,6 @@
 """`mlops ui` stops every process it started (the Dagster webserver, daemon, code server and its
-gRPC server, the evidently UI, the sandbox) within 10 s of SIGTERM or SIGINT to its own PID."""
+gRPC server, the evidently UI, the sandbox) within 10 s of SIGTERM or SIGINT to its own PID, SIGINT
+even when it was started as a shell's background job is, with SIGINT ignored."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_mlops_ui_stops_all_its_children_on_a_signal(project: Path, tmp_path: Pa
         platform_env(tmp_path / ".mlops", project, free_port()),
         project,
         tmp_path / "ui.log",
+        sigint_ignored=signum == signal.SIGINT,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=180)

@@ -34,6 +34,7 @@ from mlops_pipeline.assets.training import build_training_assets
 from mlops_pipeline.config.platform import Platform
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
+from mlops_pipeline.pool_waits import sleep_between_pool_checks
 from mlops_pipeline.resources.broker import broker_from_settings
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.market_data import market_data_from_settings
@@ -86,6 +87,7 @@ def build_team_definitions(
 
 
 def build_definitions(platform: Platform) -> dg.Definitions:
+    sleep_between_pool_checks()  # in every process that executes the platform's runs
     settings, teams = platform.settings, platform.teams
     sessions = nyse_sessions(platform.first_session, platform.last_session)
     market = dg.Definitions(

@@ -7,6 +7,7 @@ import multiprocessing
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
@@ -18,7 +19,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.instance_storage import EmbeddedSqliteEventLogStorage
+from mlops_pipeline.instance_storage import POOL_RECHECK_S, EmbeddedSqliteEventLogStorage
 
 CLAIMERS = 6
 TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers in 3 of 10 trials
@@ -158,3 +159,57 @@ def test_a_runs_output_is_captured_for_the_ui_and_still_shown(isolated_env: Path
         logs = manager.get_log_data(log_key)
     assert b"from the step" in logs.stdout and b"from a child process" in logs.stdout
     assert b"to stderr" in logs.stderr
+
+
+_POOLED_RUN = """
+import resource, sys, time
+from pathlib import Path
+import dagster as dg
+from mlops_pipeline.pool_waits import sleep_between_pool_checks
+
+sleep_between_pool_checks()
+hold_s, flag = float(sys.argv[1]), Path(sys.argv[2])
+
+@dg.asset(pool="alphavantage")
+def prices() -> None:
+    flag.touch()
+    time.sleep(hold_s)
+
+with dg.DagsterInstance.get() as instance:
+    cpu, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    dg.materialize([prices], instance=instance)
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"{time.monotonic() - wall} {used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime}")
+"""
+
+
+def _pooled_run(hold_s: float, flag: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _POOLED_RUN, str(hold_s), str(flag)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def test_a_run_waiting_for_its_pool_sleeps_instead_of_spinning(isolated_env: Path, tmp_path: Path) -> None:
+    ensure_home(load_settings())
+    holding, waited = tmp_path / "holding", tmp_path / "waited"
+    holder = _pooled_run(5.0, holding)
+    deadline = time.monotonic() + 120
+    while not holding.exists():
+        assert holder.poll() is None and time.monotonic() < deadline, "the first run never took the pool"
+        time.sleep(0.05)
+    waiter = _pooled_run(0.0, waited)
+    out, _ = waiter.communicate(timeout=120)
+    holder.communicate(timeout=120)
+    assert waiter.returncode == 0 and holder.returncode == 0
+    wall_s, cpu_s = map(float, out.split())
+    assert wall_s > 2.0, "the second run did not wait for the pool"
+    # Dagster's own loop spun a core the whole wait (CPU time about equal to the wait).
+    assert cpu_s < 0.5 * wall_s, f"{cpu_s:.1f} s of CPU in a {wall_s:.1f} s run, mostly waiting"
+
+    # A blocked step tries again soon: a claim on a local file costs milliseconds.
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default("held")
+        assert storage.claim_concurrency_slot("held", "first-run", STEP).is_claimed
+        blocked = storage.claim_concurrency_slot("held", "second-run", STEP)
+    assert not blocked.is_claimed and blocked.sleep_interval == POOL_RECHECK_S

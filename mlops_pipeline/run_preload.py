@@ -5,9 +5,9 @@ storage (the embedded instance's, with the empty run database each run's is copi
 the NYSE calendar (and builds it: exchange-calendars keeps it for the same arguments), Ludwig and
 torch (training, serving), MLflow and its SQL store, DVC, ONNX Runtime, evidently (monitoring),
 the broker client, about 20 s in all, that no run then pays again (they were 3 to 4 s of every
-run's start). Then it forgets the platform's own modules but the instance's storage, so that each
-run imports the code as it is on disk now (about 0.4 s): code reloaded in the UI is what the next run
-executes.
+run's start), and the platform's own modules. A run keeps those while the platform's sources are
+unchanged since (:func:`forget_edited_platform`); after an edit it imports the code as it is on disk
+now, so that code reloaded in the UI is what the next run executes.
 """
 
 from __future__ import annotations
@@ -22,16 +22,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import contextlib
 import importlib
-import sys
 from datetime import date
+from pathlib import Path
 
 import dagster  # noqa: F401
 import pandas  # noqa: F401
 
-import mlops_pipeline.defs_builder  # noqa: F401  (everything the code location imports)
-from mlops_pipeline.instance_storage import empty_run_database
-from mlops_pipeline.ludwig_api import warm_ludwig_schema
-from mlops_pipeline.market.calendar import is_trading_day
+import mlops_pipeline
+from mlops_pipeline.code_freshness import forget_if_edited, source_stamp
+
+_PACKAGE_DIR = Path(mlops_pipeline.__file__).parent
+_IMPORTED = source_stamp(_PACKAGE_DIR)  # before the imports: an edit made meanwhile counts as one
+
+# Everything the code location imports, and what executes a run.
+for _module in ("mlops_pipeline.defs_builder", "mlops_pipeline.run_worker"):
+    importlib.import_module(_module)
+_calendar = importlib.import_module("mlops_pipeline.market.calendar")
+_instance_storage = importlib.import_module("mlops_pipeline.instance_storage")
+_ludwig_api = importlib.import_module("mlops_pipeline.ludwig_api")
 
 # Imported on first use by a run (its instance, its code location, its asset bodies); a failure
 # here only costs that run the import time.
@@ -57,18 +65,28 @@ for _module in _ON_FIRST_USE:
     with contextlib.suppress(Exception):
         importlib.import_module(_module)
 with contextlib.suppress(Exception):
-    is_trading_day(date.today())  # builds the calendar, which exchange-calendars then keeps
-# The instance's storage, like Dagster's own, is the instance's code, not the code location's: it
-# stays loaded, with the empty run database every run's own is copied from.
+    _calendar.is_trading_day(date.today())  # builds the calendar, which exchange-calendars then keeps
+# The empty run database every run's own is copied from.
 with contextlib.suppress(Exception):
-    empty_run_database()
+    _instance_storage.empty_run_database()
 # Ludwig's schema, generated and checked here once: a training or a bundle export no longer spends
 # its first 4 s on it in every run.
 with contextlib.suppress(Exception):
-    warm_ludwig_schema()
+    _ludwig_api.warm_ludwig_schema()
 
-# The package itself (no code), this module and the instance's storage stay: the import of this
-# module returns through them.
-_KEPT = {__name__, "mlops_pipeline.instance_storage"}
-for _name in [name for name in sys.modules if name.startswith("mlops_pipeline.") and name not in _KEPT]:
-    del sys.modules[_name]
+# What a run that forgets the platform keeps: the instance's storage (like Dagster's own, the
+# instance's code, not the code location's) and the modules executing the run.
+_KEPT = frozenset(
+    {
+        __name__,
+        "mlops_pipeline.instance_storage",
+        "mlops_pipeline.run_worker",
+        "mlops_pipeline.code_freshness",
+    }
+)
+
+
+def forget_edited_platform() -> bool:
+    """In a run forked from the fork server: forget the platform's modules if a source file changed
+    since they were imported, so that the run imports the code on disk (whether it did)."""
+    return forget_if_edited(mlops_pipeline.__name__, _PACKAGE_DIR, _IMPORTED, _KEPT)

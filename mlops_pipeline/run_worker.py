@@ -33,6 +33,9 @@ def execute_run(
     and working directory of the process that launched it (the fork server's date from its start).
     The process's own output (Dagster's console log; the steps' output is captured in the run's
     logs) goes to the file ``output``, not to the terminal of whoever launched the run."""
+    from mlops_pipeline.run_preload import forget_edited_platform
+
+    forget_edited_platform()
     os.environ.clear()
     os.environ.update(environment)
     os.chdir(directory)

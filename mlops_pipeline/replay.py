@@ -34,12 +34,16 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import dagster as dg
+import sqlalchemy as db
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.storage.event_log.base import EventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_backfill_id
@@ -333,12 +337,39 @@ def _submit(
     return backfill
 
 
+# What can let a backfill move on: an asset partition materialized or failed, a run ended (its
+# slot in the queue freed). The index's other entries (planned materializations and checks, check
+# results, runs enqueued, starting or started) cannot, and iterating on every entry, about twenty
+# times a session at 0.16 s of CPU each, took a tenth of a 2-core machine from the runs.
+_PROGRESS_EVENTS = tuple(
+    event.value
+    for event in (
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
+        dg.DagsterEventType.RUN_SUCCESS,
+        dg.DagsterEventType.RUN_FAILURE,
+        dg.DagsterEventType.RUN_CANCELED,
+    )
+)
+
+
+def _progress_mark(storage: EventLogStorage) -> int | None:
+    """The id of the newest entry of the event log's index that can let a backfill move on (a
+    millisecond's query of the index's event type column)."""
+    if not isinstance(storage, SqlEventLogStorage):
+        return storage.get_maximum_record_id()
+    events = SqlEventLogStorageTable
+    with storage.index_connection() as connection:
+        newest = db.select(db.func.max(events.c.id)).where(events.c.dagster_event_type.in_(_PROGRESS_EVENTS))
+        return connection.execute(newest).scalar()
+
+
 @dataclass
 class _Driver:
     """The daemon's work for one backfill, done by this process when no daemon runs: request the
     runs whose inputs are ready, and launch queued runs within the instance's limits. It does it
-    when the event log's index moved since the last time (an asset materialized, failed or was
-    planned; a run changed status), or every few seconds when nothing happened."""
+    when an asset partition was materialized or failed or a run ended since the last time, or
+    every few seconds when nothing happened."""
 
     context: WorkspaceProcessContext
     logger: logging.Logger
@@ -355,7 +386,7 @@ class _Driver:
         return cls(context, logger, QueuedRunCoordinatorDaemon(interval_seconds=1) if queued else None)
 
     def iterate(self, backfill: PartitionBackfill) -> None:
-        seen = (backfill.backfill_id, self.context.instance.event_log_storage.get_maximum_record_id())
+        seen = (backfill.backfill_id, _progress_mark(self.context.instance.event_log_storage))
         if seen == self._seen and time.monotonic() - self._iterated_at < _QUIET_ITERATION_S:
             return
         # read before iterating: what the iteration itself records (planned materializations,

@@ -20,7 +20,6 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.instance_storage import POOL_RECHECK_S, EmbeddedSqliteEventLogStorage
-from mlops_pipeline.replay import _progress_mark
 
 CLAIMERS = 6
 TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers in 3 of 10 trials
@@ -214,27 +213,3 @@ def test_a_run_waiting_for_its_pool_sleeps_instead_of_spinning(isolated_env: Pat
         assert storage.claim_concurrency_slot("held", "first-run", STEP).is_claimed
         blocked = storage.claim_concurrency_slot("held", "second-run", STEP)
     assert not blocked.is_claimed and blocked.sleep_interval == POOL_RECHECK_S
-
-
-def test_a_replay_iterates_its_backfill_on_progress_not_on_every_event(isolated_env: Path) -> None:
-    """``mlops compete`` without a daemon iterates a backfill when an asset partition was
-    materialized or failed or a run ended, not on the other entries of the event log's index."""
-    ensure_home(load_settings())
-
-    @dg.asset
-    def prices() -> int:
-        return 1
-
-    with dg.DagsterInstance.get() as instance:
-        storage = instance.event_log_storage
-        run = dg.materialize([prices], instance=instance).dagster_run
-        after_the_run = _progress_mark(storage)
-        assert after_the_run is not None and after_the_run == storage.get_maximum_record_id()
-
-        check = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("prices"), check_name="fresh", passed=True)
-        instance.report_runless_asset_event(check)
-        assert storage.get_maximum_record_id() > after_the_run
-        assert _progress_mark(storage) == after_the_run
-
-        instance.report_run_failed(run)
-        assert _progress_mark(storage) == storage.get_maximum_record_id() > after_the_run

@@ -2,7 +2,7 @@
 for many processes.
 
 :class:`EmbeddedSqliteStorage` is :class:`DagsterSqliteStorage` (the same files, tables and layout:
-a home written by the plain SQLite storage is read as is) with two changes to its event log:
+a home written by the plain SQLite storage is read as is) with these changes:
 
 - **Pool slots hold across processes.** Dagster's SQL storage claims a pool slot in several
   statements (count the free slots, queue the step as assigned, take a free slot row) and relies
@@ -18,6 +18,11 @@ a home written by the plain SQLite storage is read as is) with two changes to it
   Here a process makes an empty run database once (the same tables, WAL, stamped at the same head
   revision) and each new run's file is a copy of it, linked into place whole (a few ms). A file
   that exists already is checked and completed as Dagster does, with the scripts loaded once.
+- **One SQLAlchemy engine per database file and process** (an LRU of ``ENGINES_KEPT``), for the
+  event log, run and schedule storages. Dagster creates an engine for every connection, so no
+  statement is ever found in an engine's compiled cache: each query was built and compiled anew.
+  Connections are still opened and closed for each use (``NullPool``), as before. Measured: a
+  query of the index took 1.01 ms of CPU with an engine per connection, 0.39 ms with one kept.
 - **A step waiting for its pool tries again every** ``POOL_RECHECK_S`` (Dagster's default waits
   1 s, then longer, between tries: the next ticker's AlphaVantage step started up to a second
   after the previous one's ended).
@@ -75,6 +80,7 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, L
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sql import get_alembic_config, safe_commit
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
@@ -84,7 +90,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 from dagster._utils.concurrency import ConcurrencyClaimStatus
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 POOL_LOCK_FILE = "pools.lock"
@@ -97,6 +103,9 @@ _CREATED_ELSEWHERE = re.compile(
     r"table \w+ already exists|database is locked|UNIQUE constraint failed: alembic_version"
 )
 _CREATE_ATTEMPTS = 10
+# Engines kept per process: the index, runs and schedules databases and the run databases in use
+# (a webserver reading older runs keeps the most recent ones).
+ENGINES_KEPT = 64
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,6 +120,20 @@ def _under_pool_lock(method: Callable[P, R]) -> Callable[P, R]:
             return method(*args, **kwargs)
 
     return locked
+
+
+@functools.lru_cache(maxsize=ENGINES_KEPT)
+def sqlite_engine(conn_string: str, busy_timeout_s: float | None = None) -> Engine:
+    """This process's engine for one SQLite database: a connection per use (``NullPool``), the
+    compiled statements kept. A forked process inherits it, which holds no connection."""
+    connect_args = {} if busy_timeout_s is None else {"timeout": busy_timeout_s}
+    return db.create_engine(conn_string, poolclass=NullPool, connect_args=connect_args)
+
+
+@contextmanager
+def _transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection, connection.begin():
+        yield connection
 
 
 def _create_run_tables(engine: Engine) -> None:
@@ -170,8 +193,8 @@ def _place_new_file(path: str, content: bytes) -> bool:
 
 
 class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log whose pool-slot changes are serialized by a file lock and whose
-    new run databases are copies of an empty one."""
+    """Dagster's SQLite event log whose pool-slot changes are serialized by a file lock, whose
+    new run databases are copies of an empty one and whose engines are kept."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(base_dir, inst_data=inst_data)
@@ -181,6 +204,16 @@ class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Self:
         return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = sqlite_engine(self.conn_string_for_shard(shard), SQLITE_BUSY_TIMEOUT_SECONDS)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with _transaction(engine) as connection:
+                yield connection
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         """A run's new database is a copy of an empty one made once per process; an existing one is
@@ -229,15 +262,33 @@ class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
     free_concurrency_slot_for_step = _under_pool_lock(SqliteEventLogStorage.free_concurrency_slot_for_step)
 
 
+class EmbeddedSqliteRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage with its engine kept."""
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with _transaction(sqlite_engine(self._conn_string)) as connection:
+            yield connection
+
+
+class EmbeddedSqliteScheduleStorage(SqliteScheduleStorage):
+    """Dagster's SQLite schedule storage with its engine kept."""
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        with _transaction(sqlite_engine(self._conn_string)) as connection:
+            yield connection
+
+
 class EmbeddedSqliteStorage(DagsterSqliteStorage):
-    """:class:`DagsterSqliteStorage` (same files under ``base_dir``) with
-    :class:`EmbeddedSqliteEventLogStorage` as its event log."""
+    """:class:`DagsterSqliteStorage` (same files under ``base_dir``) with the embedded event log,
+    run and schedule storages."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._run_storage = EmbeddedSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = EmbeddedSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._schedule_storage = EmbeddedSqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)
 

@@ -19,7 +19,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
-from mlops_pipeline.instance_storage import POOL_RECHECK_S, EmbeddedSqliteEventLogStorage
+from mlops_pipeline.instance_storage import POOL_RECHECK_S, EmbeddedSqliteEventLogStorage, sqlite_engine
 
 CLAIMERS = 6
 TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers in 3 of 10 trials
@@ -88,6 +88,29 @@ def test_a_home_written_with_dagsters_plain_sqlite_storage_keeps_its_runs(isolat
         assert isinstance(instance.event_log_storage, EmbeddedSqliteEventLogStorage)
         assert instance.get_run_by_id(run_id).is_success
         assert instance.get_latest_materialization_event(dg.AssetKey("prices")).run_id == run_id
+
+
+def test_each_database_keeps_one_engine_whose_statements_are_compiled_once(isolated_env: Path) -> None:
+    ensure_home(load_settings())
+
+    @dg.asset
+    def prices() -> int:
+        return 1
+
+    with dg.DagsterInstance.get() as instance:
+        dg.materialize([prices], instance=instance)
+        before = sqlite_engine.cache_info()
+        run_id = dg.materialize([prices], instance=instance).run_id
+        for _ in range(3):
+            assert instance.get_run_by_id(run_id).is_success
+            assert instance.get_latest_materialization_event(dg.AssetKey("prices")).run_id == run_id
+            assert instance.all_logs(run_id)
+            assert instance.all_instigator_state() == []
+        after = sqlite_engine.cache_info()
+        index = sqlite_engine(instance.event_log_storage.conn_string_for_shard("index"), 30)
+    assert after.misses - before.misses == 1  # the new run's own database; index, runs, schedules kept
+    assert after.hits - before.hits > 20
+    assert len(index._compiled_cache) > 0  # what the next query of the index finds compiled
 
 
 def _schema(database: Path) -> tuple[list, list, list]:

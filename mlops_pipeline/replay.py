@@ -78,10 +78,17 @@ from mlops_pipeline.run_launcher import PreforkRunLauncher
 CODE_LOCATION = "mlops_pipeline.definitions"  # the module, and the location name `mlops ui` gives it
 REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compete of them carries it on
 SESSION_TAG = "mlops/session"
-_POLL_S = 0.5
+# How often this process looks for progress: one millisecond's query of the event log's index.
+_POLL_S = 0.1
+# Progress is acted on once none followed for this long, or this long after it began.
+_SETTLE_S = 0.3
+_SETTLE_MAX_S = 1.0
 # Without a new asset or run event, the backfill is iterated this often all the same (an iteration
 # costs about a second of CPU, which the runs of a 2-core machine need).
 _QUIET_ITERATION_S = 5.0
+# Without progress, the backfill (about 130 kB to read and decode: each of its partition subsets
+# carries the sessions definition) is read again this often, and whether a daemon runs.
+_QUIET_READ_S = 1.0
 _DAEMON_HEARTBEAT_TOLERANCE_S = 30  # a daemon silent longer than its heartbeat interval plus this is gone
 _TERMINAL = {
     BulkActionStatus.COMPLETED,
@@ -258,7 +265,7 @@ def replay(
             verb = "carrying on" if plan.unfinished else "submitted"
             progress.console.print(f"{label}: backfill {backfill.backfill_id} {verb}", highlight=False)
             done_before = progress.tasks[0].completed - plan.settled
-            result = _follow(driver, graph, backfill.backfill_id, progress, task, done_before, label)
+            result = _follow(driver, graph, backfill, progress, task, done_before, label)
             sessions.append(
                 SessionBackfill(
                     plan.day, backfill.backfill_id, *result, _failed_runs(instance, backfill.backfill_id)
@@ -367,15 +374,23 @@ def _progress_mark(storage: EventLogStorage) -> int | None:
 @dataclass
 class _Driver:
     """The daemon's work for one backfill, done by this process when no daemon runs: request the
-    runs whose inputs are ready, and launch queued runs within the instance's limits. It does it
-    when an asset partition was materialized or failed or a run ended since the last time, or
-    every few seconds when nothing happened."""
+    runs whose inputs are ready, and launch queued runs within the instance's limits.
+
+    It does it once progress (an asset partition materialized or failed, a run that ended) has
+    settled: no further progress for ``_SETTLE_S``, or ``_SETTLE_MAX_S`` after the first unseen
+    progress; and every few seconds when nothing happened. A run materializes its assets a few
+    tenths of a second apart: iterating at the first of them requests the runs of one team (or one
+    ticker) while the others' inputs are a moment away, and every extra run costs about half a
+    second of CPU on top of its work."""
 
     context: WorkspaceProcessContext
     logger: logging.Logger
     queue: QueuedRunCoordinatorDaemon | None
-    _seen: tuple[str, int | None] | None = field(default=None, init=False)  # backfill, index's latest event
+    _iterated: tuple[str, int | None] | None = field(default=None, init=False)  # backfill, mark
     _iterated_at: float = field(default=float("-inf"), init=False)
+    _mark: int | None = field(default=None, init=False)  # the progress mark at the last call
+    _moved_at: float = field(default=float("-inf"), init=False)  # when it last moved
+    _unseen_since: float | None = field(default=None, init=False)  # the first move not iterated on
 
     @classmethod
     def from_context(cls, context: WorkspaceProcessContext) -> _Driver:
@@ -385,13 +400,23 @@ class _Driver:
         queued = isinstance(context.instance.run_coordinator, QueuedRunCoordinator)
         return cls(context, logger, QueuedRunCoordinatorDaemon(interval_seconds=1) if queued else None)
 
-    def iterate(self, backfill: PartitionBackfill) -> None:
-        seen = (backfill.backfill_id, _progress_mark(self.context.instance.event_log_storage))
-        if seen == self._seen and time.monotonic() - self._iterated_at < _QUIET_ITERATION_S:
-            return
-        # read before iterating: what the iteration itself records (planned materializations,
-        # launched runs) is new at the next call, which then iterates again
-        self._seen, self._iterated_at = seen, time.monotonic()
+    def iterate(self, backfill: PartitionBackfill, mark: int | None) -> bool:
+        """Iterate ``backfill`` if it is a new one, if the event log's progress ``mark`` moved
+        since the last iteration and has settled, or if a few quiet seconds passed; whether it did."""
+        now = time.monotonic()
+        if mark != self._mark:
+            self._mark, self._moved_at = mark, now
+            self._unseen_since = self._unseen_since if self._unseen_since is not None else now
+        new_backfill = self._iterated is None or self._iterated[0] != backfill.backfill_id
+        settled = self._iterated != (backfill.backfill_id, mark) and (
+            now - self._moved_at >= _SETTLE_S
+            or (self._unseen_since is not None and now - self._unseen_since >= _SETTLE_MAX_S)
+        )
+        if not (new_backfill or settled or now - self._iterated_at >= _QUIET_ITERATION_S):
+            return False
+        # the mark was read before iterating: what the iteration itself records (a run that ends
+        # at once) is new at a later call, which then iterates again
+        self._iterated, self._iterated_at, self._unseen_since = (backfill.backfill_id, mark), now, None
         # One effective time for the whole iteration: Dagster keeps the partition keys it listed for
         # that time, instead of listing every session x ticker again for each asset it checks.
         with dg.partition_loading_context(effective_dt=get_current_datetime()):
@@ -401,37 +426,44 @@ class _Driver:
         if self.queue is not None:
             for _ in self.queue.run_iteration(self.context):
                 pass
+        return True
 
 
 def _follow(
     driver: _Driver,
     graph: BaseAssetGraph,
-    backfill_id: str,
+    backfill: PartitionBackfill,
     progress: Progress,
     task: TaskID,
     done_before: float,
     label: str,
 ) -> tuple[str, int, int, int]:
     """Drive (without a daemon) or follow one backfill to its end: its status, and how many asset
-    partitions it targeted, materialized and failed."""
+    partitions it targeted, materialized and failed. The backfill is read again after an
+    iteration, after progress in the event log, and otherwise every second."""
     instance = driver.context.instance
-    announced = False
+    announced = daemon = False
+    read_mark: int | None = None
+    read_at = daemon_seen_at = float("-inf")
     while True:
-        backfill = instance.get_backfill(backfill_id)
-        assert backfill is not None
-        data = backfill.get_asset_backfill_data(graph)
-        targeted = data.target_subset.num_partitions_and_non_partitioned_assets
-        materialized = data.materialized_subset.num_partitions_and_non_partitioned_assets
-        failed = data.failed_and_downstream_subset.num_partitions_and_non_partitioned_assets
-        progress.update(task, completed=done_before + materialized + failed, description=label)
-        if backfill.status in _TERMINAL:
-            return backfill.status.value, targeted, materialized, failed
-        if daemon_runs_backfills(instance):
-            if not announced:
-                progress.console.print("a Dagster daemon executes it; following")
-                announced = True
-        else:
-            driver.iterate(backfill)
+        mark = _progress_mark(instance.event_log_storage)
+        if time.monotonic() - daemon_seen_at >= _QUIET_READ_S:
+            daemon, daemon_seen_at = daemon_runs_backfills(instance), time.monotonic()
+        if daemon and not announced:
+            progress.console.print("a Dagster daemon executes it; following")
+            announced = True
+        iterated = not daemon and driver.iterate(backfill, mark)
+        if iterated or mark != read_mark or time.monotonic() - read_at >= _QUIET_READ_S:
+            current = instance.get_backfill(backfill.backfill_id)
+            assert current is not None
+            backfill, read_mark, read_at = current, mark, time.monotonic()
+            data = backfill.get_asset_backfill_data(graph)
+            targeted = data.target_subset.num_partitions_and_non_partitioned_assets
+            materialized = data.materialized_subset.num_partitions_and_non_partitioned_assets
+            failed = data.failed_and_downstream_subset.num_partitions_and_non_partitioned_assets
+            progress.update(task, completed=done_before + materialized + failed, description=label)
+            if backfill.status in _TERMINAL:
+                return backfill.status.value, targeted, materialized, failed
         time.sleep(_POLL_S)
 
 

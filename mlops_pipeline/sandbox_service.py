@@ -18,6 +18,7 @@ from datetime import date
 
 import httpx
 
+from mlops_pipeline import http_clients
 from mlops_pipeline.config.settings import PlatformSettings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class SandboxUnavailableError(RuntimeError):
 
 def sandbox_answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/_sandbox/health", timeout=_REQUEST_TIMEOUT).status_code == 200
+        return http_clients.get(f"{url}/_sandbox/health", timeout=_REQUEST_TIMEOUT).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -113,7 +114,7 @@ def _check_same_market(url: str, settings: PlatformSettings) -> None:
     wanted = sorted(discover_recordings(settings.sandbox_recorded)) if settings.sandbox_recorded else []
     wanted_synthetic = not settings.sandbox_recorded_only
     try:
-        response = httpx.get(f"{url}/_sandbox/market", timeout=_REQUEST_TIMEOUT)
+        response = http_clients.get(f"{url}/_sandbox/market", timeout=_REQUEST_TIMEOUT)
         response.raise_for_status()
         served, synthetic = sorted(response.json()["recorded"]), bool(response.json()["synthetic"])
     except (httpx.HTTPError, KeyError, TypeError, ValueError):
@@ -130,7 +131,7 @@ def _check_same_market(url: str, settings: PlatformSettings) -> None:
 def sandbox_today(url: str) -> date | None:
     """The today the sandbox at ``url`` was configured with (``None`` when it does not answer)."""
     try:
-        response = httpx.get(f"{url}/_sandbox/clock", timeout=_REQUEST_TIMEOUT)
+        response = http_clients.get(f"{url}/_sandbox/clock", timeout=_REQUEST_TIMEOUT)
         response.raise_for_status()
         return date.fromisoformat(response.json()["today"])
     except (httpx.HTTPError, KeyError, TypeError, ValueError):

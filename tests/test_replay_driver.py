@@ -1,6 +1,8 @@
-"""When ``mlops compete`` does the daemon's work, it iterates a backfill when something happened (a new
-backfill, a new event in the event log's index: an asset event or a run's status) and otherwise only
-every few seconds: an iteration costs CPU that the runs of a small machine need."""
+"""When ``mlops compete`` does the daemon's work, it iterates a backfill when something happened (a
+new backfill, progress in the event log: an asset partition materialized or failed, a run that
+ended) once that progress has settled, and otherwise only every few seconds: an iteration costs
+CPU that the runs of a small machine need, and iterating in the middle of a run's materializations
+splits the next stage into more runs."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pytest
 from mlops_pipeline import replay
 
 
-def test_the_driver_iterates_on_a_new_backfill_or_event_and_otherwise_every_few_seconds(
+def test_the_driver_iterates_on_a_new_backfill_or_settled_progress_and_otherwise_every_few_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     iterated: list[str] = []
@@ -22,28 +24,37 @@ def test_the_driver_iterates_on_a_new_backfill_or_event_and_otherwise_every_few_
         iterated.append(backfills[0].backfill_id)
         return []
 
-    latest_event = [10]
     now = [1000.0]
     monkeypatch.setattr(replay, "execute_backfill_jobs", execute_backfill_jobs)
     monkeypatch.setattr(replay.time, "monotonic", lambda: now[0])
-    storage = SimpleNamespace(get_maximum_record_id=lambda: latest_event[0])
-    context = SimpleNamespace(instance=SimpleNamespace(event_log_storage=storage))
+    context = SimpleNamespace(instance=SimpleNamespace())
     driver = replay._Driver(context, logging.getLogger("test"), queue=None)  # type: ignore[arg-type]
     first, second = SimpleNamespace(backfill_id="first"), SimpleNamespace(backfill_id="second")
 
-    driver.iterate(first)  # type: ignore[arg-type]
-    now[0] += 1
-    driver.iterate(first)  # type: ignore[arg-type]
-    assert iterated == ["first"]  # nothing happened since
+    def poll(backfill: SimpleNamespace, mark: int, after_s: float) -> bool:
+        now[0] += after_s
+        return driver.iterate(backfill, mark)  # type: ignore[arg-type]
 
-    latest_event[0] = 11  # a materialization, or a run that finished
-    driver.iterate(first)  # type: ignore[arg-type]
-    driver.iterate(second)  # type: ignore[arg-type]
-    assert iterated == ["first", "first", "second"]
+    assert poll(first, 10, 0)  # a new backfill: at once
+    assert not poll(first, 10, 1)  # nothing happened since
 
-    now[0] += replay._QUIET_ITERATION_S - 0.1
-    driver.iterate(second)  # type: ignore[arg-type]
-    assert iterated == ["first", "first", "second"]
-    now[0] += 0.1
-    driver.iterate(second)  # type: ignore[arg-type]
-    assert iterated == ["first", "first", "second", "second"]
+    # a run materializes its assets a moment apart: the driver waits until they settle
+    assert not poll(first, 11, 0.1)
+    assert not poll(first, 12, replay._SETTLE_S - 0.05)
+    assert poll(first, 12, replay._SETTLE_S + 0.01)
+    assert iterated == ["first", "first"]
+
+    # progress that never settles is acted on all the same
+    mark, first_move = 12, now[0] + 0.1
+    while now[0] + 0.1 < first_move + replay._SETTLE_MAX_S:
+        mark += 1
+        assert not poll(first, mark, 0.1)  # moves every 0.1 s, never settles
+    mark += 1
+    assert poll(first, mark, first_move + replay._SETTLE_MAX_S + 0.01 - now[0])
+
+    assert poll(second, mark, 0)  # another backfill: at once
+    assert iterated == ["first", "first", "first", "second"]
+
+    assert not poll(second, mark, replay._QUIET_ITERATION_S - 0.1)
+    assert poll(second, mark, 0.1)  # nothing happened for a while
+    assert iterated == ["first", "first", "first", "second", "second"]

@@ -31,6 +31,7 @@ from typing import Literal
 import httpx
 import pandas as pd
 
+from mlops_pipeline import http_clients
 from mlops_pipeline.market.budget import RequestBudget
 from mlops_pipeline.market.schema import conform_price_frame
 
@@ -204,7 +205,7 @@ class AlphaVantageClient:
         self.budget = budget
         self._api_key = api_key
         self._sleep = sleep
-        self._http = httpx.Client(
+        self._http = http_clients.client(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S)),
             transport=transport,

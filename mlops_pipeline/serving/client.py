@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from mlops_pipeline import http_clients
+
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
@@ -33,19 +35,20 @@ def invoke(
     url = f"{endpoint_url.rstrip('/')}/invocations"
     body = {"dataframe_records": list(records)}
     problem = ""
-    for attempt in range(1, attempts + 1):
-        start = time.perf_counter()
-        try:
-            response = httpx.post(url, params={"model": model}, json=body, headers=headers, timeout=timeout_s)
-        except httpx.HTTPError as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            latency_ms = (time.perf_counter() - start) * 1000
-            if response.status_code == 200:
-                return response.json()["predictions"], latency_ms
-            problem = f"HTTP {response.status_code}: {response.text[:500]}"
-            if response.status_code not in RETRY_STATUSES:
-                break
-        if attempt < attempts:
-            time.sleep(backoff_s * attempt)
+    with http_clients.client(timeout=timeout_s, headers=headers) as http:
+        for attempt in range(1, attempts + 1):
+            start = time.perf_counter()
+            try:
+                response = http.post(url, params={"model": model}, json=body)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                latency_ms = (time.perf_counter() - start) * 1000
+                if response.status_code == 200:
+                    return response.json()["predictions"], latency_ms
+                problem = f"HTTP {response.status_code}: {response.text[:500]}"
+                if response.status_code not in RETRY_STATUSES:
+                    break
+            if attempt < attempts:
+                time.sleep(backoff_s * attempt)
     raise ServingClientError(f"model {model!r} at {url}: {problem}")

@@ -3,7 +3,10 @@
 ``<team>/model`` trains the team's Ludwig config on the ticker's training dataset (walk-forward
 folds plus a final fit), versions data and models with DVC, logs the run to MLflow and moves the
 ``challenger`` alias; unchanged data and config skip all of it. ``<team>/champion`` runs the
-promotion gate and moves ``champion`` only when the challenger passes.
+promotion gate and moves ``champion`` only when the challenger passes; a new champion's inference
+bundle is exported to its MLflow run there, in the ticker's own run, so that the team's serving
+step, one step for every ticker, only stages and starts it (it exported each new champion in turn:
+about half of a retraining session's serving time).
 """
 
 import math
@@ -25,6 +28,7 @@ from mlops_pipeline.outcomes import Refused, Skipped
 from mlops_pipeline.resources.dvc_versioning import DvcVersioningResource
 from mlops_pipeline.resources.mlflow_tracking import MlflowTrackingResource
 from mlops_pipeline.resources.object_store import ObjectStore
+from mlops_pipeline.serving.bundle import BundleError, ensure_version_bundle
 from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.champion import GateOutcome, PromotionError, run_gate
 from mlops_pipeline.training.dataset import DatasetError
@@ -35,6 +39,8 @@ from mlops_pipeline.training.versioning import VersioningError
 # On every <team>/champion materialization: the version its gate left as champion, or NO_CHAMPION.
 CHAMPION_AFTER_GATE = "champion"
 NO_CHAMPION = "none"
+# On a materialization that made a new champion: whether its inference bundle was exported or present.
+INFERENCE_BUNDLE = "inference_bundle"
 
 
 def build_training_assets(
@@ -125,6 +131,17 @@ def build_training_assets(
             return
         metadata = _gate_metadata(outcome)
         context.log.info(f"{outcome.model_name}: {metadata['reason']}")
+        if outcome.champion_after is not None and outcome.champion_after != outcome.champion_before:
+            try:
+                exported = ensure_version_bundle(
+                    mlflow_tracking.tracking_uri, outcome.model_name, outcome.champion_after
+                )
+            except (TrackingError, BundleError) as exc:
+                raise dg.Failure(
+                    f"team {team.name}, {ticker}: the inference bundle of champion "
+                    f"{outcome.model_name} v{outcome.champion_after}: {exc}"
+                ) from None
+            metadata[INFERENCE_BUNDLE] = "exported" if exported else "present"
         yield dg.MaterializeResult(
             metadata=metadata, data_version=dg.DataVersion(str(outcome.champion_after or NO_CHAMPION))
         )

@@ -121,6 +121,12 @@ def export_bundle(ludwig_dir: Path, dest: Path) -> Path:
     return dest
 
 
+def ensure_version_bundle(tracking_uri: str, registered_name: str, version: str) -> bool:
+    """:func:`ensure_run_bundle` for the run behind version ``version`` of ``registered_name``."""
+    run_id = MlflowRegistry(tracking_uri).version(registered_name, version).run_id
+    return ensure_run_bundle(tracking_uri, run_id)
+
+
 def ensure_run_bundle(tracking_uri: str, run_id: str) -> bool:
     """Export the run's Ludwig model and log it as the run artifact ``inference``, unless present.
 

@@ -14,13 +14,14 @@ from typer.testing import CliRunner
 
 from mlops_pipeline.assets.sessions import nyse_sessions, session_ticker_key
 from mlops_pipeline.assets.team import build_team_assets
-from mlops_pipeline.assets.training import build_training_assets
+from mlops_pipeline.assets.training import INFERENCE_BUNDLE, build_training_assets
 from mlops_pipeline.commands.model import model_app, reproduce
 from mlops_pipeline.config.teams import PromotionPolicy
 from mlops_pipeline.model_registry import OOS_ARTIFACT
 from mlops_pipeline.resources.dvc_versioning import dvc_versioning_from_settings
 from mlops_pipeline.resources.mlflow_tracking import mlflow_tracking_from_settings
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.serving.bundle import ensure_run_bundle
 from mlops_pipeline.team_store import dataset_key, team_store
 from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 
@@ -81,6 +82,9 @@ def test_train_track_version_promote_reproduce(small_team, tmp_path: Path, monke
     champion = _metadata(first, "champion")
     assert champion["promoted"] is True and champion["champion"] == "1"
     assert "no champion yet" in champion["reason"]
+    # the new champion is servable: its inference bundle is logged to its run, for serving to fetch
+    assert champion[INFERENCE_BUNDLE] == "exported"
+    assert ensure_run_bundle(settings.mlflow_tracking_uri, model["run_id"]) is False
 
     client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
     run = client.get_run(model["run_id"])

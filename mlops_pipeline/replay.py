@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import dagster as dg
 import sqlalchemy as db
@@ -80,9 +81,10 @@ REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compet
 SESSION_TAG = "mlops/session"
 # How often this process looks for progress: one millisecond's query of the event log's index.
 _POLL_S = 0.1
-# Progress is acted on once none followed for this long, or this long after it began.
-_SETTLE_S = 0.3
-_SETTLE_MAX_S = 1.0
+# An asset event is acted on once none followed for this long, or this long after the first (a run's
+# end is acted on at once).
+_SETTLE_S = 0.5
+_SETTLE_MAX_S = 1.5
 # Without a new asset or run event, the backfill is iterated this often all the same (an iteration
 # costs about a second of CPU, which the runs of a 2-core machine need).
 _QUIET_ITERATION_S = 5.0
@@ -348,27 +350,39 @@ def _submit(
 # slot in the queue freed). The index's other entries (planned materializations and checks, check
 # results, runs enqueued, starting or started) cannot. Iterating on every entry, about twenty
 # times a session at 0.16 s of CPU each, took about 7 % of a 2-core machine from the runs.
-_PROGRESS_EVENTS = tuple(
-    event.value
-    for event in (
-        dg.DagsterEventType.ASSET_MATERIALIZATION,
-        dg.DagsterEventType.ASSET_FAILED_TO_MATERIALIZE,
-        dg.DagsterEventType.RUN_SUCCESS,
-        dg.DagsterEventType.RUN_FAILURE,
-        dg.DagsterEventType.RUN_CANCELED,
-    )
+_ASSET_EVENTS = (
+    dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+    dg.DagsterEventType.ASSET_FAILED_TO_MATERIALIZE.value,
+)
+_RUN_ENDS = (
+    dg.DagsterEventType.RUN_SUCCESS.value,
+    dg.DagsterEventType.RUN_FAILURE.value,
+    dg.DagsterEventType.RUN_CANCELED.value,
 )
 
 
-def _progress_mark(storage: EventLogStorage) -> int | None:
-    """The id of the newest entry of the event log's index that can let a backfill move on (a
-    millisecond's query of the index's event type column)."""
+class EventLogProgress(NamedTuple):
+    """The ids of the event log index's newest asset event and newest run end."""
+
+    asset: int | None
+    run_end: int | None
+
+
+def _progress_mark(storage: EventLogStorage) -> EventLogProgress:
+    """Where the event log's progress stands (a millisecond's query of the index's event type
+    column)."""
     if not isinstance(storage, SqlEventLogStorage):
-        return storage.get_maximum_record_id()
+        newest = storage.get_maximum_record_id()
+        return EventLogProgress(newest, newest)
     events = SqlEventLogStorageTable
+    kind = events.c.dagster_event_type
+    query = db.select(
+        db.func.max(db.case((kind.in_(_ASSET_EVENTS), events.c.id))),
+        db.func.max(db.case((kind.in_(_RUN_ENDS), events.c.id))),
+    ).where(kind.in_(_ASSET_EVENTS + _RUN_ENDS))
     with storage.index_connection() as connection:
-        newest = db.select(db.func.max(events.c.id)).where(events.c.dagster_event_type.in_(_PROGRESS_EVENTS))
-        return connection.execute(newest).scalar()
+        asset, run_end = connection.execute(query).one()
+    return EventLogProgress(asset, run_end)
 
 
 @dataclass
@@ -376,21 +390,22 @@ class _Driver:
     """The daemon's work for one backfill, done by this process when no daemon runs: request the
     runs whose inputs are ready, and launch queued runs within the instance's limits.
 
-    It does it once progress (an asset partition materialized or failed, a run that ended) has
-    settled: no further progress for ``_SETTLE_S``, or ``_SETTLE_MAX_S`` after the first unseen
-    progress; and every few seconds when nothing happened. A run materializes its assets a few
-    tenths of a second apart: iterating at the first of them requests the runs of one team (or one
-    ticker) while the others' inputs are a moment away, and every extra run costs about half a
-    second of CPU on top of its work."""
+    It does it at once for a new backfill or when a run ended (all of that run's assets are in);
+    after other progress (an asset partition materialized or failed) once that has settled: none
+    further for ``_SETTLE_S``, or ``_SETTLE_MAX_S`` after the first; and every few seconds when
+    nothing happened. A run materializes its assets a few tenths of a second apart: iterating at
+    the first of them requests the next stage for one team (or one ticker) while the others'
+    inputs are a moment away, and every extra run costs about half a second of CPU on top of its
+    work and a launch on the session's critical path."""
 
     context: WorkspaceProcessContext
     logger: logging.Logger
     queue: QueuedRunCoordinatorDaemon | None
-    _iterated: tuple[str, int | None] | None = field(default=None, init=False)  # backfill, mark
+    _iterated: tuple[str, EventLogProgress] | None = field(default=None, init=False)  # backfill, mark
     _iterated_at: float = field(default=float("-inf"), init=False)
-    _mark: int | None = field(default=None, init=False)  # the progress mark at the last call
+    _asset_mark: int | None = field(default=None, init=False)  # the newest asset event at the last call
     _moved_at: float = field(default=float("-inf"), init=False)  # when it last moved
-    _unseen_since: float | None = field(default=None, init=False)  # the first move not iterated on
+    _unseen_since: float | None = field(default=None, init=False)  # its first move not iterated on
 
     @classmethod
     def from_context(cls, context: WorkspaceProcessContext) -> _Driver:
@@ -400,19 +415,24 @@ class _Driver:
         queued = isinstance(context.instance.run_coordinator, QueuedRunCoordinator)
         return cls(context, logger, QueuedRunCoordinatorDaemon(interval_seconds=1) if queued else None)
 
-    def iterate(self, backfill: PartitionBackfill, mark: int | None) -> bool:
-        """Iterate ``backfill`` if it is a new one, if the event log's progress ``mark`` moved
-        since the last iteration and has settled, or if a few quiet seconds passed; whether it did."""
+    def iterate(self, backfill: PartitionBackfill, mark: EventLogProgress) -> bool:
+        """Iterate ``backfill`` if it is a new one, if a run ended since the last iteration, if
+        other progress since then has settled, or if a few quiet seconds passed; whether it did."""
         now = time.monotonic()
-        if mark != self._mark:
-            self._mark, self._moved_at = mark, now
+        if mark.asset != self._asset_mark:
+            self._asset_mark, self._moved_at = mark.asset, now
             self._unseen_since = self._unseen_since if self._unseen_since is not None else now
-        new_backfill = self._iterated is None or self._iterated[0] != backfill.backfill_id
-        settled = self._iterated != (backfill.backfill_id, mark) and (
-            now - self._moved_at >= _SETTLE_S
-            or (self._unseen_since is not None and now - self._unseen_since >= _SETTLE_MAX_S)
+        last = self._iterated[1] if self._iterated and self._iterated[0] == backfill.backfill_id else None
+        settled = (
+            last is not None
+            and mark.asset != last.asset
+            and (
+                now - self._moved_at >= _SETTLE_S
+                or (self._unseen_since is not None and now - self._unseen_since >= _SETTLE_MAX_S)
+            )
         )
-        if not (new_backfill or settled or now - self._iterated_at >= _QUIET_ITERATION_S):
+        due = last is None or mark.run_end != last.run_end or settled
+        if not due and now - self._iterated_at < _QUIET_ITERATION_S:
             return False
         # the mark was read before iterating: what the iteration itself records (a run that ends
         # at once) is new at a later call, which then iterates again
@@ -443,7 +463,7 @@ def _follow(
     iteration, after progress in the event log, and otherwise every second."""
     instance = driver.context.instance
     announced = daemon = False
-    read_mark: int | None = None
+    read_mark: EventLogProgress | None = None
     read_at = daemon_seen_at = float("-inf")
     while True:
         mark = _progress_mark(instance.event_log_storage)

@@ -24,12 +24,16 @@ def test_a_replay_iterates_its_backfill_on_progress_not_on_every_event(isolated_
         storage = instance.event_log_storage
         run = dg.materialize([prices], instance=instance).dagster_run
         after_the_run = _progress_mark(storage)
-        assert after_the_run is not None and after_the_run == storage.get_maximum_record_id()
+        materialized = instance.fetch_materializations(dg.AssetKey("prices"), limit=1).records
+        assert after_the_run.asset == materialized[0].storage_id
+        assert after_the_run.run_end == storage.get_maximum_record_id()  # RUN_SUCCESS, the last entry
 
         check = dg.AssetCheckEvaluation(asset_key=dg.AssetKey("prices"), check_name="fresh", passed=True)
         instance.report_runless_asset_event(check)
-        assert storage.get_maximum_record_id() > after_the_run
+        assert storage.get_maximum_record_id() > after_the_run.run_end
         assert _progress_mark(storage) == after_the_run
 
         instance.report_run_failed(run)
-        assert _progress_mark(storage) == storage.get_maximum_record_id() > after_the_run
+        failed = _progress_mark(storage)
+        assert failed == (after_the_run.asset, storage.get_maximum_record_id())
+        assert failed.run_end > after_the_run.run_end

@@ -3,10 +3,10 @@
 ``<team>/model`` trains the team's Ludwig config on the ticker's training dataset (walk-forward
 folds plus a final fit), versions data and models with DVC, logs the run to MLflow and moves the
 ``challenger`` alias; unchanged data and config skip all of it. ``<team>/champion`` runs the
-promotion gate and moves ``champion`` only when the challenger passes; a new champion's inference
-bundle is exported to its MLflow run there, in the ticker's own run, so that the team's serving
-step, one step for every ticker, only stages and starts it (it exported each new champion in turn:
-about half of a retraining session's serving time).
+promotion gate and moves ``champion`` only when the challenger passes. A new champion's inference
+bundle is exported to its MLflow run there, in the ticker's own run beside the other tickers',
+and the team's serving step only fetches it: when serving exported every new champion of the team
+in turn, a retraining session of the 2-team x 3-ticker benchmark took 31-33 s, 24-26 s after.
 """
 
 import math

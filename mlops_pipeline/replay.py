@@ -86,10 +86,11 @@ _POLL_S = 0.1
 _SETTLE_S = 0.5
 _SETTLE_MAX_S = 1.5
 # Without a new asset or run event, the backfill is iterated this often all the same (an iteration
-# costs about a second of CPU, which the runs of a 2-core machine need).
+# costs a few tenths of a second of CPU, which the runs of a 2-core machine need).
 _QUIET_ITERATION_S = 5.0
-# Without progress, the backfill (about 130 kB to read and decode: each of its partition subsets
-# carries the sessions definition) is read again this often, and whether a daemon runs.
+# A backfill changes only when it is iterated. This process reads it again after its own
+# iterations, and this often for a daemon's (about 130 kB to read and decode: each of its
+# partition subsets carries the sessions definition); as often, it looks whether a daemon runs.
 _QUIET_READ_S = 1.0
 _DAEMON_HEARTBEAT_TOLERANCE_S = 30  # a daemon silent longer than its heartbeat interval plus this is gone
 _TERMINAL = {
@@ -459,24 +460,21 @@ def _follow(
     label: str,
 ) -> tuple[str, int, int, int]:
     """Drive (without a daemon) or follow one backfill to its end: its status, and how many asset
-    partitions it targeted, materialized and failed. The backfill is read again after an
-    iteration, after progress in the event log, and otherwise every second."""
+    partitions it targeted, materialized and failed."""
     instance = driver.context.instance
     announced = daemon = False
-    read_mark: EventLogProgress | None = None
     read_at = daemon_seen_at = float("-inf")
     while True:
-        mark = _progress_mark(instance.event_log_storage)
         if time.monotonic() - daemon_seen_at >= _QUIET_READ_S:
             daemon, daemon_seen_at = daemon_runs_backfills(instance), time.monotonic()
         if daemon and not announced:
             progress.console.print("a Dagster daemon executes it; following")
             announced = True
-        iterated = not daemon and driver.iterate(backfill, mark)
-        if iterated or mark != read_mark or time.monotonic() - read_at >= _QUIET_READ_S:
+        iterated = not daemon and driver.iterate(backfill, _progress_mark(instance.event_log_storage))
+        if iterated or time.monotonic() - read_at >= _QUIET_READ_S:
             current = instance.get_backfill(backfill.backfill_id)
             assert current is not None
-            backfill, read_mark, read_at = current, mark, time.monotonic()
+            backfill, read_at = current, time.monotonic()
             data = backfill.get_asset_backfill_data(graph)
             targeted = data.target_subset.num_partitions_and_non_partitioned_assets
             materialized = data.materialized_subset.num_partitions_and_non_partitioned_assets

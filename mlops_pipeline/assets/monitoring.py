@@ -86,7 +86,6 @@ def build_monitoring_assets(
         context: dg.AssetExecutionContext, object_store: ObjectStore
     ) -> dg.MaterializeResult:
         from mlops_pipeline.config.errors import ConfigError
-        from mlops_pipeline.cpu_priority import at_background_priority
         from mlops_pipeline.monitoring.champion import ChampionError
         from mlops_pipeline.monitoring.session import monitor_session
         from mlops_pipeline.monitoring.windows import MonitoringInputError
@@ -96,9 +95,7 @@ def build_monitoring_assets(
         features = stored_features(object_store, ticker, as_of)
         store = team_store(object_store, team.name)
         try:
-            done = at_background_priority(
-                lambda: monitor_session(team, ticker, as_of, features, store, ludwig_path, settings)
-            )
+            done = monitor_session(team, ticker, as_of, features, store, ludwig_path, settings)
         except (ConfigError, ChampionError, MonitoringInputError, WorkspaceError) as exc:
             raise dg.Failure(f"team {team.name}, {ticker}: {exc}") from exc
         report = done.report

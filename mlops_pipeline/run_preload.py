@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import contextlib
+import gc
 import importlib
 from datetime import date
 from pathlib import Path
@@ -74,6 +75,12 @@ with contextlib.suppress(Exception):
 # its first 4 s on it in every run.
 with contextlib.suppress(Exception):
     _ludwig_api.warm_ludwig_schema()
+# Everything above lives as long as the fork server and every run forked from it: frozen, it is out
+# of the collector's reach, so a run's collections traverse only the run's own objects, and never
+# write to (and so copy) the memory it shares with the server. Unfrozen, a run's full collection
+# traversed about 1.1 million preloaded objects: 1.2 to 1.4 s of CPU in each training run.
+gc.collect()
+gc.freeze()
 
 # What a run that forgets the platform keeps: the instance's storage (like Dagster's own, the
 # instance's code, not the code location's) and the modules executing the run.

@@ -180,12 +180,18 @@ def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_la
         process.wait(timeout=30)
 
 
-def test_run_processes_compute_on_one_thread_each() -> None:
+def test_run_processes_compute_on_one_thread_each_and_never_collect_the_preloaded_objects() -> None:
     """Importing the fork server's preload fixes torch's (and OpenMP's) threads at one, which the
-    runs it forks inherit: runs already run side by side."""
+    runs it forks inherit (runs already run side by side), and freezes what it loaded, so that a
+    run's garbage collections leave the shared libraries alone."""
     env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
-    probe = "import mlops_pipeline.run_preload, torch; print(torch.get_num_threads())"
-    threads = subprocess.run(
+    probe = (
+        "import gc, mlops_pipeline.run_preload, torch; "
+        "print(torch.get_num_threads(), gc.get_freeze_count(), len(gc.get_objects()))"
+    )
+    threads, frozen, collectable = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=300
-    ).stdout.split()[-1]
+    ).stdout.split()[-3:]
     assert threads == "1"
+    assert int(frozen) > 100_000  # the libraries' objects
+    assert int(collectable) < int(frozen) / 20  # what a run's full collection still traverses

@@ -12,6 +12,7 @@ the first (a file lock), and a team's serving step is not up to date while its s
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import socket
 import time
@@ -246,7 +247,25 @@ def run_session(
         )
         instance = stack.enter_context(open_instance())
         steps = plan_steps(platform, day, teams or list(platform.teams), stages)
+        stack.enter_context(collections_skip_existing_objects())
         return _run_steps(defs, instance, settings, day, steps, console, force, f"session {day}")
+
+
+@contextmanager
+def collections_skip_existing_objects() -> Iterator[None]:
+    """While open, the garbage collector leaves alone the objects that existed when it opened (the
+    libraries, the code location, what earlier sessions of this process loaded): a full collection
+    during the session traverses the session's own objects only. In a process that had run a
+    session before, the next session's one full collection took 0.8 s of CPU. Closed, they are
+    collectable again. Does nothing where something else froze objects already."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager

@@ -1,0 +1,42 @@
+"""A session's garbage collections skip the objects that existed before it."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from mlops_pipeline.session_runner import collections_skip_existing_objects
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_existing_objects_are_skipped_during_a_session_and_collectable_after() -> None:
+    before = _Cycle()
+    with collections_skip_existing_objects():
+        assert gc.get_freeze_count() > 0
+        assert not any(item is before for item in gc.get_objects())  # out of every collection
+        during = _Cycle()
+        assert any(item is during for item in gc.get_objects())  # the session's own objects are not
+    assert gc.get_freeze_count() == 0
+    assert any(item is before for item in gc.get_objects())
+
+
+def test_objects_someone_else_froze_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with collections_skip_existing_objects():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_an_error_in_the_session_unfreezes_all_the_same() -> None:
+    with pytest.raises(RuntimeError), collections_skip_existing_objects():
+        raise RuntimeError("a step failed")
+    assert gc.get_freeze_count() == 0

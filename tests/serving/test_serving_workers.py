@@ -68,13 +68,19 @@ def test_a_worker_that_failed_to_load_keeps_the_server_unready_with_its_reason(b
         assert "no weights" in client.get("/ping").text
 
 
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def _workers_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [
-        int(child)
-        for child in children
-        if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes()
+    """The server's workers: forked by its fork server, which imported torch and the app once."""
+    servers = [
+        child
+        for child in _children(pid)
+        if b"multiprocessing.forkserver" in (command := Path(f"/proc/{child}/cmdline").read_bytes())
+        and b"'torch'" in command
     ]
+    return [worker for server in servers for worker in _children(server)]
 
 
 def _alive(pid: int) -> bool:

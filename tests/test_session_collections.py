@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 
 import pytest
 
 from mlops_pipeline.session_runner import collections_skip_existing_objects
+
+
+@pytest.fixture(autouse=True)
+def _nothing_frozen_before() -> Iterator[None]:
+    """Earlier tests in this process may have frozen objects (a model server's registry does)."""
+    was_frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
+    yield
+    if was_frozen:
+        gc.freeze()
 
 
 class _Cycle:

@@ -46,13 +46,7 @@ class WorkerSpec:
 
 # Imported once by the workers' fork server, which forks every worker: torch and ONNX Runtime took
 # about 1.5 s of CPU in each worker (two per server by default on two cores, started together).
-WORKER_PRELOAD = (
-    "torch",
-    "onnxruntime",
-    "mlops_pipeline.serving.app",
-    "mlops_pipeline.serving.registry",
-    "mlops_pipeline.serving.inference",
-)
+WORKER_PRELOAD = ("torch", "onnxruntime", "mlops_pipeline.serving.app")  # the app: its registry too
 
 
 def _exit_with_the_supervisor(supervisor_pid: int) -> None:

@@ -21,8 +21,19 @@ a home written by the plain SQLite storage is read as is) with these changes:
 - **One SQLAlchemy engine per database file and process** (an LRU of ``ENGINES_KEPT``), for the
   event log, run and schedule storages. Dagster creates an engine for every connection, so no
   statement is ever found in an engine's compiled cache: each query was built and compiled anew.
-  Connections are still opened and closed for each use (``NullPool``), as before. Measured: a
-  query of the index took 1.01 ms of CPU with an engine per connection, 0.39 ms with one kept.
+  Measured: a query of the index took 1.01 ms of CPU with an engine per connection, 0.39 ms with
+  one kept.
+- **Connections are kept between uses** (a pool of ``CONNECTIONS_KEPT`` per engine; more at once
+  are opened and closed as before). Dagster opens and closes a connection for every statement
+  group (``NullPool``): the close of a database's last connection checkpoints its write-ahead log
+  and deletes it, the next open creates it again and reads the schema. Measured on a run's
+  database: 1.57 ms (0.91 ms of CPU) per event written that way, 0.33 ms (0.21 ms) with the
+  connection kept; a session writes a few thousand. A kept connection is used only by the process
+  that opened it (a forked child opens its own, never closing its parent's) and only while its
+  file is the one it opened (a deleted or replaced database, a wiped instance, gets a new one).
+  Written events then stay in the write-ahead log until a checkpoint, so the UI's watch of a
+  running run's database also looks at its log file, and a run process closes its connections
+  when the run ends (a close checkpoints the log into the database file).
 - **A step waiting for its pool tries again every** ``POOL_RECHECK_S`` (Dagster's default waits
   1 s, then longer, between tries: the next ticker's AlphaVantage step started up to a second
   after the previous one's ended).
@@ -50,6 +61,7 @@ Configure them in ``dagster.yaml`` (the embedded instance does)::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import functools
@@ -61,6 +73,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,12 +83,16 @@ import sqlalchemy as db
 import sqlalchemy.exc as db_exc
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from dagster._core.event_api import EventHandlerFn
 from dagster._core.execution.compute_logs import redirect_to_file
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SqliteEventLogStorage,
+    SqliteEventLogStorageWatchdog,
+)
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
@@ -91,7 +108,9 @@ from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 from dagster._utils.concurrency import ConcurrencyClaimStatus
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
+from watchdog.events import FileSystemEvent
+from watchdog.observers import Observer
 
 POOL_LOCK_FILE = "pools.lock"
 # How soon a step that found its pool full tries again. Dagster's default, made for a database
@@ -106,6 +125,11 @@ _CREATE_ATTEMPTS = 10
 # Engines kept per process: the index, runs and schedules databases and the run databases in use
 # (a webserver reading older runs keeps the most recent ones).
 ENGINES_KEPT = 64
+# Connections kept open per engine: the event log's are used one at a time in a process (a lock),
+# a webserver's threads may read the runs database a few at a time.
+CONNECTIONS_KEPT = 4
+_ENGINES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()  # engine -> its process
+_INHERITED: list[Any] = []  # connections a forked process found in its parent's pools
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -124,10 +148,62 @@ def _under_pool_lock(method: Callable[P, R]) -> Callable[P, R]:
 
 @functools.lru_cache(maxsize=ENGINES_KEPT)
 def sqlite_engine(conn_string: str, busy_timeout_s: float | None = None) -> Engine:
-    """This process's engine for one SQLite database: a connection per use (``NullPool``), the
-    compiled statements kept. A forked process inherits it, which holds no connection."""
-    connect_args = {} if busy_timeout_s is None else {"timeout": busy_timeout_s}
-    return db.create_engine(conn_string, poolclass=NullPool, connect_args=connect_args)
+    """This process's engine for one SQLite database: its compiled statements and up to
+    ``CONNECTIONS_KEPT`` connections kept, each checked out only by the process that opened it and
+    only while the database file is still the one it opened."""
+    connect_args: dict[str, Any] = {"check_same_thread": False}  # the pool hands it to any thread
+    if busy_timeout_s is not None:
+        connect_args["timeout"] = busy_timeout_s
+    engine = db.create_engine(
+        conn_string,
+        poolclass=QueuePool,
+        pool_size=CONNECTIONS_KEPT,
+        max_overflow=-1,  # never wait for a connection: beyond the kept ones, open one for the use
+        connect_args=connect_args,
+    )
+    database = engine.url.database or ""
+    db.event.listen(engine, "connect", functools.partial(_remember_owner, database))
+    db.event.listen(engine, "checkout", functools.partial(_check_owner, database))
+    _ENGINES[engine] = os.getpid()
+    return engine
+
+
+def close_kept_connections() -> None:
+    """Close the connections this process keeps (the last close of a database checkpoints its
+    write-ahead log into the database file). Engines a forked process inherited are left alone:
+    their connections are its parent's."""
+    for engine, creator in list(_ENGINES.items()):
+        if creator == os.getpid():
+            engine.dispose()
+
+
+atexit.register(close_kept_connections)
+
+
+def _file_id(database: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(database)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _remember_owner(database: str, _connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info["owner"] = (os.getpid(), _file_id(database))
+
+
+def _check_owner(database: str, _connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """A kept connection opened by another process (this one's parent, before a fork) or to a file
+    since deleted or replaced is not used: SQLAlchemy then opens a new one."""
+    pid, file_id = record.info.get("owner", (None, None))
+    if pid != os.getpid():
+        # The parent's connection: set aside, never closed here. SQLite's locks are per process:
+        # closing a descriptor of the file would drop the ones this process's own connection holds.
+        _INHERITED.append(record.dbapi_connection)
+        record.dbapi_connection = proxy.dbapi_connection = None
+        raise db_exc.DisconnectionError("a connection of the parent process")
+    if file_id != _file_id(database):
+        raise db_exc.DisconnectionError(f"the database {database} was replaced")
 
 
 @contextmanager
@@ -226,6 +302,15 @@ class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
             return
         _create_run_tables(engine)
 
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        """Dagster's watch of a run's events (the UI's live run log), on the run's write-ahead log
+        as well as its database file."""
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+        watchdog = _RunLogWatchdog(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (watchdog, self._obs.schedule(watchdog, self._base_dir))
+
     @contextmanager
     def pool_lock(self) -> Iterator[None]:
         depth = getattr(self._held, "depth", 0)
@@ -260,6 +345,21 @@ class EmbeddedSqliteEventLogStorage(SqliteEventLogStorage):
 
     free_concurrency_slots_for_run = _under_pool_lock(SqliteEventLogStorage.free_concurrency_slots_for_run)
     free_concurrency_slot_for_step = _under_pool_lock(SqliteEventLogStorage.free_concurrency_slot_for_step)
+
+
+class _RunLogWatchdog(SqliteEventLogStorageWatchdog):
+    """Dagster's watchdog of a run's database that also sees writes to its write-ahead log: with the
+    writer's connection kept, a run's events reach the database file only at a checkpoint."""
+
+    def __init__(
+        self, storage: SqliteEventLogStorage, run_id: str, callback: EventHandlerFn, cursor: str | None
+    ) -> None:
+        super().__init__(storage, run_id, callback, cursor)
+        self._patterns = [self._log_path, f"{self._log_path}-wal"]
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        del event
+        self._process_log()
 
 
 class EmbeddedSqliteRunStorage(SqliteRunStorage):

@@ -14,6 +14,8 @@ from dagster._cli.api import _execute_run_command_body
 from dagster._core.instance.ref import InstanceRef
 from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
 
+from mlops_pipeline.instance_storage import close_kept_connections
+
 
 def _own_event_loops() -> None:
     """evidently makes an event loop and its runner thread when it is imported, here in the fork
@@ -44,5 +46,8 @@ def execute_run(
         os.dup2(log.fileno(), sys.stderr.fileno())
     _own_event_loops()
     setup_interrupt_handlers()  # SIGTERM interrupts the run like SIGINT
-    with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
-        _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
+    try:
+        with capture_interrupts(), dg.DagsterInstance.from_ref(instance_ref) as instance:
+            _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
+    finally:
+        close_kept_connections()  # the process ends without its exit handlers

@@ -14,8 +14,10 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as db
 import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from sqlalchemy.engine import Engine
 
 from mlops_pipeline.config.home import ensure_home
 from mlops_pipeline.config.settings import load_settings
@@ -111,6 +113,65 @@ def test_each_database_keeps_one_engine_whose_statements_are_compiled_once(isola
     assert after.misses - before.misses == 1  # the new run's own database; index, runs, schedules kept
     assert after.hits - before.hits > 20
     assert len(index._compiled_cache) > 0  # what the next query of the index finds compiled
+
+
+def test_a_database_connection_is_kept_by_its_process_while_its_file_stays(isolated_env: Path) -> None:
+    ensure_home(load_settings())
+
+    @dg.asset
+    def prices() -> int:
+        return 1
+
+    with dg.DagsterInstance.get() as instance:
+        run_id = dg.materialize([prices], instance=instance).run_id
+        engine = sqlite_engine(instance.event_log_storage.conn_string_for_shard(run_id), 30)
+        with engine.connect() as first:
+            kept = first.connection.dbapi_connection
+        instance.report_engine_event("written on the kept connection", instance.get_run_by_id(run_id))
+        with engine.connect() as again:
+            assert again.connection.dbapi_connection is kept
+
+        # In a forked process the parent's connection is never used: the child opens its own.
+        readers = multiprocessing.get_context("fork").Queue()
+        child = multiprocessing.get_context("fork").Process(
+            target=_report_whether_the_connection_is_the_parents, args=(engine, id(kept), readers)
+        )
+        child.start()
+        assert readers.get(timeout=60) == (False, len(instance.all_logs(run_id)))
+        child.join(timeout=30)
+        with engine.connect() as still:
+            assert still.connection.dbapi_connection is kept
+
+        # The instance wiped (its run databases deleted): a new file, a new connection.
+        instance.wipe()
+        run_id = dg.materialize([prices], instance=instance).run_id
+        assert instance.get_run_by_id(run_id).is_success
+        assert len(instance.all_logs(run_id)) > 5
+
+
+def _report_whether_the_connection_is_the_parents(engine: Engine, parents: int, answers: Queue) -> None:
+    with engine.connect() as connection:
+        events = connection.execute(db.text("SELECT count(*) FROM event_logs")).scalar()
+        answers.put((id(connection.connection.dbapi_connection) == parents, events))
+
+
+def test_the_live_run_log_sees_events_kept_in_the_write_ahead_log(isolated_env: Path) -> None:
+    ensure_home(load_settings())
+
+    @dg.asset
+    def prices() -> int:
+        return 1
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(dg.materialize([prices], instance=instance).run_id)
+        cursor = instance.get_records_for_run(run.run_id).cursor
+        seen: Queue = multiprocessing.get_context("fork").Queue()
+        instance.event_log_storage.watch(run.run_id, cursor, lambda event, _cursor: seen.put(event.message))
+        database = Path(instance.event_log_storage.path_for_shard(run.run_id))
+        before = database.stat().st_mtime_ns
+        instance.report_engine_event("a step's progress", run)
+        assert seen.get(timeout=30) == "a step's progress"
+        assert database.stat().st_mtime_ns == before  # in the log file only, until a checkpoint
 
 
 def _schema(database: Path) -> tuple[list, list, list]:

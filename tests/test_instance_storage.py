@@ -14,9 +14,13 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as db
 import yaml
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite import sqlite_run_storage
+from dagster._core.storage.schedules.sqlite import sqlite_schedule_storage
 from sqlalchemy.engine import Engine
 
 from mlops_pipeline.config.home import ensure_home
@@ -172,6 +176,45 @@ def test_the_live_run_log_sees_events_kept_in_the_write_ahead_log(isolated_env: 
         instance.report_engine_event("a step's progress", run)
         assert seen.get(timeout=30) == "a step's progress"
         assert database.stat().st_mtime_ns == before  # in the log file only, until a checkpoint
+
+
+def test_a_home_at_the_schema_head_opens_without_dagsters_migration_checks(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ensure_home(load_settings())
+    with dg.DagsterInstance.get() as instance:
+        run_id = dg.materialize([_one], instance=instance).run_id  # Dagster creates the databases
+        runs_database = Path(instance.root_directory) / "history" / "runs.db"
+    checked: list[str] = []
+    for module in (sqlite_run_storage, sqlite_schedule_storage, sqlite_event_log):
+        original = module.check_alembic_revision
+        monkeypatch.setattr(
+            module,
+            "check_alembic_revision",
+            lambda config, connection, original=original, name=module.__name__: (
+                checked.append(name) or original(config, connection)
+            ),
+        )
+
+    def open_and_read() -> None:
+        with dg.DagsterInstance.get() as instance:
+            assert instance.get_run_by_id(run_id).is_success
+            assert instance.all_instigator_state() == []
+            assert instance.get_latest_materialization_event(dg.AssetKey("one")).run_id == run_id
+
+    open_and_read()
+    assert checked == []
+
+    # A database that lost its stamp is Dagster's to check (and stamp) as before.
+    with sqlite3.connect(runs_database) as connection:
+        connection.execute("DELETE FROM alembic_version")
+    open_and_read()
+    assert checked == [sqlite_run_storage.__name__]
+
+
+@dg.asset(name="one")
+def _one() -> int:
+    return 1
 
 
 def _schema(database: Path) -> tuple[list, list, list]:

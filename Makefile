@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# pytest-xdist workers for make test (one per core; on 2 cores the suite takes 13.5 to 15 min with
-# two workers, its summed test time about 25 min); TEST_WORKERS=0 runs the suite in one process.
+# pytest-xdist workers for make test (one per core; on 2 cores the suite takes 13.5 to 18 min with
+# two workers, its summed test time about 33 min, and longer with three: it is bound by CPU);
+# TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto
 
 .PHONY: setup lock system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring clean-state help

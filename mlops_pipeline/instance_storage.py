@@ -130,8 +130,10 @@ _CREATE_ATTEMPTS = 10
 # (a webserver reading older runs keeps the most recent ones).
 ENGINES_KEPT = 64
 # Connections kept open per engine: the event log's are used one at a time in a process (a lock),
-# a webserver's threads may read the runs database a few at a time.
-CONNECTIONS_KEPT = 4
+# a webserver's threads may read the runs database a few at a time (more are opened for the use).
+# Each holds three descriptors (the database, its log and shared memory): with ENGINES_KEPT, at
+# most a few hundred per process.
+CONNECTIONS_KEPT = 2
 _ENGINES: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()  # engine -> its process
 _INHERITED: list[Any] = []  # connections a forked process found in its parent's pools
 

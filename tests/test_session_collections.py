@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -36,12 +37,26 @@ def test_existing_objects_are_skipped_during_a_session_and_collectable_after() -
     assert any(item is before for item in gc.get_objects())
 
 
+def test_what_survives_a_step_is_skipped_from_then_on_and_its_young_garbage_collected() -> None:
+    with collections_skip_existing_objects() as skip_survivors:
+        imported = _Cycle()  # a library a step imported: it lives on
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage  # a step's cycle nobody holds any more
+        skip_survivors()
+        assert not any(item is imported for item in gc.get_objects())
+        assert gone() is None  # collected, not frozen
+    assert any(item is imported for item in gc.get_objects())
+
+
 def test_objects_someone_else_froze_stay_frozen() -> None:
     held = _Cycle()
     gc.freeze()
     try:
-        with collections_skip_existing_objects():
-            pass
+        with collections_skip_existing_objects() as skip_survivors:
+            during = _Cycle()
+            skip_survivors()
+            assert any(item is during for item in gc.get_objects())  # left to the collector
         assert gc.get_freeze_count() > 0
         assert not any(item is held for item in gc.get_objects())
     finally:

@@ -32,6 +32,11 @@ TRIALS = 15  # Dagster's plain SQLite storage gave a pool of one to two claimers
 STEP = "orders"
 
 
+@dg.asset(name="one")
+def _one() -> int:
+    return 1
+
+
 def _claim_fresh_pools(barrier: Barrier, run_id: str, results: Queue) -> None:
     with dg.DagsterInstance.get() as instance:
         storage = instance.event_log_storage
@@ -122,12 +127,8 @@ def test_each_database_keeps_one_engine_whose_statements_are_compiled_once(isola
 def test_a_database_connection_is_kept_by_its_process_while_its_file_stays(isolated_env: Path) -> None:
     ensure_home(load_settings())
 
-    @dg.asset
-    def prices() -> int:
-        return 1
-
     with dg.DagsterInstance.get() as instance:
-        run_id = dg.materialize([prices], instance=instance).run_id
+        run_id = dg.materialize([_one], instance=instance).run_id
         engine = sqlite_engine(instance.event_log_storage.conn_string_for_shard(run_id), 30)
         with engine.connect() as first:
             kept = first.connection.dbapi_connection
@@ -148,7 +149,7 @@ def test_a_database_connection_is_kept_by_its_process_while_its_file_stays(isola
 
         # The instance wiped (its run databases deleted): a new file, a new connection.
         instance.wipe()
-        run_id = dg.materialize([prices], instance=instance).run_id
+        run_id = dg.materialize([_one], instance=instance).run_id
         assert instance.get_run_by_id(run_id).is_success
         assert len(instance.all_logs(run_id)) > 5
 
@@ -162,12 +163,8 @@ def _report_whether_the_connection_is_the_parents(engine: Engine, parents: int, 
 def test_the_live_run_log_sees_events_kept_in_the_write_ahead_log(isolated_env: Path) -> None:
     ensure_home(load_settings())
 
-    @dg.asset
-    def prices() -> int:
-        return 1
-
     with dg.DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(dg.materialize([prices], instance=instance).run_id)
+        run = instance.get_run_by_id(dg.materialize([_one], instance=instance).run_id)
         cursor = instance.get_records_for_run(run.run_id).cursor
         seen: Queue = multiprocessing.get_context("fork").Queue()
         instance.event_log_storage.watch(run.run_id, cursor, lambda event, _cursor: seen.put(event.message))
@@ -210,11 +207,6 @@ def test_a_home_at_the_schema_head_opens_without_dagsters_migration_checks(
         connection.execute("DELETE FROM alembic_version")
     open_and_read()
     assert checked == [sqlite_run_storage.__name__]
-
-
-@dg.asset(name="one")
-def _one() -> int:
-    return 1
 
 
 def _schema(database: Path) -> tuple[list, list, list]:

@@ -168,16 +168,23 @@ def test_a_replay_starts_the_fork_server_before_its_first_run_unless_a_daemon_la
     )
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "started"
-        below = [cmdline(pid).replace(b"\0", b" ").decode() for pid in descendants(process.pid)]
-        fork_servers = [line for line in below if "forkserver" in line]
         if daemon == "no-daemon":  # importing the run processes' libraries while nothing launched yet
+            deadline = time.monotonic() + 15  # its process is spawned: seen once it has executed
+            while not (fork_servers := _fork_servers_below(process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert len(fork_servers) == 1 and "mlops_pipeline.run_preload" in fork_servers[0]
         else:  # the daemon launches the runs: this process starts nothing
-            assert fork_servers == []
+            time.sleep(1)
+            assert _fork_servers_below(process.pid) == []
         assert instance.get_runs() == []
     finally:
         process.kill()
         process.wait(timeout=30)
+
+
+def _fork_servers_below(pid: int) -> list[str]:
+    below = [cmdline(child).replace(b"\0", b" ").decode() for child in descendants(pid)]
+    return [line for line in below if "forkserver" in line]
 
 
 def test_run_processes_compute_on_one_thread_each_and_never_collect_the_preloaded_objects() -> None:

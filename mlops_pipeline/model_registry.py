@@ -16,9 +16,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -80,6 +81,16 @@ def _missing(exc: Exception) -> bool:
     return getattr(exc, "error_code", None) in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
+def _store_made(database: Path) -> bool:
+    """Whether MLflow has begun making its tables in the SQLite file ``database`` (its schema stamp
+    is there). The process making them holds the lock exclusively until it is done."""
+    try:
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT 1 FROM alembic_version").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 class MlflowRegistry:
     """MLflow access for one tracking URI (SQLite in embedded mode, or a tracking server); ``None``
     is MLflow's default (``MLFLOW_TRACKING_URI``)."""
@@ -96,11 +107,13 @@ class MlflowRegistry:
 
             if self.tracking_uri and self.tracking_uri.startswith("sqlite:///"):
                 # The embedded store is made on first use, not when the code location loads, by one
-                # process at a time: runs starting together would each create its tables.
+                # process at a time: runs starting together would each create its tables. Once it
+                # is made, processes only read it to open it, side by side (a shared lock, which
+                # still waits for a process that is making it).
                 database = Path(self.tracking_uri.removeprefix("sqlite:///"))
                 database.parent.mkdir(parents=True, exist_ok=True)
                 with (database.parent / f".{database.name}.lock").open("a") as lock:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    fcntl.flock(lock, fcntl.LOCK_SH if _store_made(database) else fcntl.LOCK_EX)
                     client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
                     client.search_registered_models(max_results=1)  # the registry's store too
             else:

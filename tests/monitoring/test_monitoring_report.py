@@ -229,3 +229,49 @@ def test_the_drift_report_skips_only_plots_that_evidently_discards() -> None:
         return re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", text)
 
     assert stored(skipped) == stored(drawn) and "rsi_14" in stored(drawn)
+
+
+def test_figures_drawn_cheaply_leave_the_stored_snapshot_as_plotly_draws_it(monkeypatch) -> None:
+    """A regression and a direction model's snapshots on drifted features are the ones plotly
+    draws with its default template and its own path parsing, and plotly is as it was after."""
+    import contextlib
+    import re
+
+    import plotly.basedatatypes
+    import plotly.io
+
+    from mlops_pipeline.monitoring import evidently_report
+
+    parse, template = plotly.basedatatypes._str_to_dict_path_full, plotly.io.templates.default
+    features = crafted_features(drift_from="2024-05-01", shift=4.0)
+    models = [
+        (RETURN_INPUTS, "target_next_return", _window_predictions(features, noise=0.01)),
+        (
+            DIRECTION_INPUTS,
+            "target_next_direction",
+            _window_predictions(features, noise=0.003, direction=True),
+        ),
+    ]
+
+    def stored() -> list[str]:
+        texts = []
+        for inputs, output, predictions in models:
+            snapshot = _report(features, predictions, inputs=inputs, output=output).snapshot
+            assert snapshot is not None
+            text = json.dumps(snapshot.to_snapshot_model().dict(), default=str)
+            texts.append(re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<id>", text))
+        return texts
+
+    cheaply = stored()
+    assert plotly.basedatatypes._str_to_dict_path_full is parse
+    assert plotly.io.templates.default == template
+    monkeypatch.setattr(evidently_report, "figures_drawn_cheaply", contextlib.nullcontext)
+    drawn = stored()
+    assert cheaply == drawn
+    assert all('"type": "histogram"' in text or '"type": "bar"' in text for text in drawn)
+
+
+def test_the_fork_servers_rehearsal_makes_every_report_of_both_model_kinds() -> None:
+    from mlops_pipeline.monitoring.evidently_report import rehearse_reports
+
+    assert rehearse_reports() == 6  # drift, performance and latest prediction, twice

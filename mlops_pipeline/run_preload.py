@@ -61,7 +61,30 @@ _ON_FIRST_USE = (
     "alpaca.data",
     "alpaca.trading",
     "pyarrow.dataset",
-    "upath",
+    "pyarrow.parquet",
+    "upath.implementations.local",  # upath imports its implementations on first use
+    "httpcore",  # httpx imports its transport on the first client
+    "matplotlib.backends.backend_agg",  # the leaderboard's charts
+    "netrc",  # requests reads it for every request's credentials
+    "pandas.core.methods.to_dict",
+    "pandas.core.reshape.reshape",
+    # what Dagster imports to load a code location and execute a run in process
+    "dagster._core.definitions.external_asset",
+    "dagster._core.definitions.repository_definition.repository_data_builder",
+    "dagster._core.execution.plan.active",
+    "dagster._core.executor.in_process",
+    "dagster._core.instance.factory",
+    "dagster._core.system_config.composite_descent",
+    "dagster._core.utility_ops",
+    "dagster._core.workspace.autodiscovery",
+    # MLflow's stores import these when made
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "mlflow.store.model_registry.sqlalchemy_workspace_store",
+    "mlflow.utils.search_logged_model_utils",
+    # the asset bodies' own modules, imported inside them
+    "mlops_pipeline.monitoring.session",
+    "mlops_pipeline.serving.session_deployment",
+    "mlops_pipeline.serving.session_prediction",
 )
 for _module in _ON_FIRST_USE:
     with contextlib.suppress(Exception):
@@ -75,6 +98,10 @@ with contextlib.suppress(Exception):
 # its first 4 s on it in every run.
 with contextlib.suppress(Exception):
     _ludwig_api.warm_ludwig_schema()
+# evidently's reports, rehearsed once on synthetic data: what they import and build on first use
+# (plotly's validators, evidently's metric classes) no longer costs each monitoring run 0.5 s.
+with contextlib.suppress(Exception):
+    importlib.import_module("mlops_pipeline.monitoring.evidently_report").rehearse_reports()
 # Everything above lives as long as the fork server and every run forked from it: frozen, it is out
 # of the collector's reach, so a run's collections traverse only the run's own objects, and never
 # write to (and so copy) the memory it shares with the server. Unfrozen, a run's full collection

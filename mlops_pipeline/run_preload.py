@@ -5,9 +5,10 @@ It imports the libraries the code location and the asset bodies use: Dagster and
 calendar (and builds it: exchange-calendars keeps it for the same arguments), Ludwig and torch
 (training, serving), MLflow and its SQL store, DVC, ONNX and ONNX Runtime, evidently (monitoring),
 the broker client, about 20 s in all, that no run then pays again (they were 3 to 4 s of every run's
-start), and the platform's own modules. A run keeps those while the platform's sources are unchanged
-since (:func:`forget_edited_platform`); after an edit it imports the code as it is on disk now, so
-that code reloaded in the UI is what the next run executes.
+start), and the platform's own modules; and it rehearses evidently's reports once, so that what
+they import and build on first use is there too. A run keeps those while the platform's sources
+are unchanged since (:func:`forget_edited_platform`); after an edit it imports the code as it is
+on disk now, so that code reloaded in the UI is what the next run executes.
 """
 
 from __future__ import annotations

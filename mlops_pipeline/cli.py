@@ -238,8 +238,8 @@ def compete(
     from mlops_pipeline.config.platform import SessionError
     from mlops_pipeline.instance import open_instance
     from mlops_pipeline.replay import ReplayError, replay, start_launching
+    from mlops_pipeline.run_launcher import fail_orphaned_runs
     from mlops_pipeline.sandbox_service import SandboxUnavailableError, ensure_sandbox, uses_sandbox
-    from mlops_pipeline.session_runner import fail_orphaned_runs
 
     settings = settings_or_exit()
     platform = _platform_or_exit(settings)

@@ -74,7 +74,7 @@ from mlops_pipeline.assets.sessions import SESSION_KEY_FORMAT, TICKER, session_t
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.market.calendar import trading_days
 from mlops_pipeline.run_errors import failure_reason, run_events
-from mlops_pipeline.run_launcher import PreforkRunLauncher
+from mlops_pipeline.run_launcher import PreforkRunLauncher, fail_orphaned_runs
 
 CODE_LOCATION = "mlops_pipeline.definitions"  # the module, and the location name `mlops ui` gives it
 REPLAY_TAG = "mlops/replay"  # the range and teams of a compete: the next compete of them carries it on
@@ -467,6 +467,10 @@ def _follow(
     while True:
         if time.monotonic() - daemon_seen_at >= _QUIET_READ_S:
             daemon, daemon_seen_at = daemon_runs_backfills(instance), time.monotonic()
+            # without a daemon, no run monitoring sees a run worker that died (a kill -9, the
+            # out-of-memory killer): its run is failed here, and the backfill goes on without it
+            for run_id in [] if daemon else fail_orphaned_runs(instance):
+                progress.console.print(f"run {run_id[:8]}: its process is gone; marked failed")
         if daemon and not announced:
             progress.console.print("a Dagster daemon executes it; following")
             announced = True

@@ -13,8 +13,12 @@ _QUALIFIED_ERROR = re.compile(r"^(?:\w+\.)+\w+: ")  # "package.module.SomeError:
 
 
 def failure_reason(events: Iterable[dg.DagsterEvent]) -> str:
-    """The root cause of the first failed step, in one line (the full trace is in the run's logs)."""
+    """The root cause of the first failed step, in one line (the full trace is in the run's logs);
+    for a run failed from outside (its process gone), the reason it was failed with."""
+    failed_from_outside = None
     for event in events:
+        if event.event_type == dg.DagsterEventType.RUN_FAILURE and event.message:
+            failed_from_outside = event.message.strip().splitlines()[0][:300]
         error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
         if error is not None:
             while error.cause is not None:
@@ -25,7 +29,7 @@ def failure_reason(events: Iterable[dg.DagsterEvent]) -> str:
             evaluation = event.event_specific_data
             if evaluation is not None and not evaluation.passed and evaluation.blocking:
                 return f"blocking check {evaluation.check_name!r} failed"
-    return "failed (see the run's logs in the UI)"
+    return failed_from_outside or "failed (see the run's logs in the UI)"
 
 
 def waiting_note(events: Iterable[dg.DagsterEvent]) -> str | None:

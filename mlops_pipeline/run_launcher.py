@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import dagster as dg
 from dagster import _check as check
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
@@ -137,3 +138,22 @@ class PreforkRunLauncher(RunLauncher, ConfigurableClass):
         if alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"the run's worker process (pid {pid}) is gone")
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs on this host whose process is gone (a run worker killed, or an ``mlops``
+    process that executed its runs itself) and free the pool slots they held; their run ids."""
+    host = socket.gethostname()
+    orphans = []
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+    ):
+        pid = run.tags.get(PID_TAG)
+        if run.tags.get(HOST_TAG) != host or pid is None or alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone")
+        # Its pool slots (the AlphaVantage stream) are held until freed: nothing else could claim them.
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        orphans.append(run.run_id)
+    return orphans

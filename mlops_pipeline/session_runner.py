@@ -36,9 +36,8 @@ from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.defs_builder import LEADERBOARD_JOB, MARKET_JOB, build_definitions
 from mlops_pipeline.instance import open_instance
-from mlops_pipeline.processes import alive
 from mlops_pipeline.run_errors import failure_reason, waiting_note
-from mlops_pipeline.run_launcher import HOST_TAG, PID_TAG
+from mlops_pipeline.run_launcher import HOST_TAG, PID_TAG, fail_orphaned_runs
 from mlops_pipeline.sandbox_service import ensure_sandbox, uses_sandbox
 from mlops_pipeline.stages import STAGES, TEAM_STAGES, team_job_name
 
@@ -197,25 +196,6 @@ def model_server_answers(settings: PlatformSettings, team: str) -> bool:
 
     live = Deployment.stored(team_store(object_store_from_settings(settings), team), LIVE_DEPLOYMENT_KEY)
     return live is None or is_ready(live.readiness_url)
-
-
-def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the runs a dead ``mlops`` process on this host left STARTED, and free the pool
-    slots they held; their run ids."""
-    host = socket.gethostname()
-    orphans = []
-    for run in instance.get_runs(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
-    ):
-        pid = run.tags.get(PID_TAG)
-        if run.tags.get(HOST_TAG) != host or pid is None or alive(int(pid)):
-            continue
-        instance.report_run_failed(run, f"the process that ran it (pid {pid}) is gone")
-        # Its pool slots (the AlphaVantage stream) are held until freed: nothing else could claim them.
-        if instance.event_log_storage.supports_global_concurrency_limits:
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        orphans.append(run.run_id)
-    return orphans
 
 
 def run_session(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -23,12 +24,11 @@ from mlops_pipeline.config.settings import load_settings
 from mlops_pipeline.defs_builder import MARKET_JOB, build_definitions
 from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.processes import alive
-from mlops_pipeline.replay import CODE_LOCATION, code_location_context
+from mlops_pipeline.replay import CODE_LOCATION, code_location_context, replay
 from mlops_pipeline.resources.object_store import object_store_from_settings
-from mlops_pipeline.run_launcher import PID_TAG, PreforkRunLauncher
+from mlops_pipeline.run_launcher import PID_TAG, PreforkRunLauncher, fail_orphaned_runs
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
-from mlops_pipeline.session_runner import fail_orphaned_runs
 
 pytestmark = pytest.mark.integration
 
@@ -123,6 +123,44 @@ def test_a_killed_worker_is_seen_dead_and_its_run_failed(instance: dg.DagsterIns
     assert health.status == WorkerStatus.FAILED and f"pid {pid}" in health.msg
     assert run.run_id in fail_orphaned_runs(instance)
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_replay_without_a_daemon_fails_the_run_of_a_killed_worker_and_ends(
+    instance: dg.DagsterInstance,
+) -> None:
+    """No daemon's run monitoring sees a worker killed during `mlops compete`: the replay itself
+    marks its run failed, and the session's backfill ends failed instead of waiting forever."""
+    # The AlphaVantage pool's only slot is taken: the session's first run starts and waits in it.
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(ALPHAVANTAGE_POOL)
+    assert storage.claim_concurrency_slot(ALPHAVANTAGE_POOL, "another-run", "its-step").is_claimed
+    killed: list[int] = []
+
+    def kill_the_first_started_worker() -> None:
+        with dg.DagsterInstance.get() as watching:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and not killed:
+                started = watching.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+                for run in started:
+                    if PID_TAG in run.tags:
+                        os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)
+                        killed.append(int(run.tags[PID_TAG]))
+                        break
+                time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_first_started_worker, daemon=True)
+    killer.start()
+    try:
+        report = replay(instance, load_platform(load_settings()), AS_OF, AS_OF, ["red"])
+    finally:
+        storage.free_concurrency_slots_for_run("another-run")
+    killer.join(timeout=10)
+    assert len(killed) == 1
+    (session,) = report.sessions
+    assert session.status == "COMPLETED_FAILED" and session.materialized == 0
+    assert [run.error for run in session.failed_runs] == [
+        f"the process that ran it (pid {killed[0]}) is gone"
+    ]
 
 
 def test_terminate_cancels_a_started_run(instance: dg.DagsterInstance) -> None:

@@ -21,9 +21,10 @@ from mlops_pipeline.market.calendar import last_completed_trading_day, next_trad
 from mlops_pipeline.market.store import prices_key
 from mlops_pipeline.replay import ReplayError, replay
 from mlops_pipeline.resources.object_store import object_store_from_settings
+from mlops_pipeline.run_launcher import fail_orphaned_runs
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
-from mlops_pipeline.session_runner import SessionRunError, fail_orphaned_runs, plan_steps, run_session
+from mlops_pipeline.session_runner import SessionRunError, plan_steps, run_session
 
 pytestmark = pytest.mark.integration  # servers on 127.0.0.1
 

@@ -469,8 +469,9 @@ def _follow(
             daemon, daemon_seen_at = daemon_runs_backfills(instance), time.monotonic()
             # without a daemon, no run monitoring sees a run worker that died (a kill -9, the
             # out-of-memory killer): its run is failed here, and the backfill goes on without it
-            for run_id in [] if daemon else fail_orphaned_runs(instance):
-                progress.console.print(f"run {run_id[:8]}: its process is gone; marked failed")
+            if not daemon:
+                for run_id in fail_orphaned_runs(instance):
+                    progress.console.print(f"run {run_id[:8]}: its process is gone; marked failed")
         if daemon and not announced:
             progress.console.print("a Dagster daemon executes it; following")
             announced = True

@@ -334,10 +334,10 @@ def rehearse_reports() -> int:
     snapshots; the number of snapshots made.
 
     What a report needs besides evidently's own modules is imported or built on its first use in
-    a process: about 380 modules (plotly's validators for each property a figure sets, narwhals'
-    pandas backend) and the classes evidently makes for its metrics. The run launcher's fork
-    server rehearses once, so that a monitoring run forked from it starts with all of that (it
-    took about 0.5 s of CPU in each monitoring run)."""
+    a process: a few hundred modules (plotly's validators for each property a figure sets,
+    narwhals' pandas backend), the classes evidently makes for its metrics, the plotly paths
+    :mod:`~mlops_pipeline.monitoring.figures` remembers. The run launcher's fork server rehearses
+    once, so that a monitoring run forked from it starts with all of that."""
     import numpy as np
 
     rows = MIN_REFERENCE_ROWS * 2

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlops_pipeline.assets.automation import (
-    AUTOMATION_SENSOR,
+    automation_sensor,
     build_retrain_schedule,
     build_team_schedule,
     record_run_failures,
@@ -105,7 +105,7 @@ def build_definitions(platform: Platform) -> dg.Definitions:
                 description="Rank every team after one session.",
             ),
         ],
-        sensors=[record_run_failures, AUTOMATION_SENSOR],
+        sensors=[record_run_failures, automation_sensor(settings.automation_interval_s)],
         # A run's steps run one after another in its process: a step's own process would cost more
         # (about 5 s to start) than most steps take. Runs of different partitions run side by side.
         executor=dg.in_process_executor,

@@ -141,6 +141,16 @@ def test_stages_after_market_data_carry_automation_conditions(project: Path) -> 
     automation = sensors["session_automation"]
     assert isinstance(automation, dg.AutomationConditionSensorDefinition)
     assert automation.default_status == dg.DefaultSensorStatus.RUNNING
+    assert automation.minimum_interval_seconds == 30
+
+
+def test_the_automation_sensors_interval_is_a_setting(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_AUTOMATION_INTERVAL_S", "5")
+    sensors = {sensor.name: sensor for sensor in _defs().sensors or []}
+    assert sensors["session_automation"].minimum_interval_seconds == 5
+    monkeypatch.setenv("MLOPS_AUTOMATION_INTERVAL_S", "4")  # under the daemon's own loop of 5 s
+    with pytest.raises(ValueError, match="automation_interval_s"):
+        _defs()
 
 
 def test_the_sessions_end_at_the_last_completed_session(

@@ -60,13 +60,18 @@ def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
 
 PER_TEAM_STAGE = per_team_stage()
 
-AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
-    "session_automation",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Launches each stage of the latest session once its inputs are materialized.",
-)
+
+def automation_sensor(interval_s: int) -> dg.AutomationConditionSensorDefinition:
+    """The sensor that launches every stage by its automation condition, evaluated every
+    ``interval_s`` seconds (the ``MLOPS_AUTOMATION_INTERVAL_S`` setting): the longest a stage waits
+    after its inputs are in. Each evaluation reads the whole graph's latest events in the daemon."""
+    return dg.AutomationConditionSensorDefinition(
+        "session_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval_s,
+        description="Launches each stage of the latest session once its inputs are materialized.",
+    )
 
 
 def skip_reason_for(day: date) -> str | None:

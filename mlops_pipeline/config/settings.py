@@ -146,6 +146,12 @@ class PlatformSettings(BaseSettings):
     sandbox_recorded_only: bool = Field(
         default=False, description="The embedded sandbox lists only the recorded symbols"
     )
+    automation_interval_s: int = Field(
+        default=30,
+        ge=5,
+        description="Seconds between two evaluations of the session_automation sensor, which launches "
+        "each stage once its inputs are in (the daemon evaluates it at most every 5 s)",
+    )
     sessions_start: date = Field(
         default=date(2020, 1, 2),
         description="First NYSE session that is a partition (the competition's history start)",

@@ -147,8 +147,10 @@ def slow_broker(fault_home: FaultHome) -> Iterator[FaultProxy]:
 
 @pytest.mark.timeout(1500)  # one training, the embedded stack and four runs: 5-10 min on 2 busy cores
 def test_a_sensor_launch_and_a_ui_launch_of_the_same_orders_place_one_set(
-    fault_home: FaultHome, slow_broker: FaultProxy
+    fault_home: FaultHome, slow_broker: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The sensor evaluates every 5 s (30 s by default): each stage it launches follows sooner.
+    monkeypatch.setitem(fault_home.settings, "MLOPS_AUTOMATION_INTERVAL_S", "5")
     started = time.monotonic()
     prepared = fault_home.mlops(
         "run", "--date", SESSION_KEY, "--stage", "market", "--stage", "train", "--stage", "serve",

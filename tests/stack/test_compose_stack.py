@@ -103,6 +103,7 @@ def stack(images: dict[str, str], project: Path, tmp_path: Path) -> Iterator[Sta
         **images,
         **ports,
         BASE_IMAGE=BASE_IMAGE,
+        MLOPS_AUTOMATION_INTERVAL_S="5",  # each stage the sensor launches follows within 5 s, not 30
         POSTGRES_USER="mlops",
         POSTGRES_PASSWORD=secrets.token_urlsafe(16),
         MINIO_ROOT_USER="mlops",

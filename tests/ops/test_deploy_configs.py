@@ -110,6 +110,15 @@ def test_instance_configs_and_their_run_launchers_validate(
     launcher_class = getattr(importlib.import_module(module), launcher["class"])
     result = process_config(launcher_class.config_type(), launcher.get("config") or {})
     assert result.success, [error.message for error in result.errors or []]
+    # queued runs start within a second, as in the embedded instance
+    coordinator = config["run_coordinator"]
+    coordinator_module = importlib.import_module(
+        coordinator["module"].replace("dagster.core.", "dagster._core.")
+    )
+    queued = process_config(
+        getattr(coordinator_module, coordinator["class"]).config_type(), coordinator["config"]
+    )
+    assert queued.success and queued.value["dequeue_interval_seconds"] == 1, queued.errors
     # one step at a time per pool, and a dead run's slots freed (else its team never trades again)
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["run_monitoring"]["enabled"] is True

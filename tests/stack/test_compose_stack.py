@@ -55,7 +55,7 @@ TICKERS = ("MSFT", "TSLA")
 LOCATION = {"repositoryLocationName": "mlops_pipeline", "repositoryName": "__repository__"}
 PORTS = ("PORT_DAGSTER", "PORT_MLFLOW", "PORT_MINIO", "PORT_MINIO_CONSOLE", "PORT_EVIDENTLY")
 RUNS = """{ runsOrError { __typename ... on Runs { results { runId jobName status
-              tags { key value } } } } }"""
+              creationTime startTime endTime tags { key value } } } } }"""
 # What a run's container needs from the launching process (the daemon; in the test below, the test).
 RUN_ENV = ("MLOPS_HOME", "MLOPS_PROJECT_DIR", "MLOPS_SANDBOX_URL", "MLOPS_SERVING_LAUNCHER")
 LEADERBOARD = """{ assetOrError(assetKey: {path: ["leaderboard"]}) { __typename
@@ -247,6 +247,15 @@ def _session_and_history(stack: Stack, measured: dict[str, Any]) -> None:
         launch_market_backfill(stack)
         session_runs = wait_for_session(stack)
     measured["session_s"] = round(time.monotonic() - started, 1)
+    launched_at = time.time() - measured["session_s"]
+
+    def since_launch(at: float | None) -> float | None:
+        return None if at is None else round(at - launched_at, 1)
+
+    measured["runs_created_started_ended_s"] = sorted(
+        (run["jobName"], *map(since_launch, (run["creationTime"], run["startTime"], run["endTime"])))
+        for run in session_runs
+    )  # by job, then creation
     measured["session_peak_rss_mib"] = round(peak.peak_mib)
     measured["session_memory_samples"] = {"taken": peak.samples, "missed": peak.missed}
     assert peak.samples > 0

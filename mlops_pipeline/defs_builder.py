@@ -14,6 +14,8 @@ coordinator and launcher.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from mlops_pipeline.assets.automation import (
@@ -55,15 +57,19 @@ def team_tags(team: TeamConfig) -> dict[str, str]:
 
 
 def build_team_definitions(
-    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+    team: TeamConfig,
+    settings: PlatformSettings,
+    sessions: dg.TimeWindowPartitionsDefinition,
+    market_tickers: Sequence[str],
 ) -> dg.Definitions:
-    """Everything one team owns: its assets in every stage, its jobs, schedules and sensors."""
+    """Everything one team owns: its assets in every stage, its jobs, schedules and sensors
+    (``market_tickers``: the shared market data's, every team's)."""
     predictions_key = dg.AssetKey([team.name, "predictions"])
     assets = [
-        *build_team_assets(team, settings.ludwig_configs_path, sessions),
+        *build_team_assets(team, settings.ludwig_configs_path, sessions, market_tickers),
         *build_training_assets(team, settings, sessions),
-        *build_serving_assets(team, settings, sessions),
-        *build_monitoring_assets(team, settings, sessions, upstream=[predictions_key]),
+        *build_serving_assets(team, settings, sessions, market_tickers),
+        *build_monitoring_assets(team, settings, sessions, [predictions_key], market_tickers),
         *build_trading_assets(team, settings, sessions),
         *build_competition_assets(team, settings, sessions),
     ]
@@ -117,6 +123,7 @@ def build_definitions(platform: Platform) -> dg.Definitions:
             "broker": broker_from_settings(settings),
         },
     )
-    return dg.Definitions.merge(
-        market, *(build_team_definitions(team, settings, sessions) for team in teams.values())
-    )
+    team_definitions = [
+        build_team_definitions(team, settings, sessions, platform.tickers) for team in teams.values()
+    ]
+    return dg.Definitions.merge(market, *team_definitions)

@@ -23,8 +23,25 @@ from mlops_pipeline.resources.object_store import ObjectStore
 from mlops_pipeline.team_store import run_failure_key, team_store
 from mlops_pipeline.training.retrain_policy import FORCE, RETRAIN_TAG
 
-# A per-ticker stage: once every input partition of its session and ticker exists.
-PER_TICKER_STAGE = dg.AutomationCondition.eager()
+
+def in_latest_session(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+    """``condition`` evaluated on the latest session's partitions only.
+
+    Dagster evaluates the operand of ``newly_true`` and ``since`` on every partition of the asset,
+    whatever the conditions around them select: on sessions since 2020 that means every partition
+    key (thousands of session x ticker keys) enumerated, mapped to each input and stored in the
+    sensor's cursor on every tick. Inside them, this selection comes first, so the rest sees one
+    session."""
+    return dg.AutomationCondition.in_latest_time_window() & condition
+
+
+# A per-ticker stage: once every input partition of its session and ticker exists (Dagster's eager
+# condition, its state kept for the latest session only).
+PER_TICKER_STAGE = (
+    dg.AutomationCondition.eager()
+    .replace("newly_missing", in_latest_session(dg.AutomationCondition.missing()).newly_true())
+    .replace("any_deps_updated", in_latest_session(dg.AutomationCondition.any_deps_updated()))
+)
 
 
 def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:

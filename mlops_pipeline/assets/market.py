@@ -7,7 +7,7 @@ blocking checks, and both record their check outcomes in the stored object's man
 assets in later runs refuse data that failed them.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
@@ -19,6 +19,7 @@ from mlops_pipeline.asset_freshness import materialized_after
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import WAITING, check_result, check_specs, json_metadata
 from mlops_pipeline.assets.sessions import (
+    SAME_SESSION_AND_TICKER,
     session_of,
     session_ticker_key,
     session_ticker_partitions,
@@ -37,6 +38,20 @@ from mlops_pipeline.training.dataset import frame_fingerprint
 
 PRICES = dg.AssetKey(["market", "prices"])
 FEATURES = dg.AssetKey(["market", "features"])
+
+
+def features_dep(tickers: Sequence[str], market_tickers: Sequence[str] | None) -> dg.AssetDep:
+    """How a team's session x ticker asset on ``tickers`` depends on the market features, whose
+    tickers are every team's (``None``: the team's own): the same session and ticker.
+
+    On the same tickers it is Dagster's identity, and both can run in one run. On other tickers
+    it is mapped dimension by dimension: the identity between two different definitions lists
+    every key of both (thousands of sessions x tickers) several times at each evaluation of the
+    automation sensor (3 s of the daemon's CPU a tick on the shipped teams, 0.2 s mapped so)."""
+    if market_tickers is None or list(tickers) == list(market_tickers):
+        return dg.AssetDep(FEATURES)
+    return dg.AssetDep(FEATURES, partition_mapping=SAME_SESSION_AND_TICKER)
+
 
 PRICE_CHECKS = {
     "price_schema": "Exactly the canonical columns and dtypes",

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import TEAM_TAG, json_metadata
-from mlops_pipeline.assets.market import FEATURES, stored_features
+from mlops_pipeline.assets.market import features_dep, stored_features
 from mlops_pipeline.assets.sessions import (
     session_of,
     session_ticker_key,
@@ -46,10 +46,12 @@ def build_monitoring_assets(
     settings: PlatformSettings,
     sessions: dg.TimeWindowPartitionsDefinition,
     upstream: Sequence[dg.AssetKey] = (),
+    market_tickers: Sequence[str] | None = None,
 ) -> list[dg.AssetsDefinition]:
     """``[team, "monitoring_report"]`` per ticker, with the ``drift`` and ``performance`` checks.
 
-    ``upstream`` adds dependencies (e.g. the team's predictions asset) to the shared features.
+    ``upstream`` adds dependencies (e.g. the team's predictions asset) to the shared features;
+    ``market_tickers`` are the features' tickers (default: the team's).
     """
     key = monitoring_report_key(team.name)
     partitions = session_ticker_partitions(sessions, team.tickers)
@@ -58,7 +60,7 @@ def build_monitoring_assets(
 
     @dg.asset(
         key=key,
-        deps=[FEATURES, *upstream],
+        deps=[features_dep(team.tickers, market_tickers), *upstream],
         partitions_def=partitions,
         automation_condition=PER_TICKER_STAGE,
         group_name=team.name,

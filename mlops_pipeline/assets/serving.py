@@ -7,7 +7,7 @@ gate and records the deployment under ``serving/deployments/<session>.json`` (pl
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ import dagster as dg
 
 from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE
 from mlops_pipeline.assets.common import json_metadata
-from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.market import features_dep
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.settings import PlatformSettings
 from mlops_pipeline.config.teams import TeamConfig
@@ -32,7 +32,10 @@ TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a sec
 
 
 def build_serving_assets(
-    team: TeamConfig, settings: PlatformSettings, sessions: dg.TimeWindowPartitionsDefinition
+    team: TeamConfig,
+    settings: PlatformSettings,
+    sessions: dg.TimeWindowPartitionsDefinition,
+    market_tickers: Sequence[str] | None = None,
 ) -> list[dg.AssetsDefinition]:
     serving_key = dg.AssetKey([team.name, "serving"])
 
@@ -72,7 +75,7 @@ def build_serving_assets(
 
     @dg.asset(
         key=[team.name, "predictions"],
-        deps=[serving_key, FEATURES],
+        deps=[serving_key, features_dep(team.tickers, market_tickers)],
         partitions_def=session_ticker_partitions(sessions, team.tickers),
         automation_condition=PER_TICKER_STAGE,
         group_name=team.name,

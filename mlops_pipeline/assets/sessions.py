@@ -67,6 +67,16 @@ SESSION = "session"
 TICKER = "ticker"
 # A session's previous session (across weekends and holidays): path-dependent assets depend on it.
 PREVIOUS_SESSION = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+# A team's session x ticker asset on another session x ticker asset with other tickers (the market
+# data has every team's): the same session and ticker. Dagster's default identity mapping between two
+# different definitions lists every key of both (thousands) at each evaluation of the automation
+# sensor; mapped dimension by dimension, only the keys asked for are.
+SAME_SESSION_AND_TICKER = dg.MultiPartitionMapping(
+    {
+        SESSION: dg.DimensionPartitionMapping(SESSION, dg.IdentityPartitionMapping()),
+        TICKER: dg.DimensionPartitionMapping(TICKER, dg.IdentityPartitionMapping()),
+    }
+)
 
 
 def session_ticker_partitions(

@@ -1,5 +1,6 @@
 """Per-team assets, under the team's key prefix and partitioned by session x the team's tickers."""
 
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pandas as pd
 
 from mlops_pipeline.assets.automation import PER_TICKER_STAGE
 from mlops_pipeline.assets.common import json_metadata
-from mlops_pipeline.assets.market import FEATURES
+from mlops_pipeline.assets.market import features_dep
 from mlops_pipeline.assets.sessions import session_of, session_ticker_partitions, ticker_of
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.ludwig import load_ludwig_config
@@ -36,7 +37,10 @@ def checked_market_inputs(
 
 
 def build_team_assets(
-    team: TeamConfig, ludwig_configs_dir: Path, sessions: dg.TimeWindowPartitionsDefinition
+    team: TeamConfig,
+    ludwig_configs_dir: Path,
+    sessions: dg.TimeWindowPartitionsDefinition,
+    market_tickers: Sequence[str] | None = None,
 ) -> list[dg.AssetsDefinition]:
     partitions = session_ticker_partitions(sessions, team.tickers)
     ludwig_path = ludwig_configs_dir / team.model.ludwig_config
@@ -48,7 +52,7 @@ def build_team_assets(
 
     @dg.asset(
         key=[team.name, "training_dataset"],
-        deps=[FEATURES],
+        deps=[features_dep(team.tickers, market_tickers)],
         partitions_def=partitions,
         automation_condition=PER_TICKER_STAGE,
         group_name=team.name,

@@ -270,3 +270,48 @@ def test_automation_conditions_launch_each_stage_once_its_inputs_exist(
     assert tick() == after_click
     materialize(SESSION, "red/reconciliation", "red/backtest", "leaderboard")
     assert tick() == {}
+
+
+@pytest.mark.filterwarnings("ignore::dagster.BetaWarning")  # raised inside dagster's own tester
+def test_teams_on_other_tickers_than_the_market_follow_its_features_of_their_own_tickers(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The market data has every team's tickers, so each team's session x ticker assets depend on it
+    across two different partition definitions (mapped dimension by dimension): a ticker's features
+    start that ticker's stage of the teams that trade it, and no other."""
+    monkeypatch.setenv("MLOPS_SESSIONS_START", "2024-06-03")
+    (project / "teams" / "red.yaml").write_text("tickers: [AAPL, MSFT]\n", encoding="utf-8")
+    (project / "teams" / "blue.yaml").write_text("tickers: [MSFT, TSLA]\n", encoding="utf-8")
+    defs = _defs()
+    graph = defs.resolve_asset_graph()
+    features = dg.AssetKey(["market", "features"])
+    for team in ("red", "blue"):
+        mapping = graph.get_partition_mapping(dg.AssetKey([team, "training_dataset"]), features)
+        assert isinstance(mapping, dg.MultiPartitionMapping), (team, mapping)
+    instance = dg.DagsterInstance.ephemeral()
+    evening = datetime(2024, 6, 14, 18, 0, tzinfo=NEW_YORK)
+    cursor = None
+
+    def tick() -> dict[str, set[str]]:
+        nonlocal cursor
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, evaluation_time=evening, cursor=cursor
+        )
+        cursor = result.cursor
+        return _requested(result, defs)
+
+    assert tick() == {}
+    for ticker in ("AAPL", "MSFT"):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["market", "prices"]), partition=f"{SESSION}|{ticker}")
+        )
+    # The features first: a team's assets are not in the market's partitions definition, so they
+    # cannot run in the same run.
+    assert tick() == {"market/features": {f"{SESSION}|AAPL", f"{SESSION}|MSFT"}}
+    instance.report_runless_asset_event(dg.AssetMaterialization(features, partition=f"{SESSION}|MSFT"))
+    per_ticker = ("training_dataset", "model", "champion")
+    assert tick() == {
+        f"{team}/{name}": {f"{SESSION}|MSFT"} for team in ("red", "blue") for name in per_ticker
+    }
+    instance.report_runless_asset_event(dg.AssetMaterialization(features, partition=f"{SESSION}|AAPL"))
+    assert tick() == {f"red/{name}": {f"{SESSION}|AAPL"} for name in per_ticker}

@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto
 
-.PHONY: setup lock system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring clean-state help
+.PHONY: setup lock system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring bench-automation clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -76,7 +76,7 @@ ui: setup
 sandbox: setup
 	$(BIN)/mlops sandbox serve
 
-bench: bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring
+bench: bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring bench-automation
 
 bench-market: setup
 	$(BIN)/python benchmarks/market_ingest.py
@@ -100,6 +100,9 @@ bench-recorded: setup
 
 bench-monitoring: setup
 	$(BIN)/python benchmarks/monitoring_workspace.py $(if $(SESSIONS),--sessions $(SESSIONS))
+
+bench-automation: setup
+	$(BIN)/python benchmarks/automation_tick.py
 
 clean-state:
 	rm -rf .mlops

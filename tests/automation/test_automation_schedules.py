@@ -208,32 +208,38 @@ def _requested(result: dg.EvaluateAutomationConditionsResult, defs: dg.Definitio
     }
 
 
+class _Automation:
+    """The automation conditions of ``defs`` evaluated tick after tick on an ephemeral instance, on
+    the evening of the last session; materializations are reported directly (as the launched runs
+    would record them), so nothing trains."""
+
+    def __init__(self, defs: dg.Definitions) -> None:
+        self.defs, self.instance, self.cursor = defs, dg.DagsterInstance.ephemeral(), None
+        self.evening = datetime(2024, 6, 14, 18, 0, tzinfo=NEW_YORK)
+
+    def tick(self) -> dict[str, set[str]]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, evaluation_time=self.evening, cursor=self.cursor
+        )
+        self.cursor = result.cursor
+        return _requested(result, self.defs)
+
+    def materialize(self, partition: str, *keys: str) -> None:
+        for key in keys:
+            asset_key = dg.AssetKey(key.split("/"))
+            self.instance.report_runless_asset_event(dg.AssetMaterialization(asset_key, partition=partition))
+
+
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")  # raised inside dagster's own tester
 def test_automation_conditions_launch_each_stage_once_its_inputs_exist(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The real definitions, on a short range of sessions; materializations are reported directly
-    (as the launched runs would record them), so nothing trains."""
+    """The real definitions, on a short range of sessions."""
     monkeypatch.setenv("MLOPS_SESSIONS_START", "2024-06-03")
     (project / "teams" / "red.yaml").write_text("tickers: [AAPL, MSFT]\n", encoding="utf-8")
     (project / "teams" / "blue.yaml").unlink()
-    defs = _defs()
-    instance = dg.DagsterInstance.ephemeral()
-    evening = datetime(2024, 6, 14, 18, 0, tzinfo=NEW_YORK)
-    cursor = None
-
-    def tick() -> dict[str, set[str]]:
-        nonlocal cursor
-        result = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, evaluation_time=evening, cursor=cursor
-        )
-        cursor = result.cursor
-        return _requested(result, defs)
-
-    def materialize(partition: str, *keys: str) -> None:
-        for key in keys:
-            asset_key = dg.AssetKey(key.split("/"))
-            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key, partition=partition))
+    automation = _Automation(_defs())
+    tick, materialize = automation.tick, automation.materialize
 
     assert tick() == {}  # nothing before the schedule's market data
     materialize("2024-06-13|AAPL", "market/prices")
@@ -288,30 +294,19 @@ def test_teams_on_other_tickers_than_the_market_follow_its_features_of_their_own
     for team in ("red", "blue"):
         mapping = graph.get_partition_mapping(dg.AssetKey([team, "training_dataset"]), features)
         assert isinstance(mapping, dg.MultiPartitionMapping), (team, mapping)
-    instance = dg.DagsterInstance.ephemeral()
-    evening = datetime(2024, 6, 14, 18, 0, tzinfo=NEW_YORK)
-    cursor = None
-
-    def tick() -> dict[str, set[str]]:
-        nonlocal cursor
-        result = dg.evaluate_automation_conditions(
-            defs=defs, instance=instance, evaluation_time=evening, cursor=cursor
-        )
-        cursor = result.cursor
-        return _requested(result, defs)
+    automation = _Automation(defs)
+    tick, materialize = automation.tick, automation.materialize
 
     assert tick() == {}
     for ticker in ("AAPL", "MSFT"):
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey(["market", "prices"]), partition=f"{SESSION}|{ticker}")
-        )
+        materialize(f"{SESSION}|{ticker}", "market/prices")
     # The features first: a team's assets are not in the market's partitions definition, so they
     # cannot run in the same run.
     assert tick() == {"market/features": {f"{SESSION}|AAPL", f"{SESSION}|MSFT"}}
-    instance.report_runless_asset_event(dg.AssetMaterialization(features, partition=f"{SESSION}|MSFT"))
+    materialize(f"{SESSION}|MSFT", "market/features")
     per_ticker = ("training_dataset", "model", "champion")
     assert tick() == {
         f"{team}/{name}": {f"{SESSION}|MSFT"} for team in ("red", "blue") for name in per_ticker
     }
-    instance.report_runless_asset_event(dg.AssetMaterialization(features, partition=f"{SESSION}|AAPL"))
+    materialize(f"{SESSION}|AAPL", "market/features")
     assert tick() == {f"red/{name}": {f"{SESSION}|AAPL"} for name in per_ticker}

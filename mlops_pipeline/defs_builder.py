@@ -69,7 +69,9 @@ def build_team_definitions(
         *build_team_assets(team, settings.ludwig_configs_path, sessions, market_tickers),
         *build_training_assets(team, settings, sessions),
         *build_serving_assets(team, settings, sessions, market_tickers),
-        *build_monitoring_assets(team, settings, sessions, [predictions_key], market_tickers),
+        *build_monitoring_assets(
+            team, settings, sessions, upstream=[predictions_key], market_tickers=market_tickers
+        ),
         *build_trading_assets(team, settings, sessions),
         *build_competition_assets(team, settings, sessions),
     ]

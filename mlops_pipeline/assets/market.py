@@ -47,7 +47,7 @@ def features_dep(tickers: Sequence[str], market_tickers: Sequence[str] | None) -
     On the same tickers it is Dagster's identity, and both can run in one run. On other tickers
     it is mapped dimension by dimension: the identity between two different definitions lists
     every key of both (thousands of sessions x tickers) several times at each evaluation of the
-    automation sensor (3 s of the daemon's CPU a tick on the shipped teams, 0.2 s mapped so)."""
+    automation sensor (``make bench-automation`` measures a tick)."""
     if market_tickers is None or list(tickers) == list(market_tickers):
         return dg.AssetDep(FEATURES)
     return dg.AssetDep(FEATURES, partition_mapping=SAME_SESSION_AND_TICKER)

@@ -41,7 +41,7 @@ _INET = (socket.AF_INET, socket.AF_INET6)
 
 # An xdist worker computes on one thread, as the platform's runs do (``run_preload``): with a worker
 # per core, torch's and OpenMP's default of a thread per core puts two busy threads on every core.
-# Two training-heavy files on two workers took 153 CPU-s with the default and 123 s with one thread.
+# Two training-heavy files on two workers took 153 s of user CPU with the default, 123 s with one.
 # Set before any test imports torch, which reads it once; a value set by the user is kept.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")

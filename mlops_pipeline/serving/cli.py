@@ -38,7 +38,7 @@ class WorkerSpec:
     max_rows: int
     max_body_bytes: int
     threads: int
-    cache_dir: str | None
+    download_dir: str | None
     workers: int
     group_dir: str | None  # the workers' shared folder when there are several
     supervisor_pid: int  # the process that starts the workers
@@ -106,8 +106,8 @@ def worker_app() -> Starlette:
     )
     group = WorkerGroup(Path(spec.group_dir), spec.workers) if spec.group_dir is not None else None
     refs = [parse_model_ref(text) for text in spec.models]
-    cache_dir = Path(spec.cache_dir) if spec.cache_dir is not None else None
-    return create_app(ModelRegistry(refs, spec.tracking_uri, cache_dir, group), config, group=group)
+    download_dir = Path(spec.download_dir) if spec.download_dir is not None else None
+    return create_app(ModelRegistry(refs, spec.tracking_uri, download_dir, group), config, group=group)
 
 
 def serve(
@@ -140,7 +140,9 @@ def serve(
             help="Server processes sharing the port, each loading the models (default: one per usable core)",
         ),
     ] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Where downloaded models are kept")] = None,
+    download_dir: Annotated[
+        Path | None, typer.Option(help="Where models are downloaded to load (removed once loaded)")
+    ] = None,
 ) -> None:
     """Serve models over REST (Ludwig form API, JSON API, MLflow scoring protocol, KServe V2)."""
     import uvicorn
@@ -166,7 +168,7 @@ def serve(
             max_rows=max_rows,
             max_body_bytes=max_body_bytes,
             threads=threads,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            download_dir=str(download_dir) if download_dir is not None else None,
             workers=workers,
             group_dir=group_dir if workers > 1 else None,
             supervisor_pid=os.getpid(),

@@ -43,14 +43,14 @@ class ModelRegistry:
         self,
         refs: list[ModelRef],
         tracking_uri: str | None,
-        cache_dir: Path | None = None,
+        download_dir: Path | None = None,
         group: WorkerGroup | None = None,
     ) -> None:
         if not refs:
             raise ValueError("at least one model is required")
         self._refs = refs
         self._tracking_uri = tracking_uri
-        self._cache_dir = cache_dir
+        self._download_dir = download_dir
         self._group = group
         self.models: dict[str, ServedModel] = {}
         self._state = "loading"
@@ -86,28 +86,31 @@ class ModelRegistry:
 
     def load(self) -> None:
         """Load every model; on the first failure the registry stays not ready, with the reason."""
-        if self._cache_dir is not None:
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="mlops-serving-", dir=self._cache_dir))  # one per process
+        if self._download_dir is not None:
+            self._download_dir.mkdir(parents=True, exist_ok=True)
         loaded: dict[str, ServedModel] = {}
-        for index, ref in enumerate(self._refs):
-            try:
-                info = resolve(ref, self._tracking_uri)
-                if info.name in loaded:
-                    raise ValueError(f"two models are named {info.name!r}; prefix one with NAME=")
-                if ref.path is not None and is_bundle(ref.path):  # a local (e.g. staged) bundle
-                    bundle = ref.path
-                else:
-                    bundle = fetch_bundle(info, self._tracking_uri, workdir / f"{index}-{info.name}")
-                loaded[info.name] = ServedModel(info, InferenceModel(bundle))
-            except Exception as exc:
-                self._state = "failed"
-                self._reason = f"{ref.raw}: {type(exc).__name__}: {exc}"
-                logger.error("model load failed: %s", self._reason)
-                if self._group is not None:
-                    self._group.mark_loaded(self._state, self._reason)
-                return
-            logger.info("loaded %s (version %s)", info.name, info.version)
+        # Downloads live only while they load: a loaded model holds its modules in memory.
+        with tempfile.TemporaryDirectory(prefix="mlops-serving-models-", dir=self._download_dir) as staging:
+            for index, ref in enumerate(self._refs):
+                try:
+                    info = resolve(ref, self._tracking_uri)
+                    if info.name in loaded:
+                        raise ValueError(f"two models are named {info.name!r}; prefix one with NAME=")
+                    if ref.path is not None and is_bundle(ref.path):  # a local (e.g. staged) bundle
+                        bundle = ref.path
+                    else:
+                        bundle = fetch_bundle(
+                            info, self._tracking_uri, Path(staging) / f"{index}-{info.name}"
+                        )
+                    loaded[info.name] = ServedModel(info, InferenceModel(bundle))
+                except Exception as exc:
+                    self._state = "failed"
+                    self._reason = f"{ref.raw}: {type(exc).__name__}: {exc}"
+                    logger.error("model load failed: %s", self._reason)
+                    if self._group is not None:
+                        self._group.mark_loaded(self._state, self._reason)
+                    return
+                logger.info("loaded %s (version %s)", info.name, info.version)
         self.models = loaded
         gc.collect()
         gc.freeze()  # the models' many objects never go away: keep them out of every later collection

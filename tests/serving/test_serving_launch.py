@@ -12,6 +12,7 @@ from mlops_pipeline.serving.bundle import ensure_run_bundle
 from mlops_pipeline.serving.deployment import deploy_team
 from mlops_pipeline.serving.launch import Deployment, LaunchError
 from mlops_pipeline.serving.launch_process import ProcessLauncher
+from mlops_pipeline.serving.registry import ModelRegistry
 from mlops_pipeline.serving.sources import ModelSourceError, parse_model_ref, resolve
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,17 @@ def test_resolve_alias_and_unknown_model(registry: Registry) -> None:
     assert resolved.aliases == ["champion"] and resolved.source == f"models:/red-AAPL/{resolved.version}"
     with pytest.raises(ModelSourceError, match="red-NOPE"):
         resolve(parse_model_ref("models:/red-NOPE@champion"), registry.tracking_uri)
+
+
+def test_models_downloaded_from_the_registry_leave_nothing_behind_once_loaded(
+    registry: Registry, tmp_path
+) -> None:
+    downloads = tmp_path / "downloads"
+    served = ModelRegistry([parse_model_ref("models:/red-AAPL@champion")], registry.tracking_uri, downloads)
+    served.load()
+    assert served.ready, served.reason
+    assert set(served.models) == {"red-AAPL"}
+    assert list(downloads.iterdir()) == []  # the bundle was downloaded here, then removed
 
 
 def test_bundle_export_is_logged_once(registry: Registry, trained: TrainedModels) -> None:

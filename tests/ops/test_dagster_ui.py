@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -45,87 +44,19 @@ def _artifacts_dir() -> Path:
     return folder
 
 
+COMMUNITY_DIALOG = "Join the Dagster community"  # a first visit's dialog, over any page
+
+
 def _visit(page, url: str, expected: list[str], screenshot: Path) -> str:
-    """Open ``url``, dismiss the first-visit dialog, wait for every expected text, take a screenshot."""
+    """Open ``url``, wait for every expected text and for no dialog over them, take a screenshot."""
+    from playwright.sync_api import expect
+
     page.goto(url)
-    skip = page.get_by_role("button", name="Skip")
-    with contextlib.suppress(Exception):
-        skip.click(timeout=5000)
     for text in expected:
         page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
+    expect(page.get_by_text(COMMUNITY_DIALOG)).to_be_hidden(timeout=30_000)  # the page's handler skips it
     page.screenshot(path=str(screenshot), full_page=True)
     return page.inner_text("body")
-
-
-def _wait_for_run(client, run_id: str, timeout_s: float = 240.0) -> str:
-    from dagster import DagsterRunStatus
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = client.get_run_status(run_id)
-        if status in {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}:
-            return status.value
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish in {timeout_s:.0f} s")
-
-
-@pytest.mark.system
-@pytest.mark.timeout(1200)  # a Dagster instance, its daemon and Chromium: 3-7 min on 2 busy cores
-def test_asset_graph_in_browser_and_jobs_over_graphql(
-    project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dagster_graphql import DagsterGraphQLClient
-    from playwright.sync_api import sync_playwright
-
-    (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
-    monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(free_port()))
-    monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-03-27")
-    port, evidently_port = free_port(), free_port()
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port),
-         "--evidently-port", str(evidently_port)],
-        cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=180)
-        # evidently's UI runs next to Dagster's, on the embedded workspace
-        wait_for_http(f"http://127.0.0.1:{evidently_port}/api/version", timeout_s=120)
-        assert (isolated_env / "evidently").is_dir()
-        artifacts = _artifacts_dir()
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            # The catalog lists assets alphabetically and renders what fits the window.
-            catalog = _visit(page, f"{base}/assets", ["blue / backtest"], artifacts / "ui-catalog.png")
-            assert "blue / champion" in catalog and "blue / model" in catalog
-            team_page = _visit(
-                page,
-                f"{base}/assets/red/training_dataset",
-                ["training_dataset"],
-                artifacts / "ui-red-asset.png",
-            )
-            assert "team: red" in team_page and "red_train" in team_page
-            _visit(page, f"{base}/asset-groups", ["market"], artifacts / "ui-lineage.png")
-            browser.close()
-        assert (artifacts / "ui-catalog.png").stat().st_size > 10_000
-
-        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        location = "mlops_pipeline.definitions"
-        for job in ("market_daily", "red_train"):
-            run_id = client.submit_job_execution(
-                job,
-                repository_location_name=location,
-                repository_name="__repository__",
-                tags={"dagster/partition": "2024-03-27|MSFT"},
-            )
-            assert _wait_for_run(client, run_id) == "SUCCESS", job
-        dataset = isolated_env / "objects" / "teams" / "red" / "datasets" / "MSFT" / "2024-03-27.parquet"
-        assert dataset.is_file()
-    finally:
-        stop_process(ui, timeout_s=60)
-    with pytest.raises(httpx.ConnectError):  # `mlops ui` stopped the evidently UI with Dagster's
-        httpx.get(f"http://127.0.0.1:{evidently_port}/api/version", timeout=5)
 
 
 # Red trades MSFT with a tiny model and a permissive gate, so one short training run yields a champion.
@@ -139,11 +70,13 @@ SMALL_RED = (
 
 @pytest.mark.system
 @pytest.mark.timeout(1200)  # a Dagster instance, its daemon and Chromium: 3-7 min on 2 busy cores
-def test_session_partitions_launched_by_clicks_in_the_ui(
+def test_the_asset_graph_in_a_browser_and_session_partitions_launched_by_clicks(
     project: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A user launches one session x ticker cell of red/predictions and a three-session backfill of
-    the market data from the Materialize dialogs; the daemon runs both and the files appear."""
+    """`mlops ui` serves Dagster's UI and evidently's. A user browses the asset catalog, a team's
+    asset and the lineage; then launches a three-session backfill of the market data and one
+    session x ticker cell of red/predictions from the Materialize dialogs, while red's upstream
+    jobs run over the GraphQL API. The daemon runs them all and the files appear."""
     import pandas as pd
     import yaml
     from dagster_graphql import DagsterGraphQLClient
@@ -154,19 +87,21 @@ def test_session_partitions_launched_by_clicks_in_the_ui(
     tiny["trainer"].update(epochs=2)
     (project / "ludwig_configs" / "tiny_mlp.yaml").write_text(yaml.safe_dump(tiny), encoding="utf-8")
     (project / "teams" / "red.yaml").write_text(SMALL_RED, encoding="utf-8")
-    (project / "teams" / "blue.yaml").unlink()
     monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(free_port()))
     monkeypatch.setenv("MLOPS_SANDBOX_TODAY", "2024-03-27")
     monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
-    port = free_port()
+    port, evidently_port = free_port(), free_port()
     ui = subprocess.Popen(
         [sys.executable, "-m", "mlops_pipeline.cli", "ui", "--port", str(port),
-         "--evidently-port", str(free_port())],
+         "--evidently-port", str(evidently_port)],
         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     objects = isolated_env / "objects"
     try:
         wait_for_http(f"http://127.0.0.1:{port}/server_info", timeout_s=180)
+        # evidently's UI runs next to Dagster's, on the embedded workspace
+        wait_for_http(f"http://127.0.0.1:{evidently_port}/api/version", timeout_s=120)
+        assert (isolated_env / "evidently").is_dir()
         base = f"http://127.0.0.1:{port}"
         artifacts = _artifacts_dir()
         (artifacts / "ui-sessions-failure.png").unlink(missing_ok=True)
@@ -180,10 +115,22 @@ def test_session_partitions_launched_by_clicks_in_the_ui(
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             # The first-visit community dialog can come up late, over any page: skip it whenever it does.
             page.add_locator_handler(
-                page.get_by_text("Join the Dagster community"),
+                page.get_by_text(COMMUNITY_DIALOG),
                 lambda: page.get_by_role("button", name="Skip").click(),
             )
             try:
+                # The catalog lists assets alphabetically and renders what fits the window.
+                catalog = _visit(page, f"{base}/assets", ["blue / backtest"], artifacts / "ui-catalog.png")
+                assert "blue / champion" in catalog and "blue / model" in catalog
+                _visit(  # the asset's page names its team and the job that materializes it
+                    page,
+                    f"{base}/assets/red/training_dataset",
+                    ["training_dataset", "team: red", "red_train"],
+                    artifacts / "ui-red-asset.png",
+                )
+                _visit(page, f"{base}/asset-groups", ["market"], artifacts / "ui-lineage.png")
+                assert (artifacts / "ui-catalog.png").stat().st_size > 10_000
+
                 # A backfill of the market data over 2024-03-22 (Fri) .. 2024-03-26 (Tue): the
                 # weekend is no partition, so the range holds three sessions.
                 _visit(
@@ -261,6 +208,7 @@ def test_session_partitions_launched_by_clicks_in_the_ui(
             assert (objects / "market" / "prices" / "MSFT" / f"{session}.parquet").is_file(), session
             assert (objects / "market" / "features" / "MSFT" / f"{session}.parquet").is_file(), session
         assert not (objects / "market" / "prices" / "MSFT" / "2024-03-23.parquet").exists()
+        assert (objects / "teams" / "red" / "datasets" / "MSFT" / "2024-03-27.parquet").is_file()
         prediction = pd.read_parquet(
             objects / "teams" / "red" / "predictions" / "MSFT" / "2024-03-27.parquet"
         )
@@ -273,3 +221,5 @@ def test_session_partitions_launched_by_clicks_in_the_ui(
         # Anything of the server still alive in its session (webserver, daemon, code server, runs).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(ui.pid, signal.SIGTERM)
+    with pytest.raises(httpx.ConnectError):  # `mlops ui` stopped the evidently UI with Dagster's
+        httpx.get(f"http://127.0.0.1:{evidently_port}/api/version", timeout=5)

@@ -69,7 +69,7 @@ class Stack:
             problem = self._unhealthy()
             if problem is None:
                 return time.monotonic() - started
-            time.sleep(2)
+            time.sleep(1)
         logs = self.compose("logs", "--tail", "40")
         raise AssertionError(f"the stack was not healthy after {timeout_s:.0f} s: {problem}\n{logs[-6000:]}")
 

@@ -183,7 +183,7 @@ def wait_for_session(stack: Stack, timeout_s: float = 2400) -> list[dict[str, An
         busy = [run for run in current if run["status"] not in {"SUCCESS"}]
         if any(event["partition"] == str(SESSION) for event in ranked) and not busy:
             return current
-        time.sleep(5)
+        time.sleep(2)
     raise AssertionError(f"the session did not finish in {timeout_s:.0f} s: {runs(stack)}")
 
 

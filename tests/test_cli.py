@@ -136,8 +136,12 @@ def test_mlops_run_starts_and_stops_the_embedded_sandbox(
 
     import dagster as dg
     from _net import free_port
+    from _teams import write_tiny_configs
 
-    (project / "teams" / "red.yaml").write_text("tickers: [MSFT]\n", encoding="utf-8")
+    tiny_return, _ = write_tiny_configs(project)  # a two-epoch model: the run is what is tested
+    (project / "teams" / "red.yaml").write_text(
+        f"tickers: [MSFT]\nmodel: {{ludwig_config: {tiny_return}}}\n", encoding="utf-8"
+    )
     (project / "teams" / "blue.yaml").unlink()
     port = free_port()
     monkeypatch.setenv("MLOPS_SANDBOX_PORT", str(port))

@@ -12,13 +12,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto
 
-.PHONY: setup lock system-deps demo test test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring bench-automation clean-state help
+.PHONY: setup lock system-deps demo test test-durations test-fast lint format ui sandbox bench bench-market bench-serving bench-production bench-loop bench-cli bench-recorded bench-monitoring bench-automation clean-state help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
 	@echo "make demo    run the last session offline on the embedded defaults, print where outputs are"
 	@echo "make test    run every test tier (installs PostgreSQL/Chromium/docker-compose if root)"
 	@echo "make test-fast  the unit tier only: no services needed, a minute or two"
+	@echo "make test-durations  make test, measuring each file's time into tests/durations.json"
 	@echo "make lint    ruff check + format check + import contracts + secret scan"
 	@echo "make lock    refresh requirements.lock from pyproject.toml"
 	@echo "make ui      Dagster UI on http://127.0.0.1:3000"
@@ -52,9 +53,14 @@ lock: setup
 system-deps:
 	@bash .ci/system-deps.sh
 
-# Every tier on every core; the 20 slowest tests are listed at the end.
+# Every tier on every core, the longest files first (tests/durations.json); the 20 slowest tests
+# are listed at the end.
 test: setup system-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
+
+# The whole suite as `make test` runs it, writing each file's seconds to tests/durations.json.
+test-durations: setup system-deps
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --store-durations
 
 # The unit tier: no network, no services, no training; runs anywhere in a minute or two.
 test-fast: setup

@@ -11,9 +11,11 @@ test-fast`` runs the unit tier anywhere, without a service.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -27,6 +29,8 @@ from mlops_pipeline.sandbox.market import SyntheticMarket
 from mlops_pipeline.sandbox.runner import RunningSandbox, start_sandbox_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Seconds each test file took in a whole run on two workers (`make test-durations` measures them).
+DURATIONS = Path(__file__).with_name("durations.json")
 TIERS = ("unit", "integration", "system")
 FIXTURE_TIERS = {
     "sandbox_url": "integration",
@@ -47,8 +51,29 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test gets exactly one tier marker: the highest of its markers and its server fixtures."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations", action="store_true", help=f"write each test file's seconds to {DURATIONS.name}"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test gets exactly one tier marker: the highest of its markers and its server fixtures.
+
+    The files come longest first (``durations.json``; a file not in it counts a second a test), so
+    that with xdist's ``--no-loadscope-reorder`` the suite ends on short files on every worker
+    instead of one worker finishing a long file alone."""
+    _tier_markers(items)
+    known = json.loads(DURATIONS.read_text(encoding="utf-8")) if DURATIONS.is_file() else {}
+    counts = Counter(_file_of(item) for item in items)
+    items.sort(key=lambda item: -known.get(_file_of(item), counts[_file_of(item)]))  # stable: in file order
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _tier_markers(items: list[pytest.Item]) -> None:
     for item in items:
         marked = [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
         used = [FIXTURE_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_TIERS]
@@ -177,3 +202,23 @@ def sandbox_today() -> date:
 def synthetic_market() -> SyntheticMarket:
     """The market the default sandbox serves."""
     return SyntheticMarket()
+
+
+class _Durations:
+    """Sums every phase of every test by file on the controlling process; written at the end."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid.split("::", 1)[0]] += report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.testsfailed == 0 and self.seconds:
+            ordered = {name: round(seconds, 1) for name, seconds in self.seconds.most_common()}
+            DURATIONS.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--store-durations") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        config.pluginmanager.register(_Durations(), "mlops-durations")

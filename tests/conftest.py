@@ -57,20 +57,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test gets exactly one tier marker: the highest of its markers and its server fixtures.
 
     The files come longest first (``durations.json``; a file not in it counts a second a test), so
     that with xdist's ``--no-loadscope-reorder`` the suite ends on short files on every worker
     instead of one worker finishing a long file alone."""
     _tier_markers(items)
-    known = json.loads(DURATIONS.read_text(encoding="utf-8")) if DURATIONS.is_file() else {}
-    counts = Counter(_file_of(item) for item in items)
-    items.sort(key=lambda item: -known.get(_file_of(item), counts[_file_of(item)]))  # stable: in file order
+    known = _measured_durations()
+    counts = Counter(_file_of(item.nodeid) for item in items)
+    items.sort(key=lambda item: -known.get(_file_of(item.nodeid), counts[_file_of(item.nodeid)]))  # stable
 
 
-def _file_of(item: pytest.Item) -> str:
-    return item.nodeid.split("::", 1)[0]
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def _measured_durations() -> dict[str, float]:
+    return json.loads(DURATIONS.read_text(encoding="utf-8")) if DURATIONS.is_file() else {}
 
 
 def _tier_markers(items: list[pytest.Item]) -> None:
@@ -205,18 +209,24 @@ def synthetic_market() -> SyntheticMarket:
 
 
 class _Durations:
-    """Sums every phase of every test by file on the controlling process; written at the end."""
+    """Sums every phase of every test by file on the controlling process; at the end, when every
+    test passed, the files measured replace their entries (a partial run keeps the others)."""
 
     def __init__(self) -> None:
         self.seconds: Counter[str] = Counter()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seconds[report.nodeid.split("::", 1)[0]] += report.duration
+        self.seconds[_file_of(report.nodeid)] += report.duration
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if session.testsfailed == 0 and self.seconds:
-            ordered = {name: round(seconds, 1) for name, seconds in self.seconds.most_common()}
-            DURATIONS.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
+        if session.testsfailed or not self.seconds:
+            return
+        merged = {
+            **_measured_durations(),
+            **{name: round(seconds, 1) for name, seconds in self.seconds.items()},
+        }
+        ordered = dict(sorted(merged.items(), key=lambda entry: -entry[1]))
+        DURATIONS.write_text(json.dumps(ordered, indent=1) + "\n", encoding="utf-8")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,12 +3,13 @@ while the others go on with other tests.
 
 Compose up in CI: docker-compose.yml with the opt-in Docker serving file and the CI override
 (deploy/compose/ci.yml: PostgreSQL from Debian's packages, moto's S3 server for MinIO, images built
-here on the local base image). One session runs through the daemon (a backfill of its market data;
-every later stage by the automation sensor), then: MLflow holds the runs (PostgreSQL) and their
-artifacts (S3), DVC pushed to its bucket, the objects are in S3, the serving containers answered
-predictions over the compose network, and ``down`` then ``up`` keeps the history. Two small teams
-(red on MSFT, blue on TSLA, two-epoch copies of the shipped Ludwig configs) keep the session short;
-the stack is otherwise as shipped.
+here on the local base image). One session runs through the daemon (its market data as the teams'
+daily schedules request it, one queued run per session and ticker; every later stage by the
+automation sensor), then: MLflow holds the runs (PostgreSQL) and their artifacts (S3), DVC pushed
+to its bucket, the objects are in S3, the serving containers answered predictions over the compose
+network, and ``down`` then ``up`` keeps the history. Two small teams (red on MSFT, blue on TSLA,
+two-epoch copies of the shipped Ludwig configs) keep the session short; the stack is otherwise as
+shipped.
 
 Runs in containers: an instance whose run launcher is dagster-docker's ``DockerRunLauncher`` runs
 one session's market data in a container of the platform image, to success, with the run's logs in
@@ -154,15 +155,18 @@ class PeakMemory:
         self.thread.join(timeout=180)
 
 
-def launch_market_backfill(stack: Stack) -> None:
-    partitions = [f"{SESSION}|{ticker}" for ticker in TICKERS]
-    selector = {"partitionSetName": "market_daily_partition_set", "repositorySelector": LOCATION}
-    launched = stack.graphql(
-        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"partitionNames": partitions, "selector": selector}},
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+def launch_market_runs(stack: Stack) -> None:
+    """The session's market runs, one per ticker, as the teams' daily schedules request them (a
+    schedule ticks once a day): through the run queue, which the daemon drains."""
+    for ticker in TICKERS:
+        selector = {**LOCATION, "pipelineName": "market_daily"}
+        tags = [{"key": "dagster/partition", "value": f"{SESSION}|{ticker}"}]
+        launched = stack.graphql(
+            """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
+                 __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+            {"params": {"selector": selector, "runConfigData": {}, "executionMetadata": {"tags": tags}}},
+        )["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
 
 
 def runs(stack: Stack) -> list[dict[str, Any]]:
@@ -244,7 +248,7 @@ def _session_and_history(stack: Stack, measured: dict[str, Any]) -> None:
 
     started = time.monotonic()
     with PeakMemory(stack) as peak:
-        launch_market_backfill(stack)
+        launch_market_runs(stack)
         session_runs = wait_for_session(stack)
     measured["session_s"] = round(time.monotonic() - started, 1)
     launched_at = time.time() - measured["session_s"]

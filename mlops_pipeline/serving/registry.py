@@ -90,7 +90,8 @@ class ModelRegistry:
             self._download_dir.mkdir(parents=True, exist_ok=True)
         loaded: dict[str, ServedModel] = {}
         # Downloads live only while they load: a loaded model holds its modules in memory.
-        with tempfile.TemporaryDirectory(prefix="mlops-serving-models-", dir=self._download_dir) as staging:
+        with tempfile.TemporaryDirectory(prefix="mlops-serving-models-", dir=self._download_dir) as folder:
+            staging = Path(folder)
             for index, ref in enumerate(self._refs):
                 try:
                     info = resolve(ref, self._tracking_uri)
@@ -99,9 +100,7 @@ class ModelRegistry:
                     if ref.path is not None and is_bundle(ref.path):  # a local (e.g. staged) bundle
                         bundle = ref.path
                     else:
-                        bundle = fetch_bundle(
-                            info, self._tracking_uri, Path(staging) / f"{index}-{info.name}"
-                        )
+                        bundle = fetch_bundle(info, self._tracking_uri, staging / f"{index}-{info.name}")
                     loaded[info.name] = ServedModel(info, InferenceModel(bundle))
                 except Exception as exc:
                     self._state = "failed"

@@ -158,15 +158,16 @@ class PeakMemory:
 def launch_market_runs(stack: Stack) -> None:
     """The session's market runs, one per ticker, as the teams' daily schedules request them (a
     schedule ticks once a day): through the run queue, which the daemon drains."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=int(stack.variables["PORT_DAGSTER"]))
     for ticker in TICKERS:
-        selector = {**LOCATION, "pipelineName": "market_daily"}
-        tags = [{"key": "dagster/partition", "value": f"{SESSION}|{ticker}"}]
-        launched = stack.graphql(
-            """mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
-                 __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
-            {"params": {"selector": selector, "runConfigData": {}, "executionMetadata": {"tags": tags}}},
-        )["launchPipelineExecution"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
+        client.submit_job_execution(
+            "market_daily",
+            repository_location_name=LOCATION["repositoryLocationName"],
+            repository_name=LOCATION["repositoryName"],
+            tags={"dagster/partition": f"{SESSION}|{ticker}"},
+        )
 
 
 def runs(stack: Stack) -> list[dict[str, Any]]:

@@ -42,7 +42,6 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from mlops_pipeline.market.calendar import CALENDAR_END, is_trading_day, trading_days
 from mlops_pipeline.market.schema import PRICE_COLUMNS, empty_price_frame
@@ -253,6 +252,8 @@ class SyntheticMarket:
         return coefficients
 
     def _generate_raw_path(self, symbol: str) -> pd.DataFrame:
+        from scipy.signal import lfilter  # ~0.9 s to import: only a generated path needs it
+
         rng = _rng(self.seed, symbol)
         size = len(self._sessions)
         market_shock, turbulent = self._market_shocks

@@ -8,7 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mlops_pipeline.assets.automation import PER_TEAM_STAGE, PER_TICKER_STAGE, per_team_stage
+from mlops_pipeline.assets.automation import (
+    DAEMON_LOOP_S,
+    PER_TEAM_STAGE,
+    PER_TICKER_STAGE,
+    minimum_interval_s,
+    per_team_stage,
+)
 from mlops_pipeline.assets.sessions import PREVIOUS_SESSION
 from mlops_pipeline.config.errors import ConfigError
 from mlops_pipeline.config.home import broker_account_pool, embedded_dagster_yaml
@@ -141,16 +147,29 @@ def test_stages_after_market_data_carry_automation_conditions(project: Path) -> 
     automation = sensors["session_automation"]
     assert isinstance(automation, dg.AutomationConditionSensorDefinition)
     assert automation.default_status == dg.DefaultSensorStatus.RUNNING
-    assert automation.minimum_interval_seconds == 30
+    assert automation.minimum_interval_seconds == minimum_interval_s(30)
 
 
 def test_the_automation_sensors_interval_is_a_setting(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_AUTOMATION_INTERVAL_S", "5")
     sensors = {sensor.name: sensor for sensor in _defs().sensors or []}
-    assert sensors["session_automation"].minimum_interval_seconds == 5
+    assert sensors["session_automation"].minimum_interval_seconds == minimum_interval_s(5)
     monkeypatch.setenv("MLOPS_AUTOMATION_INTERVAL_S", "4")  # under the daemon's own loop of 5 s
     with pytest.raises(ValueError, match="automation_interval_s"):
         _defs()
+
+
+@pytest.mark.parametrize("interval_s", [5, 7, 10, 30, 3600])
+def test_the_daemon_evaluates_the_automation_sensor_at_its_interval_not_a_loop_later(interval_s: int) -> None:
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    assert DAEMON_LOOP_S == MIN_INTERVAL_LOOP_TIME  # the daemon checks its sensors once per loop
+    minimum = minimum_interval_s(interval_s)
+    # The daemon skips a sensor while less than its minimum interval has elapsed since its last
+    # evaluation. Each check starts up to a second or two earlier or later within its loop.
+    loops = interval_s // DAEMON_LOOP_S  # the most whole loops within the interval
+    assert loops * DAEMON_LOOP_S - 2 >= minimum, "a check slightly early would wait a whole loop more"
+    assert (loops - 1) * DAEMON_LOOP_S + 2 < minimum, "evaluated more often than the interval"
 
 
 def test_the_sessions_end_at_the_last_completed_session(

@@ -78,15 +78,30 @@ def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
 PER_TEAM_STAGE = per_team_stage()
 
 
+# The daemon checks its sensors once per loop of 5 s, and skips a sensor whose minimum interval has
+# not quite elapsed: a loop that comes a moment early (the previous check started a little later in
+# its loop) waits a whole loop more, so a minimum of 5 s evaluates every 5 or 10 s.
+DAEMON_LOOP_S = 5
+
+
+def minimum_interval_s(interval_s: int) -> int:
+    """The sensor's minimum interval that has the daemon evaluate it every ``interval_s`` seconds,
+    rounded down to a whole number of its loops: half a loop less, so that a loop that comes a
+    little early still evaluates it."""
+    loops = max(1, interval_s // DAEMON_LOOP_S)
+    return loops * DAEMON_LOOP_S - DAEMON_LOOP_S // 2
+
+
 def automation_sensor(interval_s: int) -> dg.AutomationConditionSensorDefinition:
     """The sensor that launches every stage by its automation condition, evaluated every
-    ``interval_s`` seconds (the ``MLOPS_AUTOMATION_INTERVAL_S`` setting): the longest a stage waits
-    after its inputs are in. Each evaluation reads the whole graph's latest events in the daemon."""
+    ``interval_s`` seconds (the ``MLOPS_AUTOMATION_INTERVAL_S`` setting, rounded down to a multiple
+    of the daemon's 5 s loop): the longest a stage waits after its inputs are in, while the daemon
+    keeps up. Each evaluation reads the whole graph's latest events in the daemon."""
     return dg.AutomationConditionSensorDefinition(
         "session_automation",
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=interval_s,
+        minimum_interval_seconds=minimum_interval_s(interval_s),
         description="Launches each stage of the latest session once its inputs are materialized.",
     )
 

@@ -150,7 +150,8 @@ class PlatformSettings(BaseSettings):
         default=30,
         ge=5,
         description="Seconds between two evaluations of the session_automation sensor, which launches "
-        "each stage once its inputs are in (the daemon evaluates it at most every 5 s)",
+        "each stage once its inputs are in (rounded down to a multiple of 5: the daemon checks sensors "
+        "every 5 s)",
     )
     sessions_start: date = Field(
         default=date(2020, 1, 2),

@@ -87,7 +87,12 @@ def test_dagster_instance_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> No
                         "POSTGRES_PASSWORD": "secret", "DAGSTER_DB": "dagster"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     config, _ = dagster_instance_config(str(REPO_ROOT / "deploy" / "dagster"))
-    assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "POSTGRES_PASSWORD"}
+    storage = config["storage"]["custom"]
+    assert (storage["module"], storage["class"]) == (
+        "mlops_pipeline.postgres_storage",
+        "PooledPostgresStorage",
+    )
+    assert storage["config"]["postgres_db"]["password"] == {"env": "POSTGRES_PASSWORD"}
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["telemetry"]["enabled"] is False
 
@@ -110,6 +115,11 @@ def test_instance_configs_and_their_run_launchers_validate(
     launcher_class = getattr(importlib.import_module(module), launcher["class"])
     result = process_config(launcher_class.config_type(), launcher.get("config") or {})
     assert result.success, [error.message for error in result.errors or []]
+    storage = config["storage"].get("custom")  # the stack's own: its configuration as Dagster's
+    if storage is not None:
+        storage_class = getattr(importlib.import_module(storage["module"]), storage["class"])
+        checked = process_config(storage_class.config_type(), storage["config"])
+        assert checked.success, [error.message for error in checked.errors or []]
     # queued runs start within a second, as in the embedded instance
     coordinator = config["run_coordinator"]
     coordinator_module = importlib.import_module(

@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 import yaml
@@ -16,30 +17,29 @@ from _postgres import Postgres
 
 from mlops_pipeline.config.platform import load_platform
 from mlops_pipeline.config.settings import load_settings
+from mlops_pipeline.postgres_storage import CONNECTIONS_KEPT, PooledPostgresStorage
 from mlops_pipeline.sandbox.config import SandboxConfig
 from mlops_pipeline.sandbox.runner import start_sandbox_thread
 from mlops_pipeline.session_runner import run_session
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNS_QUERY = (
     "{ runsOrError { __typename ... on Runs { results { runId jobName status tags { key value } } } } }"
 )
 
 
 def _postgres_instance_yaml(pg: Postgres, database: str) -> dict:
-    return {
-        "telemetry": {"enabled": False},
-        "storage": {
-            "postgres": {
-                "postgres_db": {
-                    "hostname": pg.host,
-                    "port": pg.port,
-                    "username": pg.user,
-                    "password": {"env": "MLOPS_TEST_PG_PASSWORD"},
-                    "db_name": database,
-                }
-            }
-        },
+    """deploy/dagster/dagster.yaml's storage on the test's server."""
+    deployed = yaml.safe_load((REPO_ROOT / "deploy" / "dagster" / "dagster.yaml").read_text(encoding="utf-8"))
+    storage = deployed["storage"]
+    storage["custom"]["config"]["postgres_db"] = {
+        "hostname": pg.host,
+        "port": pg.port,
+        "username": pg.user,
+        "password": {"env": "MLOPS_TEST_PG_PASSWORD"},
+        "db_name": database,
     }
+    return {"telemetry": {"enabled": False}, "storage": storage}
 
 
 def _start_webserver(port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -77,8 +77,16 @@ def test_daily_runs_survive_a_webserver_restart(
     try:
         platform = load_platform(load_settings())
         assert platform.last_session == date(2024, 3, 27)  # the sandbox's today
+        with dg.DagsterInstance.get():  # its tables created, as a deployment's first start does
+            pass
+        opened_before = postgres.sessions_opened("dagster_test")
         report = run_session(platform, platform.last_session)
         assert report.ok and report.total_count > 0
+        # The session's statements went through this process's kept connections; only the instance's
+        # opening inspects each storage's tables on a connection of its own. Dagster's storage opens
+        # one per statement group: 512 for these six runs.
+        opened = postgres.sessions_opened("dagster_test") - opened_before
+        assert opened <= 3 + 2 * CONNECTIONS_KEPT, f"{opened} connections for {len(report.runs)} runs"
         run_ids = {run.run_id for run in report.runs}
         assert None not in run_ids
 
@@ -104,6 +112,40 @@ def test_daily_runs_survive_a_webserver_restart(
             assert ("red_trade", "2024-03-27") in partitions and ("rank_teams", "2024-03-27") in partitions
     finally:
         sandbox.stop()
+
+
+@pytest.mark.system
+def test_kept_connections_survive_the_server_closing_them_and_are_never_shared_with_a_fork(
+    postgres: Postgres,
+) -> None:
+    import sqlalchemy as db
+
+    postgres.create_database("dagster_kept")
+    storage = PooledPostgresStorage(postgres.url("dagster_kept"))
+
+    def backend() -> int:
+        with storage.run_storage.connect() as connection:
+            return int(connection.execute(db.text("SELECT pg_backend_pid()")).scalar_one())
+
+    kept = backend()
+    assert backend() == kept  # the same connection, kept between uses
+    postgres.terminate_backend(kept)  # an idle connection the server dropped (a restart, a timeout)
+    replaced = backend()
+    assert replaced != kept  # found closed before use and replaced: no failed statement
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a forked process (a run launcher's fork) opens its own
+        try:
+            os.write(write, str(backend()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    in_child = int(os.read(read, 32))
+    os.close(read)
+    assert in_child not in (kept, replaced)
+    assert backend() == replaced  # the parent's connection, untouched by the child
 
 
 @pytest.mark.system

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # noqa: S105 - the variable's name, not a secret
 WORKER_SPEC_ENV = "MLOPS_SERVING_WORKER_SPEC"
 WORKER_MODULE = "mlops_pipeline.serving.cli"
+GROUP_DIR_PREFIX = "mlops-serving-workers-"  # then the server's pid: <prefix><pid>-<random>
 
 
 def usable_cores() -> int:
@@ -160,7 +162,8 @@ def serve(
 
         tracking_uri = load_settings().mlflow_tracking_uri
     workers = workers or usable_cores()
-    with tempfile.TemporaryDirectory(prefix="mlops-serving-workers-") as group_dir:
+    remove_folders_of_dead_servers(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{GROUP_DIR_PREFIX}{os.getpid()}-") as group_dir:
         spec = WorkerSpec(
             models=model,
             tracking_uri=tracking_uri,
@@ -190,6 +193,17 @@ def serve(
             timeout_graceful_shutdown=10,
             timeout_worker_healthcheck=30,  # a worker loading its models answers the supervisor late
         )
+
+
+def remove_folders_of_dead_servers(root: Path) -> None:
+    """Remove the workers' folders under ``root`` of servers no longer running: a server stopped by
+    a signal removes its own, one killed (kill -9, the OOM killer) leaves it behind."""
+    from mlops_pipeline.processes import alive
+
+    for folder in root.glob(f"{GROUP_DIR_PREFIX}*-*"):
+        pid = folder.name.removeprefix(GROUP_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 serve_app = typer.Typer(add_completion=False, help="The model server.")

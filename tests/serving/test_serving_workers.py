@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,7 @@ from _serving_models import ROW_FEATURES
 from starlette.testclient import TestClient
 
 from mlops_pipeline.serving.app import ServerConfig, create_app
+from mlops_pipeline.serving.cli import GROUP_DIR_PREFIX, remove_folders_of_dead_servers
 from mlops_pipeline.serving.inference import InferenceModel
 from mlops_pipeline.serving.launch import free_port
 from mlops_pipeline.serving.registry import ModelRegistry
@@ -161,7 +163,27 @@ def test_workers_exit_when_their_supervisor_is_killed(bundles) -> None:
         server.wait(30)
         _wait_until(lambda: not any(_alive(worker) for worker in workers), "the workers to exit", 30)
         assert _answers(f"{base}/ready") is None  # nothing holds the port
+        # Its workers' folder stays behind, until the next server starts and removes it.
+        left = list(Path(tempfile.gettempdir()).glob(f"{GROUP_DIR_PREFIX}{server.pid}-*"))
+        assert len(left) == 1
+        remove_folders_of_dead_servers(Path(tempfile.gettempdir()))
+        assert not left[0].exists()
     finally:
         for worker in workers:
             if _alive(worker):
                 os.kill(worker, signal.SIGKILL)
+
+
+def test_a_workers_folder_is_removed_only_once_its_server_is_gone(tmp_path: Path) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead, running = ended.pid, os.getpid()
+    for pid in (dead, running):
+        (tmp_path / f"{GROUP_DIR_PREFIX}{pid}-abc123").mkdir()
+        (tmp_path / f"{GROUP_DIR_PREFIX}{pid}-abc123" / "state-1.json").write_text("{}")
+    older = tmp_path / f"{GROUP_DIR_PREFIX}x7k2_q9z"  # named without a pid: left alone
+    older.mkdir()
+    remove_folders_of_dead_servers(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [f"{GROUP_DIR_PREFIX}{running}-abc123", older.name]
+    )

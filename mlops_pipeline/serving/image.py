@@ -28,7 +28,14 @@ DEPS_REPOSITORY = "mlops-serving-deps"  # the dependency stage, reused while req
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 REQUIREMENTS = PACKAGE_DIR / "image-requirements.txt"
 # The server imports nothing else from the project.
-PACKAGE_FILES = ("__init__.py", "runtime_env.py", "model_registry.py", "objects.py", "http_clients.py")
+PACKAGE_FILES = (
+    "__init__.py",
+    "runtime_env.py",
+    "model_registry.py",
+    "objects.py",
+    "http_clients.py",
+    "processes.py",
+)
 
 
 class ImageUnavailableError(RuntimeError):

@@ -11,16 +11,20 @@ from pathlib import Path
 
 from mlops_pipeline.serving import cli, image
 
+# Imported by the entry point only where a container never goes: the platform's settings, read for
+# the tracking URI when none is given (a container serves bundles, or has MLFLOW_TRACKING_URI).
+OUTSIDE_THE_IMAGE = {"mlops_pipeline.config.settings"}
+
 
 def _entry_point_modules() -> list[str]:
-    """The container's entry point and the serving modules it imports, lazily or not."""
+    """The container's entry point and the project's modules it imports, lazily or not."""
     tree = ast.parse(Path(cli.__file__).read_text())
     imported = {
         node.module
         for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlops_pipeline.serving")
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlops_pipeline.")
     }
-    return sorted({cli.WORKER_MODULE, *imported})
+    return sorted({cli.WORKER_MODULE, *imported} - OUTSIDE_THE_IMAGE)
 
 
 def test_the_images_package_loads_the_servers_modules_on_its_own(tmp_path: Path) -> None:

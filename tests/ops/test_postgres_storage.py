@@ -1,4 +1,5 @@
-"""Dagster and MLflow on a real PostgreSQL server: history survives restarting the servers."""
+"""Dagster and MLflow on a real PostgreSQL server: history survives restarting the servers, and the
+deployed storage (``mlops_pipeline.postgres_storage``) keeps its connections between uses."""
 
 from __future__ import annotations
 

@@ -29,7 +29,6 @@ Configure it in ``dagster.yaml`` (deploy/dagster/ does)::
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Self
 
 import sqlalchemy as db
@@ -45,15 +44,15 @@ from sqlalchemy.pool import QueuePool
 CONNECTIONS_KEPT = 4
 RECYCLE_S = 1800
 _ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
 
 
 def pooled_engine(postgres_url: str) -> Engine:
     """This process's engine for ``postgres_url``, keeping up to ``CONNECTIONS_KEPT`` connections."""
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(postgres_url)
-        if engine is None:
-            engine = _ENGINES[postgres_url] = db.create_engine(
+    engine = _ENGINES.get(postgres_url)
+    if engine is None:  # two threads may both make one: the first stored is kept (none connected yet)
+        engine = _ENGINES.setdefault(
+            postgres_url,
+            db.create_engine(
                 postgres_url,
                 isolation_level="AUTOCOMMIT",  # as Dagster's own engines
                 poolclass=QueuePool,
@@ -61,8 +60,9 @@ def pooled_engine(postgres_url: str) -> Engine:
                 max_overflow=-1,  # never wait for a connection: beyond the kept ones, open one for the use
                 pool_pre_ping=True,
                 pool_recycle=RECYCLE_S,
-            )
-        return engine
+            ),
+        )
+    return engine
 
 
 def _forget_parent_connections() -> None:

@@ -12,6 +12,7 @@ from mlops_pipeline.assets.automation import (
     DAEMON_LOOP_S,
     PER_TEAM_STAGE,
     PER_TICKER_STAGE,
+    automation_sensor,
     minimum_interval_s,
     per_team_stage,
 )
@@ -161,10 +162,13 @@ def test_the_automation_sensors_interval_is_a_setting(project: Path, monkeypatch
 
 @pytest.mark.parametrize("interval_s", [5, 7, 10, 30, 3600])
 def test_the_daemon_evaluates_the_automation_sensor_at_its_interval_not_a_loop_later(interval_s: int) -> None:
-    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+    from dagster._core.definitions.sensor_definition import SensorType
+    from dagster._daemon.asset_daemon import MIN_INTERVAL_LOOP_SECONDS
 
-    assert DAEMON_LOOP_S == MIN_INTERVAL_LOOP_TIME  # the daemon checks its sensors once per loop
-    minimum = minimum_interval_s(interval_s)
+    sensor = automation_sensor(interval_s)
+    assert sensor.sensor_type == SensorType.AUTO_MATERIALIZE  # evaluated by the asset daemon,
+    assert DAEMON_LOOP_S == MIN_INTERVAL_LOOP_SECONDS  # which checks such sensors once per loop
+    minimum = sensor.minimum_interval_seconds
     # The daemon skips a sensor while less than its minimum interval has elapsed since its last
     # evaluation. Each check starts up to a second or two earlier or later within its loop.
     loops = interval_s // DAEMON_LOOP_S  # the most whole loops within the interval

@@ -78,16 +78,17 @@ def per_team_stage(*ignored: dg.AssetKey) -> dg.AutomationCondition:
 PER_TEAM_STAGE = per_team_stage()
 
 
-# The daemon checks its sensors once per loop of 5 s, and skips a sensor whose minimum interval has
-# not quite elapsed: a loop that comes a moment early (the previous check started a little later in
-# its loop) waits a whole loop more, so a minimum of 5 s evaluates every 5 or 10 s.
+# The daemon's asset daemon checks automation-condition sensors once per loop of 5 s, and skips one
+# whose minimum interval has not quite elapsed: a loop that comes a moment early (the previous check
+# started a little later in its loop) waits a whole loop more, so a minimum of 5 s evaluated every
+# 5 or 10 s.
 DAEMON_LOOP_S = 5
 
 
 def minimum_interval_s(interval_s: int) -> int:
     """The sensor's minimum interval that has the daemon evaluate it every ``interval_s`` seconds,
-    rounded down to a whole number of its loops: half a loop less, so that a loop that comes a
-    little early still evaluates it."""
+    rounded down to a whole number of its loops: 2 s less, so that a loop that comes up to 2 s early
+    still evaluates it."""
     loops = max(1, interval_s // DAEMON_LOOP_S)
     return loops * DAEMON_LOOP_S - DAEMON_LOOP_S // 2
 

@@ -202,7 +202,9 @@ def remove_folders_of_dead_servers(root: Path) -> None:
 
     for folder in root.glob(f"{GROUP_DIR_PREFIX}*-*"):
         pid = folder.name.removeprefix(GROUP_DIR_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not alive(int(pid)):
+        if not (pid.isascii() and pid.isdigit() and len(pid) <= 10):  # not a server's folder
+            continue
+        if not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -121,6 +121,7 @@ def test_the_asset_graph_in_a_browser_and_session_partitions_launched_by_clicks(
             try:
                 # The catalog lists assets alphabetically and renders what fits the window.
                 catalog = _visit(page, f"{base}/assets", ["blue / backtest"], artifacts / "ui-catalog.png")
+                assert page.evaluate("() => localStorage.getItem('communityNux')") == json.dumps("1")
                 assert "blue / champion" in catalog and "blue / model" in catalog
                 _visit(  # the asset's page names its team and the job that materializes it
                     page,

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,11 +109,12 @@ def _metric(text: str, line_start: str) -> int:
     return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 
-def _start_two_workers(bundle: Path) -> tuple[subprocess.Popen, str, list[int]]:
+def _start_two_workers(bundle: Path, temp_dir: Path | None = None) -> tuple[subprocess.Popen, str, list[int]]:
     """A server of two workers for ``bundle``, once ready: the supervisor, its URL and the workers."""
     port = free_port()
     command = [sys.executable, "-m", "mlops_pipeline.serving.cli", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen([*command, "--model", f"x={bundle}"], stdin=subprocess.DEVNULL)
+    env = {**os.environ, "TMPDIR": str(temp_dir)} if temp_dir is not None else None
+    server = subprocess.Popen([*command, "--model", f"x={bundle}"], stdin=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until(lambda: _answers(f"{base}/ready") == 200, "the server to be ready")
@@ -155,8 +155,8 @@ def test_two_workers_share_the_port_and_the_metrics_and_sigterm_stops_them_all(b
     assert not [worker for worker in workers if _alive(worker)]
 
 
-def test_workers_exit_when_their_supervisor_is_killed(bundles) -> None:
-    server, base, workers = _start_two_workers(bundles["return"])
+def test_workers_exit_when_their_supervisor_is_killed(bundles, tmp_path: Path) -> None:
+    server, base, workers = _start_two_workers(bundles["return"], temp_dir=tmp_path)
     try:
         assert len(workers) == 2
         server.kill()  # kill -9: the supervisor gets no chance to stop its workers
@@ -164,9 +164,9 @@ def test_workers_exit_when_their_supervisor_is_killed(bundles) -> None:
         _wait_until(lambda: not any(_alive(worker) for worker in workers), "the workers to exit", 30)
         assert _answers(f"{base}/ready") is None  # nothing holds the port
         # Its workers' folder stays behind, until the next server starts and removes it.
-        left = list(Path(tempfile.gettempdir()).glob(f"{GROUP_DIR_PREFIX}{server.pid}-*"))
+        left = list(tmp_path.glob(f"{GROUP_DIR_PREFIX}{server.pid}-*"))
         assert len(left) == 1
-        remove_folders_of_dead_servers(Path(tempfile.gettempdir()))
+        remove_folders_of_dead_servers(tmp_path)
         assert not left[0].exists()
     finally:
         for worker in workers:
@@ -181,9 +181,10 @@ def test_a_workers_folder_is_removed_only_once_its_server_is_gone(tmp_path: Path
     for pid in (dead, running):
         (tmp_path / f"{GROUP_DIR_PREFIX}{pid}-abc123").mkdir()
         (tmp_path / f"{GROUP_DIR_PREFIX}{pid}-abc123" / "state-1.json").write_text("{}")
-    older = tmp_path / f"{GROUP_DIR_PREFIX}x7k2_q9z"  # named without a pid: left alone
-    older.mkdir()
+    others = [f"{GROUP_DIR_PREFIX}x7k2_q9z", f"{GROUP_DIR_PREFIX}\u00b2-abc123"]  # no pid: left alone
+    for name in others:
+        (tmp_path / name).mkdir()
     remove_folders_of_dead_servers(tmp_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
-        [f"{GROUP_DIR_PREFIX}{running}-abc123", older.name]
+        [f"{GROUP_DIR_PREFIX}{running}-abc123", *others]
     )

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# pytest-xdist workers for make test (one per core; on 2 cores the suite takes about 11.3 min with
+# pytest-xdist workers for make test (one per core; on 2 cores the suite takes about 11.6 min with
 # two workers, its summed test time about 22 min, and longer with three: it is bound by CPU);
 # TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= auto

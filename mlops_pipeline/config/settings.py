@@ -130,6 +130,12 @@ class PlatformSettings(BaseSettings):
         default=None,
         description="Alpaca-compatible trading and market-data endpoint (paper only), e.g. a sandbox",
     )
+    broker_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds the broker has to answer a request; a request without an answer by then is "
+        "retried like a 5xx (with MLOPS_BROKER=alpaca and the sandbox alike)",
+    )
 
     sandbox_url: str | None = Field(
         default=None, description="A running sandbox server; unset = start one on 127.0.0.1:<sandbox_port>"

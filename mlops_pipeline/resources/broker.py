@@ -72,6 +72,9 @@ class BrokerResource(dg.ConfigurableResource):
 
 def broker_from_settings(settings: PlatformSettings) -> BrokerResource:
     """The sandbox by default; with ``MLOPS_BROKER=alpaca``, Alpaca (paper unless ``MLOPS_ALPACA_LIVE``)."""
+    timeout_s = settings.broker_timeout_s
     if settings.broker == "sandbox":
-        return BrokerResource(mode="sandbox", url=embedded_sandbox_url(settings))
-    return BrokerResource(mode="alpaca", url=settings.alpaca_url, live=settings.alpaca_live)
+        return BrokerResource(mode="sandbox", url=embedded_sandbox_url(settings), timeout_s=timeout_s)
+    return BrokerResource(
+        mode="alpaca", url=settings.alpaca_url, live=settings.alpaca_live, timeout_s=timeout_s
+    )

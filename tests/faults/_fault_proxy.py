@@ -5,11 +5,14 @@ matches it. A rule matches by method, path prefix, query parameters and headers 
 key) and, for its first ``times`` matching requests, answers with a status and body of its own,
 waits ``delay_s`` before forwarding, forwards and then drops the response (the upstream acted,
 the client hears nothing), or calls ``before`` (a hook that may stop a server) before it goes on.
-Every request is logged.
+Every request is logged; a rule counts the requests it delayed whose client hung up meanwhile (a
+client timeout shorter than the delay).
 """
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +41,7 @@ class Rule:
     before: Callable[[], None] | None = None
     times: int | None = 1
     hits: int = 0
+    abandoned: int = 0  # delayed requests whose client had closed its connection by the end of the delay
 
     def matches(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -124,6 +128,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 rule.before()
             if rule is not None and rule.delay_s:
                 time.sleep(rule.delay_s)
+                if _hung_up(self.connection):
+                    rule.abandoned += 1
             if rule is not None and rule.status is not None:
                 self._answer(rule.status, rule.body, {"Content-Type": rule.content_type})
                 return
@@ -156,3 +162,14 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle  # noqa: N815 (http.server names)
 
     return Handler
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """Whether the client closed its end (its request timed out): readable, with nothing to read."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True

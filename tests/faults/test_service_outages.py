@@ -84,13 +84,16 @@ def _team(team: str) -> dict[str, str]:
     return {"APCA-API-KEY-ID": TEAM_KEYS[f"{team.upper()}_ALPACA_API_KEY"]}
 
 
-def test_broker_5xx_bursts_timeouts_a_429_storm_and_a_lost_answer(world: ServiceWorld) -> None:
+def test_broker_5xx_bursts_timeouts_a_429_storm_and_a_lost_answer(
+    world: ServiceWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.open_market(BROKER_SESSION)
     trading = ("trade", "rank")
     # Blue: a timeout, a burst of 502s, a 503 on its order, then its order accepted and the answer
     # lost. Red: a 429 storm longer than the retries.
     blue, red = _team("blue"), _team("red")
-    world.proxy.add(Rule(path="/v2/account", method="GET", headers=blue, delay_s=11.0))
+    monkeypatch.setenv("MLOPS_BROKER_TIMEOUT_S", "2")
+    timed_out = world.proxy.add(Rule(path="/v2/account", method="GET", headers=blue, delay_s=3.5))
     world.proxy.add(Rule(path="/v2/positions", method="GET", headers=blue, status=502, times=2))
     world.proxy.add(Rule(path="/v2/orders", method="POST", headers=blue, status=503))
     lost = world.proxy.add(Rule(path="/v2/orders", method="POST", headers=blue, drop_response=True))
@@ -108,6 +111,7 @@ def test_broker_5xx_bursts_timeouts_a_429_storm_and_a_lost_answer(world: Service
 
     outcome = {run.job: run for run in report.runs}
     assert outcome["blue_trade"].status == "success", report.runs
+    assert timed_out.abandoned == 1  # blue stopped waiting after MLOPS_BROKER_TIMEOUT_S, and retried
     assert lost.hits == 1  # blue placed an order and never heard back
     assert world.proxy.count("GET", "/v2/orders:by_client_order_id") >= 2  # looked up before retrying
     assert outcome["red_trade"].status == "failure", report.runs

@@ -73,6 +73,7 @@ from mlops_pipeline.assets.market import FEATURES, PRICES
 from mlops_pipeline.assets.sessions import SESSION_KEY_FORMAT, TICKER, session_ticker_key
 from mlops_pipeline.config.platform import Platform, SessionError
 from mlops_pipeline.market.calendar import trading_days
+from mlops_pipeline.partition_key_memo import partition_keys_listed_once
 from mlops_pipeline.run_errors import failure_reason, run_events
 from mlops_pipeline.run_launcher import PreforkRunLauncher, fail_orphaned_runs
 
@@ -438,9 +439,9 @@ class _Driver:
         # the mark was read before iterating: what the iteration itself records (a run that ends
         # at once) is new at a later call, which then iterates again
         self._iterated, self._iterated_at, self._unseen_since = (backfill.backfill_id, mark), now, None
-        # One effective time for the whole iteration: Dagster keeps the partition keys it listed for
-        # that time, instead of listing every session x ticker again for each asset it checks.
-        with dg.partition_loading_context(effective_dt=get_current_datetime()):
+        # One effective time for the whole iteration, for which each definition's partition keys
+        # (every session x ticker) are listed once, not again for each asset Dagster checks.
+        with dg.partition_loading_context(effective_dt=get_current_datetime()), partition_keys_listed_once():
             for error in execute_backfill_jobs(self.context, self.logger, [backfill]):
                 if error is not None:
                     raise ReplayError(f"backfill {backfill.backfill_id}: {error.message.strip()}")

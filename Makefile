@@ -53,18 +53,24 @@ lock: setup
 system-deps:
 	@bash .ci/system-deps.sh
 
+# The suites keep bytecode caches even where the environment sets PYTHONDONTWRITEBYTECODE: each of
+# their hundred-odd Python processes (workers, `mlops` commands, servers, fork servers) would
+# otherwise compile the platform's modules again, and each worker rewrite and compile the test
+# modules (collection: 9.6 s of CPU, 6.0 s with the caches).
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
+
 # Every tier on every core, the longest files first (tests/durations.json); the 20 slowest tests
 # are listed at the end.
 test: setup system-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 # The whole suite as `make test` runs it, writing each file's seconds to tests/durations.json.
 test-durations: setup system-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --store-durations
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --store-durations
 
 # The unit tier: no network, no services, no training; runs anywhere in a minute or two.
 test-fast: setup
-	$(BIN)/python -m pytest -m unit -n auto --durations=10
+	$(PYTEST) -m unit -n auto --durations=10
 
 lint: setup
 	$(BIN)/ruff check .

@@ -9,9 +9,9 @@ have one definition per team (its tickers) and the market's another, and the tar
 in hash order, so nearly every asset lists its definition again: with two teams, 0.45 s of CPU an
 iteration, and a replay iterates each session's backfill 4 to 10 times.
 
-:func:`partition_keys_listed_once` keeps every listing made inside it instead, for the one
-effective time the replay driver iterates at (``dg.partition_loading_context``); Dagster's own
-listing is back in place on exit.
+:func:`partition_keys_listed_once` keeps every listing made inside it instead, per definition and
+effective time (an iteration lists at its backfill's creation time), as Dagster's own cache is
+keyed; Dagster's own listing is back in place on exit.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ Keys = Sequence[dg.MultiPartitionKey]
 def partition_keys_listed_once() -> Iterator[None]:
     """Within the block, each session x ticker definition lists its keys once per effective time.
 
-    Where Dagster's method has another name (a later release), the block changes nothing."""
+    Where Dagster's class has no such method (a later release renamed it), the block changes nothing."""
     listing = dg.MultiPartitionsDefinition.__dict__.get(_METHOD)
     if listing is None:
         yield
@@ -43,8 +43,8 @@ def partition_keys_listed_once() -> Iterator[None]:
             listed[key] = listing(self, _current_time)
         return listed[key]
 
-    setattr(dg.MultiPartitionsDefinition, _METHOD, list_once)
     try:
+        setattr(dg.MultiPartitionsDefinition, _METHOD, list_once)
         yield
     finally:
         setattr(dg.MultiPartitionsDefinition, _METHOD, listing)

@@ -166,8 +166,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
 def _hung_up(connection: socket.socket) -> bool:
     """Whether the client closed its end (its request timed out): readable, with nothing to read."""
-    readable, _, _ = select.select([connection], [], [], 0)
-    if not readable:
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    if not poller.poll(0):
         return False
     try:
         return connection.recv(1, socket.MSG_PEEK) == b""

@@ -56,7 +56,7 @@ system-deps:
 # The suites keep bytecode caches even where the environment sets PYTHONDONTWRITEBYTECODE: each of
 # their hundred-odd Python processes (workers, `mlops` commands, servers, fork servers) would
 # otherwise compile the platform's modules again, and each worker rewrite and compile the test
-# modules (collection: 9.6 s of CPU, 6.0 s with the caches).
+# modules (collecting the suite took 9.6 s, 6.0 s with the caches).
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 # Every tier on every core, the longest files first (tests/durations.json); the 20 slowest tests

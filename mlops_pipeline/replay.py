@@ -54,7 +54,7 @@ from dagster._daemon.backfill import execute_backfill_jobs
 from dagster._daemon.controller import get_daemon_statuses
 from dagster._daemon.daemon import BackfillDaemon
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
-from dagster._time import get_current_datetime, get_current_timestamp
+from dagster._time import get_current_timestamp
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -439,10 +439,9 @@ class _Driver:
         # the mark was read before iterating: what the iteration itself records (a run that ends
         # at once) is new at a later call, which then iterates again
         self._iterated, self._iterated_at, self._unseen_since = (backfill.backfill_id, mark), now, None
-        # One effective time for the whole iteration (Dagster's own steps list at the backfill's),
-        # and each definition's partition keys (every session x ticker) listed once per time, not
-        # again for each asset Dagster checks.
-        with dg.partition_loading_context(effective_dt=get_current_datetime()), partition_keys_listed_once():
+        # Dagster lists partitions at the backfill's creation time; each definition's keys (every
+        # session x ticker) are listed once, not again for each asset it checks.
+        with partition_keys_listed_once():
             for error in execute_backfill_jobs(self.context, self.logger, [backfill]):
                 if error is not None:
                     raise ReplayError(f"backfill {backfill.backfill_id}: {error.message.strip()}")

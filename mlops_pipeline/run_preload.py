@@ -2,13 +2,13 @@
 
 It imports the libraries the code location and the asset bodies use: Dagster and its SQLite storage
 (the embedded instance's, with the empty run database each run's is copied from), pandas, the NYSE
-calendar (and builds it: exchange-calendars keeps it for the same arguments), Ludwig and torch
-(training, serving), MLflow and its SQL store, DVC, ONNX and ONNX Runtime, evidently (monitoring),
-the broker client, about 20 s in all, that no run then pays again (they were 3 to 4 s of every run's
-start), and the platform's own modules; and it rehearses evidently's reports once, so that what
-they import and build on first use is there too. A run keeps those while the platform's sources
-are unchanged since (:func:`forget_edited_platform`); after an edit it imports the code as it is
-on disk now, so that code reloaded in the UI is what the next run executes.
+calendar (and reads its table), Ludwig and torch (training, serving), MLflow and its SQL store,
+DVC, ONNX and ONNX Runtime, evidently (monitoring), the broker client, about 20 s in all, that no
+run then pays again (they were 3 to 4 s of every run's start), and the platform's own modules; and
+it rehearses evidently's reports once, so that what they import and build on first use is there
+too. A run keeps those while the platform's sources are unchanged since
+(:func:`forget_edited_platform`); after an edit it imports the code as it is on disk now, so that
+code reloaded in the UI is what the next run executes.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ _ludwig_api = importlib.import_module("mlops_pipeline.ludwig_api")
 _ON_FIRST_USE = (
     "dagster._core.storage.sqlite_storage",  # the run's instance
     "dagster_postgres",
-    "exchange_calendars",
     "mlops_pipeline.torch_shim",  # before ludwig
     "ludwig.api",
     "onnxruntime",
@@ -91,7 +90,7 @@ for _module in _ON_FIRST_USE:
     with contextlib.suppress(Exception):
         importlib.import_module(_module)
 with contextlib.suppress(Exception):
-    _calendar.is_trading_day(date.today())  # builds the calendar, which exchange-calendars then keeps
+    _calendar.is_trading_day(date.today())  # reads the calendar's table (or builds it), kept for the process
 # The empty run database every run's own is copied from.
 with contextlib.suppress(Exception):
     _instance_storage.empty_run_database()

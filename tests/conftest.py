@@ -118,13 +118,18 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     """Every test gets its own state folder and no platform variables from the outer shell; model
     servers deployed during the test (they outlive runs by design) are stopped afterwards. Model
     servers are local processes unless a test chooses the launcher: ``auto`` would start a Docker
-    container for every deployment wherever a daemon answers (as in CI)."""
+    container for every deployment wherever a daemon answers (as in CI). They run one worker
+    process unless a test chooses: the default (one per usable core) adds a fork server and a
+    second worker to each of the dozens of deployments in the suite, about 1.5 s of CPU each; the
+    tests of several workers (tests/serving/test_serving_workers.py, the fault tests' homes) keep
+    or set it."""
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     home = tmp_path / ".mlops"
     monkeypatch.setenv("MLOPS_HOME", str(home))
     monkeypatch.setenv("MLOPS_SERVING_LAUNCHER", "process")
+    monkeypatch.setenv("MLOPS_SERVING_WORKERS", "1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,14 +1,18 @@
-"""Ludwig configs are validated in full, against a schema checked once per process."""
+"""Ludwig configs are validated in full, against a schema checked once per process; Ludwig's
+parameter metadata is parsed with libyaml to the same values."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import multiprocessing
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
-from mlops_pipeline.ludwig_api import warm_ludwig_schema
+from mlops_pipeline.ludwig_api import libyaml_safe_load, warm_ludwig_schema
 from mlops_pipeline.training.ludwig_runner import import_ludwig_api
 
 pytestmark = pytest.mark.integration  # imports Ludwig
@@ -81,3 +85,18 @@ def test_a_process_forked_after_the_warm_up_never_checks_the_schema_again() -> N
     child.start()
     child.join(timeout=120)
     assert child.exitcode == 0
+
+
+def test_ludwigs_metadata_parses_to_the_same_values_with_libyaml() -> None:
+    spec = importlib.util.find_spec("ludwig")
+    assert spec is not None and spec.submodule_search_locations
+    metadata = sorted(
+        (Path(spec.submodule_search_locations[0]) / "schema" / "metadata" / "configs").glob("*.yaml")
+    )
+    assert len(metadata) >= 10
+    pure_python = yaml.safe_load
+    with libyaml_safe_load():
+        assert yaml.safe_load is not pure_python
+        parsed = [yaml.safe_load(path.read_text(encoding="utf-8")) for path in metadata]
+    assert yaml.safe_load is pure_python
+    assert parsed == [yaml.safe_load(path.read_text(encoding="utf-8")) for path in metadata]

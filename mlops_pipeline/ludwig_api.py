@@ -19,6 +19,7 @@ where PyYAML has it, to the same values.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -39,25 +40,32 @@ def import_ludwig_api() -> ModuleType:
     return ludwig.api
 
 
+# Held while yaml.safe_load is swapped: two threads importing Ludwig at once would otherwise each
+# keep the other's replacement as the function to restore.
+_YAML_SWAP = threading.RLock()
+
+
 @contextmanager
 def libyaml_safe_load() -> Iterator[None]:
-    """``yaml.safe_load`` parses with libyaml's loader inside the block (nothing changes where PyYAML
-    was built without libyaml); PyYAML's own function is back on exit."""
+    """``yaml.safe_load`` parses with libyaml's loader inside the block, in every thread of the
+    process (the same values; a malformed document's error may read differently); PyYAML's own
+    function is back on exit. Nothing changes where PyYAML was built without libyaml."""
     import yaml
 
     if not yaml.__with_libyaml__:
         yield
         return
-    pure_python = yaml.safe_load
 
     def safe_load(stream: Any) -> Any:
         return yaml.load(stream, Loader=yaml.CSafeLoader)
 
-    yaml.safe_load = safe_load
-    try:
-        yield
-    finally:
-        yaml.safe_load = pure_python
+    with _YAML_SWAP:
+        pure_python = yaml.safe_load
+        yaml.safe_load = safe_load
+        try:
+            yield
+        finally:
+            yaml.safe_load = pure_python
 
 
 def warm_ludwig_schema() -> None:

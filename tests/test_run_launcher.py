@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from _processes import cmdline, descendants
 from dagster._core.launcher import WorkerStatus
 
@@ -228,15 +229,25 @@ def _fork_servers_below(pid: int) -> list[str]:
 def test_run_processes_compute_on_one_thread_each_and_never_collect_the_preloaded_objects() -> None:
     """Importing the fork server's preload fixes torch's (and OpenMP's) threads at one, which the
     runs it forks inherit (runs already run side by side), and freezes what it loaded, so that a
-    run's garbage collections leave the shared libraries alone."""
+    run's garbage collections leave the shared libraries alone. Ludwig's metadata is parsed with
+    libyaml there too (:func:`mlops_pipeline.ludwig_api.libyaml_safe_load`)."""
     env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
     probe = (
-        "import gc, mlops_pipeline.run_preload, torch; "
-        "print(torch.get_num_threads(), gc.get_freeze_count(), len(gc.get_objects()))"
+        "import yaml; loaders = []; load = yaml.load\n"
+        "def counted(stream, Loader):\n"
+        "    loaders.append(Loader.__name__)\n"
+        "    return load(stream, Loader)\n"
+        "yaml.load = counted\n"
+        "import gc, mlops_pipeline.run_preload, torch\n"
+        "print(torch.get_num_threads(), gc.get_freeze_count(), len(gc.get_objects()), "
+        "loaders.count('CSafeLoader'), yaml.safe_load.__module__)"
     )
-    threads, frozen, collectable = subprocess.run(
+    threads, frozen, collectable, libyaml_parsed, safe_load = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=300
-    ).stdout.split()[-3:]
+    ).stdout.split()[-5:]
     assert threads == "1"
     assert int(frozen) > 100_000  # the libraries' objects
     assert int(collectable) < int(frozen) / 20  # what a run's full collection still traverses
+    if yaml.__with_libyaml__:
+        assert int(libyaml_parsed) >= 10  # Ludwig's metadata files
+    assert safe_load == "yaml"  # PyYAML's own function is back

@@ -41,7 +41,7 @@ DateLike = date | datetime | pd.Timestamp | str
 class _Calendar:
     sessions: pd.DatetimeIndex  # naive, normalized
     closed: dict[date, str]  # weekdays without a session: the holiday's name or SPECIAL_CLOSURE
-    early_closes: dict[date, time]  # sessions that close before REGULAR_CLOSE, New York time
+    early_closes: dict[date, time]  # sessions closing at another time (all earlier), New York time
 
 
 def exchange_calendars_version() -> str:

@@ -87,6 +87,7 @@ def test_a_process_forked_after_the_warm_up_never_checks_the_schema_again() -> N
     assert child.exitcode == 0
 
 
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML without libyaml: the block changes nothing")
 def test_ludwigs_metadata_parses_to_the_same_values_with_libyaml() -> None:
     spec = importlib.util.find_spec("ludwig")
     assert spec is not None and spec.submodule_search_locations

@@ -190,10 +190,7 @@ def holiday_name(day: DateLike) -> str | None:
     Weekends and sessions give ``None``; unscheduled closures (e.g. national days of mourning)
     are reported as :data:`SPECIAL_CLOSURE`.
     """
-    stamp = _day(day)
-    if stamp.dayofweek >= 5 or is_trading_day(stamp):
-        return None
-    return _calendar().closed.get(stamp.date(), SPECIAL_CLOSURE)
+    return _calendar().closed.get(_day(day).date())  # exactly the weekdays without a session
 
 
 def non_session_weekdays(start: DateLike, end: DateLike) -> list[date]:
